@@ -1,0 +1,18 @@
+"""edgecnn: train a CNN image classifier, export it for the edge, run and benchmark it on a device."""
+
+__version__ = "0.1.0"
+
+__all__ = ["Classifier", "ModelCard", "__version__"]
+
+
+def __getattr__(name):
+    # Lazy so that `import edgecnn` stays light (no OpenCV, no TensorFlow).
+    if name == "Classifier":
+        from edgecnn.runtime.classifier import Classifier
+
+        return Classifier
+    if name == "ModelCard":
+        from edgecnn.card import ModelCard
+
+        return ModelCard
+    raise AttributeError(f"module 'edgecnn' has no attribute {name!r}")

@@ -1,0 +1,139 @@
+"""ModelCard: the one contract between training, export, runtime and benchmark.
+
+A card travels with every artifact as ``<artifact>.card.json`` (e.g.
+``model_int8.tflite.card.json``) and, where the format allows, embedded in it.
+It states how pixels must be prepared; nothing downstream guesses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecnn import __version__
+from edgecnn._io import write_json
+from edgecnn.errors import CardError
+
+CARD_SUFFIX = ".card.json"
+OUTPUT_KINDS = ("softmax", "sigmoid", "logits")
+
+
+@dataclass
+class Normalization:
+    """How the runtime turns RGB pixels (0..255) into the model's float input.
+
+    The runtime feeds ``(pixel - mean) / std``. edgecnn's own models normalize
+    inside themselves, so their cards say mean 0, std 1 (raw pixels) and
+    describe the in-model step in ``in_model``.
+    """
+
+    mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    in_model: str = "none"
+
+    @classmethod
+    def raw(cls, in_model: str) -> "Normalization":
+        return cls(in_model=in_model)
+
+    @property
+    def is_identity(self) -> bool:
+        return all(m == 0 for m in self.mean) and all(s == 1 for s in self.std)
+
+
+@dataclass
+class ModelCard:
+    labels: list[str]
+    input_height: int
+    input_width: int
+    input_channels: int = 3
+    channel_order: str = "RGB"
+    layout: str = "NHWC"
+    normalization: Normalization = field(default_factory=Normalization)
+    output_kind: str = "softmax"
+    format: str = "keras"
+    quantization: str = "none"
+    architecture: str = "unknown"
+    resize: str = "stretch"
+    edgecnn_version: str = __version__
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.normalization, dict):
+            self.normalization = Normalization(**self.normalization)
+        if self.output_kind not in OUTPUT_KINDS:
+            raise CardError(f"card output_kind {self.output_kind!r} is not one of {', '.join(OUTPUT_KINDS)}")
+        if not self.labels:
+            raise CardError("card has no labels; every model card needs its class labels")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.input_height, self.input_width
+
+    def replace(self, **changes) -> "ModelCard":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "card") -> "ModelCard":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = {k: v for k, v in data.items() if k not in names}
+        known = {k: v for k, v in data.items() if k in names}
+        missing = [n for n in ("labels", "input_height", "input_width") if n not in known]
+        if missing:
+            raise CardError(f"{source} is missing {', '.join(missing)}; re-export the model with edgecnn")
+        try:
+            card = cls(**known)
+        except TypeError as exc:
+            raise CardError(f"{source} is malformed ({exc}); re-export the model with edgecnn") from None
+        card.extra.update(unknown)
+        return card
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "card") -> "ModelCard":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CardError(f"{source} is not valid JSON ({exc}); re-export the model with edgecnn") from None
+        if not isinstance(data, dict):
+            raise CardError(f"{source} is not a JSON object; re-export the model with edgecnn")
+        return cls.from_dict(data, source)
+
+    def save(self, artifact: str | os.PathLike) -> Path:
+        """Write the sidecar card for ``artifact`` atomically and return its path."""
+        path = card_path(artifact)
+        write_json(path, self.to_dict())
+        return path
+
+    @classmethod
+    def load(cls, artifact: str | os.PathLike) -> "ModelCard":
+        path = card_path(artifact)
+        if not path.is_file():
+            raise CardError(f"no model card at {path}; export the model with edgecnn or pass --labels")
+        return cls.from_json(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def card_path(artifact: str | os.PathLike) -> Path:
+    """``model.tflite`` -> ``model.tflite.card.json``; a card path is returned unchanged."""
+    artifact = Path(artifact)
+    if artifact.name.endswith(CARD_SUFFIX):
+        return artifact
+    return artifact.with_name(artifact.name + CARD_SUFFIX)
+
+
+def find_card(artifact: str | os.PathLike) -> ModelCard | None:
+    """The sidecar card of ``artifact`` if there is one, else None."""
+    path = card_path(artifact)
+    return ModelCard.load(artifact) if path.is_file() else None

@@ -1,0 +1,61 @@
+"""Typed errors. Every message says what was wrong and what to do about it.
+
+The CLI prints ``error: <message>`` for any :class:`EdgeCNNError` and exits 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+
+class EdgeCNNError(Exception):
+    """Base class for errors caused by the user's input or environment."""
+
+    exit_code = 2
+
+
+class UsageError(EdgeCNNError):
+    """A bad command-line value or API argument."""
+
+
+class DataError(EdgeCNNError):
+    """A dataset folder or image that cannot be used."""
+
+
+class ModelError(EdgeCNNError):
+    """A model file that is missing, corrupt or not understood."""
+
+
+class CardError(ModelError):
+    """A model card that is missing fields or cannot be parsed."""
+
+
+class LabelsError(EdgeCNNError):
+    """Labels that are missing or do not match the model's outputs."""
+
+
+class BackendUnavailableError(EdgeCNNError):
+    """No installed runtime can run this model format."""
+
+
+class ExportError(EdgeCNNError):
+    """A conversion to an edge format failed."""
+
+
+class ValidationError(ExportError):
+    """An exported model disagrees with the Keras model beyond its tolerance."""
+
+
+class MissingDependencyError(EdgeCNNError):
+    """An optional dependency (an extra) is not installed."""
+
+
+def require(module: str, extra: str):
+    """Import ``module`` or raise a MissingDependencyError naming the pip extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{module} is not installed ({exc}); install it with: pip install 'edgecnn[{extra}]'"
+        ) from exc
