@@ -1,0 +1,29 @@
+"""Shared fixtures: where ../shared lives, and small real images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EDGECNN_SHARED", REPO / ".." / "shared")).resolve()
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, or skip the test with the reason."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test data not found at {path} (set EDGECNN_SHARED)")
+    return path
+
+
+@pytest.fixture
+def coral_dir() -> Path:
+    return shared_path("data", "coral")
+
+
+@pytest.fixture
+def flowers_dir() -> Path:
+    return shared_path("data", "flowers5")
