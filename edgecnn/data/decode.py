@@ -1,0 +1,56 @@
+"""Decode any image file into 8-bit RGB by its content (Pillow), and resize it."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from edgecnn.errors import DataError
+
+
+def decode_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Return the image at ``path`` as uint8 RGB (H, W, 3).
+
+    Format is detected from the bytes, not the extension. Grayscale, alpha
+    (composited on black), palette and 16-bit images become 8-bit RGB; an
+    animated GIF gives its first frame. Raises DataError when unreadable.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.seek(0)
+            img.load()
+            return _to_rgb(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot decode {path}: {exc.__class__.__name__}: {exc}") from None
+
+
+def _to_rgb(img) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(arr[..., None], 3, axis=-1)
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA"):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[..., 3:4] / 255.0
+        return (rgba[..., :3] * alpha + 0.5).astype(np.uint8)
+    if mode != "RGB":
+        img = img.convert("RGB")
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Stretch ``rgb`` to (height, width) with bilinear interpolation (as the runtime does)."""
+    import cv2
+
+    h, w = size
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
