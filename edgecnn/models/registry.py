@@ -1,0 +1,65 @@
+"""Architecture registry, as in timm: a decorator fills a dict; create_model builds by name."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass
+from typing import Callable
+
+from edgecnn.errors import UsageError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    builder: Callable  # builder(num_classes, input_shape, **kwargs) -> keras.Model
+    default_size: int
+    description: str
+    binary: bool = False  # a single sigmoid output (two labels)
+    in_model_normalization: str = "x / 255"  # recorded in the card
+    min_size: int = 16
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, default_size: int, description: str, **spec_kwargs):
+    """Decorator registering ``builder(num_classes, input_shape, **kwargs)`` under ``name``."""
+
+    def wrap(builder):
+        _REGISTRY[name] = ModelSpec(name, builder, default_size, description, **spec_kwargs)
+        return builder
+
+    return wrap
+
+
+def _load_all():
+    # Import the architecture modules so their decorators run.
+    from edgecnn.models import tutorial  # noqa: F401
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    _load_all()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def get_spec(name: str) -> ModelSpec:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"unknown architecture {name!r}{hint}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def create_model(name: str, num_classes: int, input_shape=(32, 32, 3), **kwargs):
+    """Build architecture ``name``: raw RGB 0..255 in, class probabilities out."""
+    spec = get_spec(name)
+    h, w = input_shape[:2]
+    if min(h, w) < spec.min_size:
+        raise UsageError(f"{name} needs inputs of at least {spec.min_size}px; received {h}x{w}")
+    if spec.binary and num_classes != 2:
+        raise UsageError(f"{name} is a binary (single sigmoid) model and needs exactly 2 classes; received {num_classes}")
+    return spec.builder(num_classes, tuple(input_shape), **kwargs)

@@ -1,0 +1,33 @@
+"""Seeded, stratified train/validation split of loaded images."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgecnn.data.folder import LoadedImages
+
+
+def stratified_split(data: LoadedImages, val_fraction: float, seed: int = 0) -> tuple[LoadedImages, LoadedImages]:
+    """Split per class so both parts keep the class balance; every class keeps ≥1 training image."""
+    rng = np.random.default_rng(seed)
+    val_idx = []
+    for label in np.unique(data.labels):
+        members = np.flatnonzero(data.labels == label)
+        rng.shuffle(members)
+        n_val = int(round(len(members) * val_fraction))
+        n_val = min(max(n_val, 1 if len(members) > 1 else 0), len(members) - 1)
+        val_idx.extend(members[:n_val].tolist())
+    val_mask = np.zeros(len(data.labels), dtype=bool)
+    val_mask[val_idx] = True
+    return _subset(data, ~val_mask), _subset(data, val_mask)
+
+
+def _subset(data: LoadedImages, mask: np.ndarray) -> LoadedImages:
+    idx = np.flatnonzero(mask)
+    return LoadedImages(
+        images=data.images[idx],
+        labels=data.labels[idx],
+        class_names=data.class_names,
+        paths=[data.paths[i] for i in idx],
+        skipped=data.skipped,
+    )
