@@ -1,0 +1,164 @@
+"""Export a Keras image classifier to every format in :data:`edgecnn.formats.FORMATS`.
+
+Each artifact is written atomically with its card embedded (where the format
+allows) and beside it as ``<artifact>.card.json``, then validated against the
+Keras model on real images. Heavy libraries are imported only by the exporters.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from edgecnn._io import atomic_path
+from edgecnn.errors import UsageError, ValidationError
+from edgecnn.export.calibration import MIN_CALIBRATION_IMAGES, calibration_images, validation_images
+from edgecnn.export.job import INT8_IO, ExportJob
+from edgecnn.export.report import ArtifactReport, ExportReport, file_facts, versions
+from edgecnn.export.source import load_source
+from edgecnn.formats import Format, parse_formats
+from edgecnn.labels import write_labels
+
+__all__ = ["ExportReport", "export"]
+
+
+def export(
+    model,
+    formats: str | list[str] = "all",
+    out: str | os.PathLike = "export",
+    *,
+    labels: str | os.PathLike | list[str] | None = None,
+    calib_data: str | os.PathLike | None = None,
+    calib_samples: int = 200,
+    int8_io: str = "uint8",
+    opset: int = 17,
+    force: bool = False,
+    validate: bool = True,
+    val_samples: int = 100,
+    allow_tf_ops: bool = False,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> ExportReport:
+    """Export ``model`` (run dir, .keras file or keras.Model) to ``formats`` in ``out``.
+
+    Returns the :class:`ExportReport` (also saved as ``out/export_report.json``).
+    Raises :class:`ValidationError` after writing everything when an artifact
+    misses its format's tolerance; any other bad input raises before ``out`` is touched.
+    """
+    say = progress or (lambda message: None)
+    fmts = parse_formats(formats)
+    _check_options(int8_io, calib_samples, val_samples, opset)
+    source = load_source(model, labels)
+    out = Path(out)
+    _check_existing(out, fmts, force)
+    run_dir = source.path.parent if source.run_config and source.path else None
+    report = ExportReport(model=str(source.path or getattr(source.model, "name", "model")), out=str(out),
+                          versions=versions())
+
+    job = ExportJob(source, workdir=Path(), int8_io=int8_io, opset=opset, allow_tf_ops=allow_tf_ops)
+    if any(f.quantization == "int8" for f in fmts):
+        job.calibration = calibration_images(source.run_config, run_dir, calib_data, source.input_shape,
+                                             calib_samples, seed)
+        report.calibration = job.calibration.describe()
+        report.warnings += _calibration_warnings(job, calib_samples)
+    for warning in report.warnings:
+        say(f"warning: {warning}")
+
+    check_set, reference = None, None
+    if validate:
+        check_set = validation_images(source.run_config, run_dir, calib_data, source.card.labels,
+                                      source.input_shape, val_samples, seed)
+        report.validation_images = check_set.describe()
+        reference = source.model.predict(check_set.images.astype("float32"), batch_size=32, verbose=0)
+        say(f"validating on {len(check_set.images)} images from {check_set.source}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="edgecnn-export-") as workdir:
+        job.workdir = Path(workdir)
+        for fmt in fmts:
+            report.artifacts.append(_export_one(job, fmt, out, check_set, reference, say))
+    write_labels(out / "labels.txt", source.card.labels)
+    path = report.save()
+    say(f"report: {path}")
+    if report.failed:
+        raise ValidationError("; ".join(a.validation["failures"] for a in report.failed)
+                              + f" (figures in {path})")
+    return report
+
+
+def _export_one(job: ExportJob, fmt: Format, out: Path, check_set, reference, say) -> ArtifactReport:
+    say(f"{fmt.name}: exporting {fmt.filename}")
+    exporter = _exporter(fmt)
+    dest = out / fmt.filename
+    start = time.perf_counter()
+    with atomic_path(dest) as tmp:
+        card = exporter(job, fmt, tmp)
+    card_file = card.save(dest)
+    job.written[fmt.name] = dest
+    size, sha = file_facts(dest)
+    entry = ArtifactReport(fmt.name, str(dest), str(card_file), size, sha, fmt.quantization,
+                           round(time.perf_counter() - start, 2))
+    if check_set is not None:
+        entry.validation = _validate(fmt, dest, check_set, reference)
+        say(f"{fmt.name}: {size / 1024:.0f} KB, {_summary(entry.validation)}")
+    else:
+        say(f"{fmt.name}: {size / 1024:.0f} KB (not validated)")
+    return entry
+
+
+def _validate(fmt: Format, dest: Path, check_set, reference) -> dict:
+    from edgecnn.export.validate import compare, failures, run_artifact
+
+    figures = compare(reference, run_artifact(dest, check_set.images), check_set.labels)
+    problems = failures(fmt, figures)
+    result = {**figures.to_dict(), "passed": not problems}
+    if problems:
+        result["failures"] = f"{fmt.name} ({dest.name}) failed validation on {figures.images} images: " + "; ".join(problems)
+    return result
+
+
+def _summary(v: dict) -> str:
+    text = f"agreement {v['agreement']:.2%}, max diff {v['max_abs_diff']:.1e}"
+    if v["accuracy"] is not None:
+        text += f", accuracy {v['accuracy']:.2%} (Keras {v['reference_accuracy']:.2%})"
+    return text + ("" if v["passed"] else "  FAILED")
+
+
+def _exporter(fmt: Format) -> Callable:
+    module, _, function = fmt.exporter.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _check_options(int8_io: str, calib_samples: int, val_samples: int, opset: int) -> None:
+    if int8_io not in INT8_IO:
+        raise UsageError(f"received --int8-io={int8_io!r}; expected one of {', '.join(INT8_IO)}")
+    if calib_samples < 1:
+        raise UsageError(f"--calib-samples must be at least 1; received {calib_samples}")
+    if val_samples < 1:
+        raise UsageError(f"validation needs at least 1 image; received {val_samples}")
+    if not 13 <= opset <= 21:
+        raise UsageError(f"received --opset={opset}; expected an ONNX opset from 13 to 21")
+
+
+def _check_existing(out: Path, fmts: list[Format], force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; pass a folder for the exported models")
+    existing = [f.filename for f in fmts if (out / f.filename).exists()]
+    if existing and not force:
+        raise UsageError(f"{', '.join(existing)} already exist in {out}; pass --force to overwrite "
+                         f"or choose another --out")
+
+
+def _calibration_warnings(job: ExportJob, requested: int) -> list[str]:
+    found = job.calibration
+    if found.synthetic:
+        return ["no real images found for int8 calibration; calibrating on synthetic images "
+                "(int8 accuracy may suffer) - pass --calib-data DIR"]
+    if len(found.images) < MIN_CALIBRATION_IMAGES:
+        return [f"only {len(found.images)} calibration images in {found.source} (fewer than "
+                f"{MIN_CALIBRATION_IMAGES}); int8 accuracy may suffer - pass --calib-data DIR with more"]
+    return []

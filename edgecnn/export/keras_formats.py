@@ -1,0 +1,33 @@
+"""Keras-side exporters: the .keras file itself and a TensorFlow SavedModel folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecnn.card import ModelCard
+from edgecnn.export.job import ExportJob
+from edgecnn.formats import Format
+
+EMBEDDED_CARD = "edgecnn.card.json"  # inside a SavedModel folder
+
+
+def export_keras(job: ExportJob, fmt: Format, dest: Path) -> ModelCard:
+    job.model.save(dest)
+    return job.card_for(fmt)
+
+
+def export_saved_model(job: ExportJob, fmt: Format, dest: Path) -> ModelCard:
+    """A SavedModel whose ``serve`` endpoint takes float32 raw pixels (dynamic batch), inference mode."""
+    import keras
+    import tensorflow as tf
+
+    model = job.model
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # Not model.export(): its endpoint leaves augmentation layers (RandomFlip...) active.
+    archive.add_endpoint("serve", lambda image: model(image, training=False),
+                         input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")])
+    archive.write_out(str(dest), verbose=False)
+    card = job.card_for(fmt)
+    (dest / EMBEDDED_CARD).write_text(card.to_json(), encoding="utf-8")
+    return card

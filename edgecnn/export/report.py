@@ -1,0 +1,80 @@
+"""export_report.json: what was written, how big, its hash, and how it validated."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edgecnn import __version__
+from edgecnn._io import write_json
+
+REPORT_FILE = "export_report.json"
+VERSIONED = ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
+
+
+@dataclass
+class ArtifactReport:
+    format: str
+    path: str
+    card: str
+    size: int
+    sha256: str
+    quantization: str
+    seconds: float
+    validation: dict[str, Any] | None = None  # Figures.to_dict() + "passed"/"failures"; None with --no-validate
+
+    @property
+    def passed(self) -> bool:
+        return self.validation is None or bool(self.validation.get("passed"))
+
+
+@dataclass
+class ExportReport:
+    model: str
+    out: str
+    artifacts: list[ArtifactReport] = field(default_factory=list)
+    calibration: dict[str, Any] | None = None
+    validation_images: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[ArtifactReport]:
+        return [a for a in self.artifacts if not a.passed]
+
+    def artifact(self, fmt: str) -> ArtifactReport:
+        return next(a for a in self.artifacts if a.format == fmt)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self) -> Path:
+        return write_json(Path(self.out) / REPORT_FILE, self.to_dict())
+
+
+def file_facts(path: Path) -> tuple[int, str]:
+    """(size in bytes, sha256) of a file, or of every file in a folder (sorted by relative path)."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest, size = hashlib.sha256(), 0
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode())
+        data = f.read_bytes()
+        digest.update(data)
+        size += len(data)
+    return size, digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions of edgecnn, Python and the converters/runtimes (from package metadata, no imports)."""
+    found = {"edgecnn": __version__, "python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found

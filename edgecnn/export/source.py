@@ -1,0 +1,148 @@
+"""What is being exported: the Keras model, its card, and where its images live.
+
+``MODEL`` is a training run directory (``model.keras`` + card, ``labels.txt``,
+``config.json``) or any Keras image classifier file (labels then from
+``--labels``). Everything is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecnn.card import ModelCard, Normalization, find_card
+from edgecnn.errors import CardError, LabelsError, ModelError
+from edgecnn.labels import align_labels, read_labels
+
+RUN_MODEL = "model.keras"
+KERAS_SUFFIXES = (".keras", ".h5")
+
+
+@dataclass
+class ExportSource:
+    model: Any  # keras.Model
+    card: ModelCard
+    path: Path | None = None  # the .keras file, when loaded from disk
+    run_config: dict[str, Any] = field(default_factory=dict)  # the run's config.json, if any
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.model.input_shape[1:])
+
+
+def load_source(model, labels: str | os.PathLike | list[str] | None = None) -> ExportSource:
+    """Resolve ``model`` (run dir, .keras file or keras.Model) and its labels into an ExportSource."""
+    if isinstance(model, (str, os.PathLike)):
+        path, run_dir = _model_file(Path(model))
+        keras_model = _load_keras(path)
+        card = find_card(path)
+        run_config = _run_config(run_dir) if run_dir else {}
+        run_labels = run_dir / "labels.txt" if run_dir else None
+    else:
+        path, keras_model, card, run_config, run_labels = None, model, None, {}, None
+    _check_classifier(keras_model, path)
+    card = _card(keras_model, card, labels, run_labels, source=str(path or "the model"))
+    return ExportSource(keras_model, card, path, run_config)
+
+
+def _model_file(path: Path) -> tuple[Path, Path | None]:
+    """(model file, run directory or None)."""
+    if not path.exists():
+        raise ModelError(f"model not found: {path}; pass a training run directory or a .keras file")
+    if path.is_dir():
+        if not (path / RUN_MODEL).is_file():
+            raise ModelError(f"{path} is a folder without {RUN_MODEL}; pass a training run directory or a .keras file")
+        return path / RUN_MODEL, path
+    if path.suffix.lower() not in KERAS_SUFFIXES:
+        raise ModelError(f"{path} is not a Keras model (expected a .keras file or a run directory); "
+                         f"to run an already exported model use `edgecnn predict`")
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path} is not a Keras model (a .keras file is a zip archive); "
+                         f"save the model with model.save('model.keras')")
+    run_dir = path.parent if path.name == RUN_MODEL and (path.parent / "config.json").is_file() else None
+    return path, run_dir
+
+
+def _load_keras(path: Path):
+    import keras
+
+    _register_custom_layers()
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001  (Keras raises many types for bad files)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelError(f"cannot load {path} as a Keras model ({first}); "
+                         f"pass a .keras file saved by keras.Model.save") from None
+
+
+def _register_custom_layers() -> None:
+    """Import edgecnn's architectures so their custom layers can be deserialized."""
+    try:
+        from edgecnn.models import list_models
+
+        list_models()
+    except ImportError:
+        pass
+
+
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    config = run_dir / "config.json"
+    if not config.is_file():
+        return {}
+    try:
+        return json.loads(config.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{config} is not valid JSON ({exc}); fix or remove it") from None
+
+
+def _check_classifier(model, path: Path | None) -> None:
+    where = path or "the model"
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelError(f"{where} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+                         f"export takes an image classifier with one image input and one output")
+    shape = tuple(model.input_shape)
+    if len(shape) != 4 or None in shape[1:] or shape[3] not in (1, 3):
+        raise ModelError(f"{where} has input shape {shape}; export needs a fixed (batch, height, width, 1 or 3) "
+                         f"image input - rebuild the model with keras.Input((H, W, 3))")
+    if len(model.output_shape) != 2:
+        raise ModelError(f"{where} has output shape {model.output_shape}; export needs (batch, classes)")
+
+
+def _card(model, card: ModelCard | None, labels, run_labels: Path | None, source: str) -> ModelCard:
+    """The model's card, with ``labels`` overriding; built from the model when there is no card."""
+    num_outputs = model.output_shape[-1]
+    if labels is not None:
+        names = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else list(labels)
+        names = align_labels(names, num_outputs, source=str(labels if not isinstance(labels, list) else "labels"))
+    elif card is not None:
+        names = card.labels
+    elif run_labels is not None and run_labels.is_file():
+        names = align_labels(read_labels(run_labels), num_outputs, source=str(run_labels))
+    else:
+        raise LabelsError(f"no labels for {source} (no card and no labels.txt beside it); "
+                          f"pass --labels FILE with one class name per line")
+    h, w, c = model.input_shape[1:]
+    if card is None:
+        card = ModelCard(
+            labels=names, input_height=h, input_width=w, input_channels=c,
+            normalization=Normalization.raw("assumed inside the model (exported without a card)"),
+            output_kind=_output_kind(model), architecture=model.name,
+        )
+    elif (card.input_height, card.input_width) != (h, w):
+        raise CardError(f"the card says {card.input_height}x{card.input_width} input but the model takes {h}x{w}; "
+                        f"fix or delete {source}.card.json")
+    return card.replace(labels=names)
+
+
+def _output_kind(model) -> str:
+    last = model.layers[-1]
+    activation = getattr(getattr(last, "activation", None), "__name__", "")
+    if activation in ("softmax", "sigmoid"):
+        return activation
+    if model.output_shape[-1] == 1:
+        return "sigmoid"
+    return "logits"
