@@ -59,3 +59,13 @@ def require(module: str, extra: str):
         raise MissingDependencyError(
             f"{module} is not installed ({exc}); install it with: pip install 'edgecnn[{extra}]'"
         ) from exc
+
+
+class SourceError(EdgeCNNError):
+    """A camera, stream, video file or image folder that cannot be opened or read."""
+
+
+class SourceLostError(SourceError):
+    """A live source failed and every reconnect attempt failed too."""
+
+    exit_code = 3

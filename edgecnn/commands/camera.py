@@ -1,0 +1,171 @@
+"""`edgecnn camera`: classify live video (camera, file, stream, Pi camera, image folder)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+HELP = "classify live video from a camera, video file, stream, Pi camera or image folder"
+
+EXIT_SOURCE_LOST = 3  # SourceLostError.exit_code: reconnect attempts exhausted
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected a whole number >= 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected a whole number >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected a number > 0")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="model file (.tflite, .onnx, .keras, SavedModel folder)")
+    p.add_argument("--source", default="0",
+                   help="camera index (0), /dev/videoN, video file, image folder, rtsp://..., http://... or picamera2 "
+                        "(default: 0)")
+    p.add_argument("--headless", action="store_true", help="no window (automatic when there is no display)")
+    p.add_argument("--json", action="store_true", help="one JSON line per classified frame on stdout, then a summary line")
+    p.add_argument("--save", metavar="OUT.mp4", help="record the annotated video (mp4v) to this file")
+    p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N processed frames")
+    p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
+    p.add_argument("--every", type=_positive_int, default=1, metavar="N",
+                   help="classify every Nth frame; the others show the last result (default: 1)")
+    p.add_argument("--width", type=_positive_int, metavar="W", help="camera capture width")
+    p.add_argument("--height", type=_positive_int, metavar="H", help="camera capture height")
+    p.add_argument("--fps", type=_positive_float, metavar="F",
+                   help="camera frame rate; for files and folders: deliver F frames/s like a live camera "
+                        "(stale frames dropped)")
+    p.add_argument("--realtime", action="store_true",
+                   help="files: play at the file's own frame rate like a live camera (stale frames dropped)")
+    p.add_argument("--threads", type=_positive_int, metavar="N", help="interpreter threads")
+    p.add_argument("--top-k", type=_positive_int, default=5, metavar="K", help="classes to show (default: 5)")
+    p.add_argument("--labels", metavar="FILE", help="labels file, one per line (default: the model card's)")
+    p.add_argument("--reconnect", type=_non_negative_int, default=5, metavar="N",
+                   help="reconnect attempts when a camera or stream fails (default: 5)")
+    p.add_argument("--reconnect-delay", type=_positive_float, default=0.5, metavar="S",
+                   help="first reconnect wait, doubling up to 5 s (default: 0.5)")
+    p.add_argument("--serve", metavar="HOST:PORT",
+                   help="serve a browser preview (MJPEG + top-k) on HOST:PORT; PORT alone binds 127.0.0.1")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgecnn.runtime import Classifier
+    from edgecnn.video.capture import DEFAULT_FPS, LatestFrameCapture, Reconnect
+    from edgecnn.video.classify import FrameClassifier
+    from edgecnn.video.loop import LoopOptions, run_loop
+    from edgecnn.video.recorder import check_video_path
+    from edgecnn.video.server import parse_address
+    from edgecnn.video.sources import open_source
+    from edgecnn.video.summary import format_summary
+
+    # Check everything cheap before loading the model or opening the camera.
+    if args.save:
+        check_video_path(args.save)
+    address = parse_address(args.serve) if args.serve else None
+    source = open_source(args.source, args.width, args.height, args.fps)
+
+    classifier = Classifier(args.model, labels=args.labels, threads=args.threads)
+    pacing = not source.live and (args.fps is not None or args.realtime)
+    capture = LatestFrameCapture(
+        source,
+        lossless=not source.live and not pacing,
+        pace_fps=args.fps if pacing else None,
+        realtime=pacing and args.realtime,
+        reconnect=Reconnect(attempts=args.reconnect, initial_s=args.reconnect_delay),
+    )
+    sinks = []
+    stop = threading.Event()
+    restore = _install_stop_handlers(stop)
+    try:
+        capture.start()
+        sinks = _build_sinks(args, address, fps=capture.pace_fps or source.fps or DEFAULT_FPS)
+        options = LoopOptions(top_k=args.top_k, every=args.every, max_frames=args.max_frames,
+                              duration_s=args.duration)
+        outcome = run_loop(capture, FrameClassifier(classifier), options, sinks, stop)
+    finally:
+        capture.stop()
+        for sink in sinks:
+            sink.close()
+        classifier.close()
+        restore()
+
+    if args.save:
+        print(f"saved {_recorded_frames(sinks)} frames to {args.save}", file=sys.stderr)
+    summary = outcome.stats.summary()
+    if args.json:
+        print(json.dumps({"summary": summary}), flush=True)
+    else:
+        print(format_summary(summary), flush=True)
+    if outcome.error is not None:
+        print(f"error: {outcome.error}", file=sys.stderr)
+        return outcome.error.exit_code
+    return 0
+
+
+def _build_sinks(args: argparse.Namespace, address, fps: float) -> list:
+    from edgecnn.video.display import open_window
+    from edgecnn.video.recorder import VideoRecorder
+    from edgecnn.video.server import PreviewServer
+    from edgecnn.video.sinks import HumanLines, JsonLines, PreviewSink, RecorderSink, WindowSink
+
+    def notice(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    sinks: list = [JsonLines() if args.json else HumanLines()]
+    if args.save:
+        sinks.append(RecorderSink(VideoRecorder(args.save, fps)))
+    if address is not None:
+        server = PreviewServer(*address).start()
+        notice(f"preview at {server.url} (Ctrl-C to stop)")
+        sinks.append(PreviewSink(server))
+    if not args.headless:
+        window = open_window(f"edgecnn: {args.model}", notice)
+        if window is not None:
+            sinks.append(WindowSink(window))
+    return sinks
+
+
+def _recorded_frames(sinks: list) -> int:
+    return sum(s.recorder.frames for s in sinks if hasattr(s, "recorder"))
+
+
+def _install_stop_handlers(stop: threading.Event):
+    """SIGINT/SIGTERM set ``stop`` (the loop then finishes cleanly); returns a function restoring the old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        stop.set()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+    return restore

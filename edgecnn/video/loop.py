@@ -1,0 +1,99 @@
+"""The live loop: newest frame -> classify -> overlay -> sinks, until something says stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from edgecnn.errors import SourceLostError
+from edgecnn.video.capture import LatestFrameCapture
+from edgecnn.video.classify import FrameClassifierFn, FrameResult
+from edgecnn.video.overlay import draw_overlay
+from edgecnn.video.sinks import FrameEvent
+from edgecnn.video.summary import RunStats
+
+POLL_S = 0.1  # how often a waiting loop re-checks stop/duration
+FPS_SMOOTHING = 0.1
+
+
+@dataclass
+class LoopOptions:
+    top_k: int = 5
+    every: int = 1                       # classify every Nth processed frame; the others reuse the last result
+    max_frames: Optional[int] = None     # stop after this many processed frames
+    duration_s: Optional[float] = None   # stop after this many seconds
+
+
+@dataclass
+class LoopOutcome:
+    stats: RunStats
+    error: Optional[SourceLostError] = None
+
+
+def run_loop(
+    capture: LatestFrameCapture,
+    classify: FrameClassifierFn,
+    options: LoopOptions,
+    sinks: Sequence = (),
+    stop: Optional[threading.Event] = None,
+) -> LoopOutcome:
+    """Process frames from a started ``capture`` until end of stream, a limit, a sink or ``stop``.
+
+    Returns the run's statistics; a lost source ends the run with
+    ``outcome.error`` set instead of raising. Sinks are not closed here.
+    """
+    stop = stop or threading.Event()
+    stats = RunStats()
+    outcome = LoopOutcome(stats)
+    draw = any(getattr(s, "needs_image", False) for s in sinks)
+    deadline = time.monotonic() + options.duration_s if options.duration_s else None
+    result: Optional[FrameResult] = None
+    fps, last_t = 0.0, None
+
+    while True:
+        if stop.is_set():
+            stats.stop_reason = "stopped"
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            stats.stop_reason = "duration"
+            break
+        try:
+            frame = capture.get(timeout=POLL_S)
+        except SourceLostError as exc:
+            stats.stop_reason, outcome.error = "source lost", exc
+            break
+        if frame is None:
+            if capture.ended:
+                stats.stop_reason = "end of stream"
+                break
+            continue
+
+        stats.frame_started()
+        classified = stats.processed % options.every == 0
+        if classified:
+            result = classify(frame.image, options.top_k)
+            stats.add_latency(result.latency_ms)
+        now = time.perf_counter()
+        if last_t is not None and now > last_t:
+            instant = 1.0 / (now - last_t)
+            fps = instant if fps == 0 else fps + FPS_SMOOTHING * (instant - fps)
+        last_t = now
+        if draw and result is not None:
+            draw_overlay(frame.image, result.top, result.latency_ms["inference"], fps)
+
+        event = FrameEvent(frame.index, frame.t, frame.image, result, classified, capture.dropped, fps)
+        quit_requested = False
+        for sink in sinks:
+            quit_requested |= bool(sink.handle(event))
+        stats.frame_done(capture.dropped)
+        if quit_requested:
+            stats.stop_reason = "key"
+            break
+        if options.max_frames is not None and stats.processed >= options.max_frames:
+            stats.stop_reason = "max frames"
+            break
+
+    stats.dropped = capture.dropped
+    return outcome

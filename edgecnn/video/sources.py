@@ -1,0 +1,223 @@
+"""Frame sources: camera, video file, network stream, Raspberry Pi camera, image folder.
+
+Every source yields BGR ``uint8`` frames (OpenCV's order) through one small
+interface:
+
+- ``open()``: acquire the device/file; raises :class:`SourceError`.
+- ``read()``: the next frame, ``None`` at the end of a file or folder; a live
+  source whose read fails raises :class:`SourceReadError` (the capture thread
+  then reconnects by calling ``close()`` and ``open()`` again).
+- ``close()``: release it; safe to call twice.
+- ``live``: True for cameras and streams (latest-frame capture drops stale
+  frames), False for files and folders (every frame, in order, by default).
+- ``fps``: the nominal frame rate when known, else None.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Optional, Protocol, Union
+
+import numpy as np
+
+from edgecnn.errors import SourceError
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+STREAM_TIMEOUT_MS = 5000
+SOURCE_HINT = "pass a camera index (0), /dev/videoN, a video file, a folder of images, rtsp://..., http://... or picamera2"
+
+
+class SourceReadError(Exception):
+    """A live source failed to deliver a frame (the capture thread reconnects)."""
+
+
+class Source(Protocol):
+    name: str
+    live: bool
+    fps: Optional[float]
+
+    def open(self) -> None: ...
+
+    def read(self) -> Optional[np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+class OpenCVSource:
+    """A camera index, /dev/videoN, video file or stream URL read with ``cv2.VideoCapture``."""
+
+    def __init__(
+        self,
+        target: Union[int, str],
+        live: bool,
+        width: Optional[int] = None,
+        height: Optional[int] = None,
+        fps: Optional[float] = None,
+    ):
+        self.target = target
+        self.live = live
+        self.name = str(target)
+        self.fps: Optional[float] = None
+        self._request = (width, height, fps)
+        self._cap = None
+
+    def open(self) -> None:
+        import cv2
+
+        self.close()
+        cap = cv2.VideoCapture(*self._open_args(cv2))
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open video source {self.name}; check that it exists and is not in use ({SOURCE_HINT})")
+        if self.live:
+            self._configure_camera(cap, cv2)
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and 0 < fps < 1000 else None
+        self._cap = cap
+
+    def _open_args(self, cv2) -> tuple:
+        if isinstance(self.target, str) and _is_stream_url(self.target):
+            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
+            return self.target, cv2.CAP_ANY, timeouts
+        return (self.target,)
+
+    def _configure_camera(self, cap, cv2) -> None:
+        width, height, fps = self._request
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        if width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        if fps:
+            cap.set(cv2.CAP_PROP_FPS, fps)
+
+    def read(self) -> Optional[np.ndarray]:
+        if self._cap is None:
+            raise SourceReadError(f"{self.name} is not open")
+        ok, frame = self._cap.read()
+        if ok and frame is not None:
+            return frame
+        if self.live:
+            raise SourceReadError(f"no frame from {self.name}")
+        return None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class FolderSource:
+    """The images of a folder, in name order, as frames (unreadable files skipped with a notice)."""
+
+    live = False
+    fps = None
+
+    def __init__(self, folder: Union[str, os.PathLike]):
+        self.folder = Path(folder)
+        self.name = str(self.folder)
+        self._paths: list[Path] = []
+        self._next = 0
+
+    def open(self) -> None:
+        self._paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not self._paths:
+            raise SourceError(f"no images in folder {self.folder}; expected files ending in {', '.join(IMAGE_SUFFIXES)}")
+        self._next = 0
+
+    def read(self) -> Optional[np.ndarray]:
+        import cv2
+
+        while self._next < len(self._paths):
+            path = self._paths[self._next]
+            self._next += 1
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                return image
+            print(f"notice: skipping {path}: not a readable image", file=sys.stderr)
+        return None
+
+    def close(self) -> None:
+        self._next = len(self._paths)
+
+
+class Picamera2Source:
+    """The Raspberry Pi camera through the ``picamera2`` library (BGR frames)."""
+
+    live = True
+    name = "picamera2"
+
+    def __init__(self, width: Optional[int] = None, height: Optional[int] = None, fps: Optional[float] = None):
+        self._request = (width or 640, height or 480, fps)
+        self.fps = fps
+        self._camera = None
+
+    def open(self) -> None:
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise SourceError(
+                "--source picamera2 needs the picamera2 package, which is not importable; on Raspberry Pi OS install "
+                "it with `sudo apt install python3-picamera2` and create the venv with --system-site-packages"
+            ) from None
+        self.close()
+        width, height, fps = self._request
+        try:
+            camera = Picamera2()
+            # picamera2's "RGB888" is stored B, G, R in memory: OpenCV's order.
+            controls = {"FrameRate": float(fps)} if fps else {}
+            config = camera.create_video_configuration(main={"size": (width, height), "format": "RGB888"}, controls=controls)
+            camera.configure(config)
+            camera.start()
+        except Exception as exc:  # picamera2 raises RuntimeError/IndexError etc. without a common base
+            raise SourceError(f"cannot start the Pi camera ({exc}); check the ribbon cable and `rpicam-hello --list-cameras`") from None
+        self._camera = camera
+
+    def read(self) -> Optional[np.ndarray]:
+        if self._camera is None:
+            raise SourceReadError("picamera2 is not open")
+        try:
+            return self._camera.capture_array("main")
+        except Exception as exc:
+            raise SourceReadError(f"picamera2 capture failed: {exc}") from None
+
+    def close(self) -> None:
+        if self._camera is not None:
+            try:
+                self._camera.stop()
+                self._camera.close()
+            finally:
+                self._camera = None
+
+
+def open_source(
+    spec: Union[str, int],
+    width: Optional[int] = None,
+    height: Optional[int] = None,
+    fps: Optional[float] = None,
+) -> Source:
+    """Build (not yet open) the source named by ``--source``; raises SourceError for an unknown one."""
+    spec = str(spec).strip()
+    if spec == "picamera2":
+        return Picamera2Source(width, height, fps)
+    if spec.isdigit():
+        return OpenCVSource(int(spec), live=True, width=width, height=height, fps=fps)
+    if re.fullmatch(r"/dev/video\d+", spec):
+        return OpenCVSource(spec, live=True, width=width, height=height, fps=fps)
+    if _is_stream_url(spec):
+        return OpenCVSource(spec, live=True)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return FolderSource(path)
+    if path.is_file():
+        return OpenCVSource(str(path), live=False)
+    raise SourceError(f"source not found: {spec!r}; {SOURCE_HINT}")
+
+
+def _is_stream_url(spec: str) -> bool:
+    scheme, sep, _ = spec.partition("://")
+    return bool(sep) and scheme.lower() in STREAM_SCHEMES
