@@ -1,0 +1,163 @@
+"""The Backend interface: one small protocol, one class per model format.
+
+A backend owns an interpreter/session for one model file. It describes the
+model's single image input as a :class:`TensorSpec` and runs a batch already
+laid out in that tensor's shape and dtype, returning the raw output as float32
+(dequantized when the output tensor is quantized). Quantized input/output
+handling lives in the backends and in :mod:`edgecnn.runtime.preprocess`, never
+in callers.
+
+This module imports only numpy: no TensorFlow, no interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Protocol, runtime_checkable
+
+import numpy as np
+
+from edgecnn.errors import ModelError
+
+LAYOUTS = ("NHWC", "NCHW")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape, dtype, layout and quantization of one model tensor.
+
+    ``shape`` holds ``None`` for dynamic dimensions (e.g. a dynamic batch).
+    ``scale``/``zero_point`` describe an affine-quantized tensor
+    (``real = scale * (q - zero_point)``); ``scale`` is None when the tensor is
+    not quantized.
+    """
+
+    name: str
+    shape: tuple[Optional[int], ...]
+    dtype: np.dtype
+    layout: str = "NHWC"
+    scale: Optional[float] = None
+    zero_point: int = 0
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.scale is not None and self.scale > 0 and np.issubdtype(self.dtype, np.integer)
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 4
+
+    def _dims(self) -> tuple[Optional[int], Optional[int], Optional[int]]:
+        if not self.is_image:
+            return None, None, None
+        if self.layout == "NCHW":
+            _, c, h, w = self.shape
+        else:
+            _, h, w, c = self.shape
+        return h, w, c
+
+    @property
+    def height(self) -> Optional[int]:
+        return self._dims()[0]
+
+    @property
+    def width(self) -> Optional[int]:
+        return self._dims()[1]
+
+    @property
+    def channels(self) -> Optional[int]:
+        return self._dims()[2]
+
+    @property
+    def batch(self) -> Optional[int]:
+        """The fixed batch size, or None when the batch dimension is dynamic."""
+        return self.shape[0] if self.shape else None
+
+    def with_layout(self, layout: str) -> "TensorSpec":
+        from dataclasses import replace
+
+        return replace(self, layout=layout)
+
+    def describe(self) -> str:
+        dims = "x".join("?" if d is None else str(d) for d in self.shape)
+        q = f", scale {self.scale:.6g}, zero point {self.zero_point}" if self.is_quantized else ""
+        return f"{self.name}: {dims} {np.dtype(self.dtype).name} {self.layout}{q}"
+
+
+def guess_layout(shape: tuple[Optional[int], ...], default: str = "NHWC") -> str:
+    """NHWC or NCHW from a 4-D shape when the channel axis is unambiguous, else ``default``."""
+    if len(shape) != 4:
+        return default
+    chan = (1, 3, 4)
+    c_last, c_first = shape[3] in chan, shape[1] in chan
+    if c_last and not c_first:
+        return "NHWC"
+    if c_first and not c_last:
+        return "NCHW"
+    return default
+
+
+def dequantize(values: np.ndarray, scale: Optional[float], zero_point: int) -> np.ndarray:
+    """Raw output -> float32; affine dequantization when ``scale`` is set."""
+    if scale is not None and scale > 0 and np.issubdtype(values.dtype, np.integer):
+        out = values.astype(np.float32)
+        out -= np.float32(zero_point)
+        out *= np.float32(scale)
+        return out
+    return values.astype(np.float32, copy=False)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One model file loaded in one runtime.
+
+    - ``name``: the backend's table name (``litert``, ``onnx``, ``keras``).
+    - ``path``: the model file.
+    - ``input_spec`` / ``output_spec``: the single image input and the class output.
+    - ``run(batch)``: ``batch`` is laid out exactly as ``input_spec`` (dtype,
+      layout; batch size 1 unless ``input_spec.batch`` is None or equal to it);
+      returns the output as float32, shape (N, K), dequantized.
+    - ``embedded_card()``: the ``edgecnn.card`` JSON embedded in the model, or None.
+    - ``close()``: free the interpreter/session.
+    """
+
+    name: str
+    path: Path
+    input_spec: TensorSpec
+    output_spec: TensorSpec
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def embedded_card(self) -> Optional[str]: ...
+
+    def close(self) -> None: ...
+
+
+def check_model_file(path: str | os.PathLike, kind: str) -> Path:
+    """Fail early, with one clear line, on a missing, empty or unreadable model file."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}; check the path (and the working directory)")
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return path
+        raise ModelError(f"{path} is a folder, not a {kind} model file; pass the model file inside it")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path} ({exc.strerror}); check its permissions") from None
+    if size == 0:
+        raise ModelError(f"model file {path} is empty (0 bytes); re-export or re-download it")
+    if not os.access(path, os.R_OK):
+        raise ModelError(f"cannot read model file {path} (permission denied); check its permissions")
+    return path
+
+
+def inference_error(path: Path, exc: BaseException) -> ModelError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ModelError(
+        f"inference failed for {path}: {first[:300]}; the model file may be corrupt or use "
+        f"operators this runtime does not support (re-export it, or try another --backend)"
+    )

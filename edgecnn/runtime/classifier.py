@@ -1,0 +1,356 @@
+"""Classifier = backend + preprocessing + postprocessing + labels.
+
+>>> from edgecnn import Classifier
+>>> clf = Classifier("model_int8.tflite", threads=2)
+>>> pred = clf.predict("cat.jpg", top_k=3)
+>>> pred.label, pred.score, pred.feedback
+('Egyptian cat', 0.83, 'Pretty sure!')
+
+Arrays passed to ``predict`` are taken as BGR (what ``cv2.imread`` and
+``cv2.VideoCapture`` give); pass ``order="RGB"`` for RGB arrays. Not thread-safe:
+one Classifier per thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from edgecnn.card import ModelCard, find_card
+from edgecnn.errors import LabelsError, ModelError, UsageError
+from edgecnn.labels import align_labels, read_labels
+from edgecnn.runtime.base import Backend, TensorSpec, guess_layout
+from edgecnn.runtime.feedback import confidence_feedback
+from edgecnn.runtime.load import load_backend
+from edgecnn.runtime.preprocess import CROPS, ImageLike, Preprocessor, load_image
+
+log = logging.getLogger("edgecnn.runtime")
+
+DEFAULT_FLOAT_MEAN = 127.5
+DEFAULT_FLOAT_STD = 127.5
+
+OUTPUT_KIND_CHOICES = ("softmax", "sigmoid", "logits")
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """One entry of a top-k result."""
+
+    label: str
+    index: int
+    score: float
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "index": self.index, "score": round(float(self.score), 6)}
+
+
+@dataclass
+class Prediction:
+    """Top-k classes of one image, best first, with the full probability vector.
+
+    ``latency_ms`` covers preprocessing + inference + postprocessing (not reading
+    and decoding an image file).
+    """
+
+    top: list[ClassScore]
+    probabilities: np.ndarray = field(repr=False)
+    latency_ms: float
+    input: Optional[str] = None
+
+    @property
+    def label(self) -> str:
+        return self.top[0].label
+
+    @property
+    def index(self) -> int:
+        return self.top[0].index
+
+    @property
+    def score(self) -> float:
+        return self.top[0].score
+
+    @property
+    def feedback(self) -> str:
+        return confidence_feedback(self.score)
+
+    def to_dict(self) -> dict:
+        return {
+            "input": self.input,
+            "top": [t.to_dict() for t in self.top],
+            "latency_ms": round(float(self.latency_ms), 3),
+        }
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class Classifier:
+    """Run an image classifier (``.tflite``, ``.onnx``, ``.keras``/``.h5`` or a SavedModel folder).
+
+    Parameters
+    ----------
+    model: path to the model file.
+    labels: a list of labels or a labels file; default: the model card's labels,
+        else labels embedded in the model, else ``class_<i>``.
+    threads: interpreter threads (default: the runtime's choice).
+    backend: ``litert`` | ``onnx`` | ``keras``; default chosen by file suffix.
+    delegate: a TFLite delegate library, e.g. ``libedgetpu.so.1`` (Coral Edge TPU).
+    mean, std: normalization ``(pixel - mean) / std`` (one value or one per
+        channel); overrides the card. Without a card, float inputs default to
+        127.5/127.5 (0..255 -> -1..1) and 8-bit inputs take raw pixels.
+    crop: ``stretch`` (default) or ``center``.
+    output_kind: ``softmax`` | ``sigmoid`` | ``logits``; overrides the card. Without
+        either, rows outside 0..1 are treated as logits.
+    card: a ModelCard to use instead of the sidecar/embedded one.
+    """
+
+    def __init__(
+        self,
+        model: Union[str, os.PathLike],
+        labels: Union[None, str, os.PathLike, Sequence[str]] = None,
+        threads: Optional[int] = None,
+        *,
+        backend: Optional[str] = None,
+        delegate: Optional[str] = None,
+        mean: Union[None, float, Sequence[float]] = None,
+        std: Union[None, float, Sequence[float]] = None,
+        crop: Optional[str] = None,
+        output_kind: Optional[str] = None,
+        card: Optional[ModelCard] = None,
+    ):
+        self.path = Path(model)
+        if output_kind is not None and output_kind not in OUTPUT_KIND_CHOICES:
+            raise UsageError(f"Received output_kind={output_kind!r}; expected one of: {', '.join(OUTPUT_KIND_CHOICES)}")
+        if crop is not None and crop not in CROPS:
+            raise UsageError(f"Received crop={crop!r}; expected one of: {', '.join(CROPS)}")
+        self.backend: Backend = load_backend(self.path, backend=backend, threads=threads, delegate=delegate)
+        self.threads = threads
+        self.card = card if card is not None else self._find_card()
+        self.input_spec = self._resolve_input_spec(self.backend.input_spec)
+        self.output_kind = output_kind or (self.card.output_kind if self.card else None)
+
+        h, w = self._input_size()
+        self.mean, self.std = self._normalization(mean, std)
+        crop = crop or (self.card.resize if self.card and self.card.resize in CROPS else "stretch")
+        order = (self.card.channel_order if self.card else "RGB") or "RGB"
+        self.preprocessor = Preprocessor(self.input_spec, h, w, self.mean, self.std, channel_order=order, crop=crop)
+        self._batch1 = np.zeros((1,) + self.preprocessor.sample_shape, self.input_spec.dtype)
+
+        self.num_outputs = self._num_outputs()
+        self.labels = self._resolve_labels(labels)
+
+    # ----------------------------------------------------------------- setup
+    def _find_card(self) -> Optional[ModelCard]:
+        card = find_card(self.path) if not self.path.is_dir() else None
+        if card is not None:
+            return card
+        text = self.backend.embedded_card()
+        if text:
+            return ModelCard.from_json(text, source=f"model card embedded in {self.path}")
+        return None
+
+    def _resolve_input_spec(self, spec: TensorSpec) -> TensorSpec:
+        if not spec.is_image:
+            raise ModelError(
+                f"{self.path} input {spec.describe()} is not a 4-D image tensor; "
+                f"edgecnn runs image classifiers with an NHWC or NCHW input"
+            )
+        layout = guess_layout(spec.shape, default="")
+        if not layout:
+            layout = self.card.layout if self.card and self.card.layout in ("NHWC", "NCHW") else "NHWC"
+        if not (np.issubdtype(spec.dtype, np.floating) or spec.dtype in (np.uint8, np.int8)):
+            raise ModelError(
+                f"{self.path} input {spec.describe()} has dtype {spec.dtype}; expected float32, uint8 or int8"
+            )
+        return spec.with_layout(layout)
+
+    def _input_size(self) -> tuple[int, int]:
+        spec = self.input_spec
+        h, w = spec.height, spec.width
+        if self.card and (h is None or w is None):
+            h, w = h or self.card.input_height, w or self.card.input_width
+        if h is None or w is None:
+            raise ModelError(
+                f"{self.path} has a dynamic input size ({spec.describe()}) and no model card says which size "
+                f"to feed; export it with a fixed input size or add a card ({self.path.name}.card.json)"
+            )
+        if self.card and (self.card.input_height, self.card.input_width) != (h, w):
+            log.warning("note: %s card says %dx%d input but the model takes %dx%d; using the model's",
+                        self.path.name, self.card.input_width, self.card.input_height, w, h)
+        return int(h), int(w)
+
+    def _normalization(self, mean, std) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        spec = self.input_spec
+        if mean is not None or std is not None:
+            mean = DEFAULT_FLOAT_MEAN if mean is None else mean
+            std = DEFAULT_FLOAT_STD if std is None else std
+            return _as_tuple(mean), _as_tuple(std)
+        if self.card is not None:
+            return tuple(self.card.normalization.mean), tuple(self.card.normalization.std)
+        offset = 128.0 if spec.dtype == np.int8 else 0.0
+        if spec.is_quantized:
+            # Raw pixels in (uint8: q = pixel; int8: q = pixel - 128), through the input quantization.
+            return (offset + spec.zero_point,), (1.0 / spec.scale,)
+        if np.issubdtype(spec.dtype, np.integer):
+            return (offset,), (1.0,)
+        log.warning(
+            "note: %s has a float input and no model card: feeding (pixel - %g) / %g, i.e. 0..255 -> -1..1 "
+            "(pass --mean/--std if the model expects something else)",
+            self.path.name, DEFAULT_FLOAT_MEAN, DEFAULT_FLOAT_STD,
+        )
+        return (DEFAULT_FLOAT_MEAN,), (DEFAULT_FLOAT_STD,)
+
+    def _num_outputs(self) -> int:
+        dims = self.backend.output_spec.shape[1:]
+        if dims and all(d is not None for d in dims):
+            return int(np.prod(dims))
+        # Dynamic output shape: ask the model once.
+        return int(self.backend.run(self._batch1).shape[1])
+
+    def _resolve_labels(self, labels) -> list[str]:
+        n = self.num_outputs
+        if labels is not None:
+            if isinstance(labels, (str, os.PathLike)):
+                source = f"labels file {labels}"
+                labels = read_labels(labels)
+            else:
+                source = "labels"
+                labels = [str(x) for x in labels]
+        elif self.card is not None:
+            labels, source = list(self.card.labels), f"model card of {self.path.name}"
+        else:
+            labels, source = self.backend.embedded_labels(), f"labels embedded in {self.path.name}"
+            if labels is None:
+                count = 2 if n == 1 else n
+                log.warning("note: %s has no labels (no model card); showing class indices; pass --labels FILE",
+                            self.path.name)
+                return [f"class_{i}" for i in range(count)]
+        if n == 1 and len(labels) != 2:
+            raise LabelsError(
+                f"{source} has {len(labels)} label(s) but {self.path.name} has one sigmoid output (binary); "
+                f"pass 2 labels: the negative class first, then the positive"
+            )
+        return align_labels(labels, n, source=source)
+
+    # ------------------------------------------------------------- inference
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def preprocess(self, image: ImageLike, order: str = "BGR") -> np.ndarray:
+        """One image -> a new (1, ...) input batch for the backend."""
+        if isinstance(image, (str, os.PathLike)):
+            order = "BGR"
+        out = np.empty_like(self._batch1)
+        self.preprocessor(load_image(image), order=order, out=out[0])
+        return out
+
+    def predict(self, image: ImageLike, top_k: int = 5, order: str = "BGR") -> Prediction:
+        """Classify one image: a file path (decoded by content) or an HxW[xC] array (BGR by default)."""
+        source = None
+        if isinstance(image, (str, os.PathLike)):
+            source, order = str(image), "BGR"
+        img = load_image(image)
+        t0 = time.perf_counter()
+        self.preprocessor(img, order=order, out=self._batch1[0])
+        raw = self.backend.run(self._batch1)
+        probs = self._postprocess(raw)[0]
+        top = self._top(probs, top_k)
+        latency = (time.perf_counter() - t0) * 1000.0
+        return Prediction(top, probs, latency, source)
+
+    def predict_batch(self, images: Sequence[ImageLike], top_k: int = 5, order: str = "BGR") -> list[Prediction]:
+        """Classify several images in as few model calls as the input's batch dimension allows.
+
+        Each Prediction's ``latency_ms`` is the batch's time divided by its size.
+        """
+        images = list(images)
+        if not images:
+            return []
+        sources = [str(im) if isinstance(im, (str, os.PathLike)) else None for im in images]
+        decoded = [load_image(im) for im in images]
+        t0 = time.perf_counter()
+        batch = np.empty((len(decoded),) + self.preprocessor.sample_shape, self.input_spec.dtype)
+        for i, (img, src) in enumerate(zip(decoded, sources)):
+            self.preprocessor(img, order="BGR" if src else order, out=batch[i])
+        chunk = self.input_spec.batch or len(batch)
+        outs = []
+        for start in range(0, len(batch), chunk):
+            part = batch[start:start + chunk]
+            n = len(part)
+            if n < chunk:  # fixed batch size larger than what is left: pad
+                part = np.concatenate([part, np.zeros((chunk - n,) + part.shape[1:], part.dtype)])
+            outs.append(self.backend.run(part)[:n])
+        probs = self._postprocess(np.concatenate(outs))
+        per_image = (time.perf_counter() - t0) * 1000.0 / len(batch)
+        return [Prediction(self._top(p, top_k), p, per_image, s) for p, s in zip(probs, sources)]
+
+    def _postprocess(self, raw: np.ndarray) -> np.ndarray:
+        """Raw (N, K) float32 output -> class probabilities (N, num_classes)."""
+        kind = self.output_kind
+        if raw.shape[1] == 1:  # one sigmoid unit: binary, [1 - p, p]
+            p = raw[:, 0]
+            if kind == "logits" or (kind is None and (p.min() < 0.0 or p.max() > 1.0)):
+                p = sigmoid(p)
+            return np.stack([1.0 - p, p], axis=1).astype(np.float32, copy=False)
+        if kind == "logits":
+            return softmax(raw.copy())
+        if kind is None:
+            rows = (raw.min(axis=1) < -1e-3) | (raw.max(axis=1) > 1.0 + 1e-3)
+            if rows.any():
+                raw = raw.copy()
+                raw[rows] = softmax(raw[rows])
+        return raw
+
+    def _top(self, probs: np.ndarray, top_k: int) -> list[ClassScore]:
+        n = probs.shape[0]
+        k = max(1, min(int(top_k), n))
+        if k < n:
+            idx = np.argpartition(-probs, k - 1)[:k]
+            idx = idx[np.lexsort((idx, -probs[idx]))]
+        else:
+            idx = np.argsort(-probs, kind="stable")
+        labels = self.labels
+        return [ClassScore(labels[i], int(i), float(probs[i])) for i in idx]
+
+    # ---------------------------------------------------------------- misc
+    def describe(self) -> str:
+        source = getattr(self.backend, "source", self.backend.name)
+        card = "card" if self.card else "no card"
+        return (f"{self.path.name}: {source}, input {self.input_spec.describe()}, "
+                f"{self.num_classes} classes, {card}; preprocessing {self.preprocessor.describe()}")
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Classifier":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Classifier({str(self.path)!r}, backend={self.backend.name!r}, classes={self.num_classes})"
+
+
+def _as_tuple(value) -> tuple[float, ...]:
+    if isinstance(value, (int, float, np.floating, np.integer)):
+        return (float(value),)
+    try:
+        return tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise UsageError(f"Received mean/std {value!r}; expected a number or one number per channel") from None

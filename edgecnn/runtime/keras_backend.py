@@ -1,0 +1,105 @@
+"""Keras backend: the reference, for ``.keras``/``.h5`` files and SavedModel folders.
+
+Needs TensorFlow, which is imported inside this backend's functions only: the
+rest of :mod:`edgecnn.runtime` never imports it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+
+from edgecnn.errors import BackendUnavailableError, ModelError
+from edgecnn.runtime.base import TensorSpec, check_model_file, guess_layout, inference_error
+
+
+def _import_keras():
+    try:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+        import tensorflow as tf
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"the keras backend needs TensorFlow and Keras ({exc}); pip install 'edgecnn[train]', "
+            f"or run an exported .tflite/.onnx model instead"
+        ) from None
+    return tf, keras
+
+
+class KerasBackend:
+    """A Keras model (``.keras``/``.h5``) or a TensorFlow SavedModel folder."""
+
+    name = "keras"
+
+    def __init__(self, path: str | os.PathLike, threads: Optional[int] = None, delegate: Optional[str] = None):
+        self.path = check_model_file(path, "Keras")
+        if delegate:
+            from edgecnn.errors import UsageError
+
+            raise UsageError(f"--delegate {delegate!r} works with TFLite models only (the litert backend)")
+        tf, keras = _import_keras()
+        if threads is not None:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:
+                pass  # TensorFlow already initialized: threads are fixed for this process
+        self._signature = None
+        try:
+            if self.path.is_dir():
+                loaded = tf.saved_model.load(str(self.path))
+                self._loaded = loaded
+                self._signature = loaded.signatures["serving_default"]
+                specs = list(self._signature.structured_input_signature[1].values())
+                if len(specs) != 1:
+                    raise ModelError(f"{self.path} has {len(specs)} inputs; edgecnn runs single-input image classifiers")
+                self._input_key = next(iter(self._signature.structured_input_signature[1]))
+                in_shape, in_dtype, in_name = tuple(specs[0].shape), specs[0].dtype.as_numpy_dtype, specs[0].name
+                out_specs = self._signature.structured_outputs
+                self._output_key = sorted(out_specs)[0]
+                out_shape = tuple(out_specs[self._output_key].shape)
+            else:
+                self._model = keras.models.load_model(str(self.path), compile=False)
+                if len(self._model.inputs) != 1:
+                    raise ModelError(
+                        f"{self.path} has {len(self._model.inputs)} inputs; edgecnn runs single-input image classifiers"
+                    )
+                in_shape = tuple(self._model.inputs[0].shape)
+                in_dtype = np.dtype(self._model.inputs[0].dtype)
+                in_name = self._model.inputs[0].name
+                out_shape = tuple(self._model.outputs[0].shape)
+        except ModelError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"{self.path} is not a loadable Keras model / SavedModel ({first[:200]}); re-export or re-download it"
+            ) from None
+        shape = tuple(None if d is None else int(d) for d in in_shape)
+        self.input_spec = TensorSpec(str(in_name), shape, np.dtype(in_dtype), guess_layout(shape))
+        self.output_spec = TensorSpec("output", tuple(None if d is None else int(d) for d in out_shape),
+                                      np.dtype(np.float32), "NC")
+        self.num_outputs = 1
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            if self._signature is not None:
+                out = self._signature(**{self._input_key: batch})[self._output_key]
+            else:
+                out = self._model(batch, training=False)
+            out = np.asarray(out)
+        except Exception as exc:
+            raise inference_error(self.path, exc) from None
+        return out.astype(np.float32, copy=False).reshape(len(batch), -1)
+
+    def embedded_card(self) -> Optional[str]:
+        return None
+
+    def embedded_labels(self) -> Optional[list[str]]:
+        return None
+
+    def close(self) -> None:
+        self._model = None
+        self._signature = None

@@ -1,0 +1,277 @@
+"""TFLite backend: LiteRT (``ai_edge_litert``), else ``tflite_runtime``, else ``tensorflow.lite``.
+
+The interpreter module is imported the first time a TFLite model is loaded,
+never at ``import edgecnn.runtime`` time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from edgecnn.errors import BackendUnavailableError, ModelError
+from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
+from edgecnn.runtime.tflite_meta import has_tflite_identifier, read_metadata
+
+CARD_METADATA_NAME = "edgecnn.card"
+LABELS_METADATA_NAME = "edgecnn.labels"
+
+NUMPY2_TFLITE_RUNTIME = "tflite_runtime crashes with numpy 2; pip install ai-edge-litert (or numpy<2)"
+INSTALL_HINT = "pip install ai-edge-litert (or: pip install 'edgecnn[device]')"
+
+# Tried in this order: (module to import, source name).
+INTERPRETER_SOURCES = (
+    ("ai_edge_litert.interpreter", "ai_edge_litert"),
+    ("tflite_runtime.interpreter", "tflite_runtime"),
+    ("tensorflow", "tensorflow.lite"),
+)
+
+
+@dataclass
+class InterpreterSource:
+    """Where a TFLite interpreter comes from, and whether it can be imported here."""
+
+    name: str  # ai_edge_litert | tflite_runtime | tensorflow.lite
+    available: bool
+    version: Optional[str] = None
+    detail: str = ""
+    interpreter: Any = None  # the Interpreter class
+    load_delegate: Optional[Callable] = None
+
+
+def _numpy_major() -> int:
+    try:
+        return int(np.__version__.split(".")[0])
+    except ValueError:
+        return 0
+
+
+def probe_interpreter(name: str, module: str) -> InterpreterSource:
+    """Try to import one interpreter source; never raises."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        top = module.split(".")[0]
+        if exc.name in (top, module):
+            return InterpreterSource(name, False, detail="not installed")
+        return InterpreterSource(name, False, detail=f"broken install: {exc}")
+    except (ImportError, SystemError, AttributeError, RuntimeError, OSError) as exc:
+        return _broken(name, exc)
+    except Exception as exc:  # a compiled extension failing in an unexpected way
+        return _broken(name, exc)
+    try:
+        if name == "tensorflow.lite":
+            lite = mod.lite
+            interpreter, delegate = lite.Interpreter, lite.experimental.load_delegate
+            version = getattr(mod, "__version__", None)
+        else:
+            interpreter, delegate = mod.Interpreter, mod.load_delegate
+            version = _dist_version(name.replace("_", "-"))
+    except Exception as exc:
+        return _broken(name, exc)
+    return InterpreterSource(name, True, version=version, interpreter=interpreter, load_delegate=delegate)
+
+
+def _broken(name: str, exc: BaseException) -> InterpreterSource:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if name == "tflite_runtime" and _numpy_major() >= 2:
+        return InterpreterSource(name, False, detail=f"{NUMPY2_TFLITE_RUNTIME} ({type(exc).__name__}: {text})")
+    return InterpreterSource(name, False, detail=f"import failed: {type(exc).__name__}: {text}")
+
+
+def _dist_version(dist: str) -> Optional[str]:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:
+        return None
+
+
+_CHOSEN: Optional[InterpreterSource] = None
+
+
+def import_interpreter() -> InterpreterSource:
+    """The first working interpreter source (cached), or BackendUnavailableError saying what to install."""
+    global _CHOSEN
+    if _CHOSEN is not None:
+        return _CHOSEN
+    problems = []
+    for module, name in INTERPRETER_SOURCES:
+        src = probe_interpreter(name, module)
+        if src.available:
+            _CHOSEN = src
+            return src
+        problems.append(src)
+    numpy2 = [p for p in problems if NUMPY2_TFLITE_RUNTIME in p.detail]
+    if numpy2:
+        raise BackendUnavailableError(f"no usable TFLite interpreter: {numpy2[0].detail}")
+    found = "; ".join(f"{p.name}: {p.detail}" for p in problems)
+    raise BackendUnavailableError(f"no TFLite interpreter is installed ({found}); {INSTALL_HINT}")
+
+
+def _sniff(path: Path) -> str:
+    """A short description of what a non-TFLite file looks like."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return "unreadable"
+    if head.startswith(b"PK\x03\x04"):
+        return "a ZIP archive (a Keras .keras file? use --backend keras)"
+    if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8")):
+        return "an image, not a model"
+    if head.startswith(b"\x89HDF"):
+        return "an HDF5 file (Keras .h5 weights or model?)"
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "a text file"
+    if head[:1] == b"\x08" or b"onnx" in head[:64]:
+        return "possibly an ONNX model (rename it to .onnx or pass --backend onnx)"
+    return "not a TFLite flatbuffer"
+
+
+class LiteRTBackend:
+    """A ``.tflite`` model in the LiteRT / TFLite interpreter."""
+
+    name = "litert"
+
+    def __init__(self, path: str | os.PathLike, threads: Optional[int] = None, delegate: Optional[str] = None):
+        self.path = check_model_file(path, "TFLite")
+        if not has_tflite_identifier(self.path):
+            raise ModelError(
+                f"{self.path} is not a TFLite model (no 'TFL3' identifier; it looks like {_sniff(self.path)}); "
+                f"pass a .tflite file exported by edgecnn or TFLite"
+            )
+        src = import_interpreter()
+        self.source = src.name
+        delegates = None
+        if delegate:
+            try:
+                ctypes.CDLL(delegate)  # fail here first: a failed load_delegate() also spews a __del__ traceback
+                delegates = [src.load_delegate(delegate)]
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ModelError(
+                    f"cannot load delegate {delegate!r} ({first}); check that the library is installed "
+                    f"(e.g. libedgetpu.so.1 for a Coral Edge TPU: apt install libedgetpu1-std) and the device is "
+                    f"plugged in, or run without --delegate"
+                ) from None
+        kwargs: dict[str, Any] = {"model_path": str(self.path)}
+        if threads is not None:
+            kwargs["num_threads"] = int(threads)
+        if delegates:
+            kwargs["experimental_delegates"] = delegates
+        try:
+            self._interp = src.interpreter(**kwargs)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"{self.path} is not a valid TFLite model ({first}); it may be truncated or corrupt: "
+                f"re-export or re-download it"
+            ) from None
+        inputs = self._interp.get_input_details()
+        outputs = self._interp.get_output_details()
+        if len(inputs) != 1:
+            raise ModelError(
+                f"{self.path} has {len(inputs)} inputs; edgecnn runs single-input image classifiers"
+            )
+        if not outputs:
+            raise ModelError(f"{self.path} has no outputs; it is not a classifier")
+        self._in = inputs[0]
+        self._out = outputs[0]
+        self._in_index = self._in["index"]
+        self._out_index = self._out["index"]
+        self._shape = tuple(int(d) for d in self._in["shape"])
+        self.input_spec = _spec(self._in)
+        self.output_spec = _spec(self._out)
+        self.num_outputs = len(outputs)
+        self._out_scale = self.output_spec.scale if self.output_spec.is_quantized else None
+        self._out_zp = self.output_spec.zero_point
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        interp = self._interp
+        try:
+            if batch.shape != self._shape:
+                interp.resize_tensor_input(self._in_index, list(batch.shape))
+                interp.allocate_tensors()
+                self._shape = tuple(batch.shape)
+            interp.set_tensor(self._in_index, batch)
+            interp.invoke()
+            out = interp.get_tensor(self._out_index)
+        except (ValueError, RuntimeError) as exc:
+            raise inference_error(self.path, exc) from None
+        return dequantize(out, self._out_scale, self._out_zp).reshape(len(batch), -1)
+
+    def embedded_card(self) -> Optional[str]:
+        data = read_metadata(self.path, CARD_METADATA_NAME)
+        if not data:
+            return None
+        try:
+            return data.rstrip(b"\x00").decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def embedded_labels(self) -> Optional[list[str]]:
+        """Labels embedded in the model, if any.
+
+        edgecnn's ``edgecnn.labels`` metadata entry, else a TFLite Support associated
+        file (a label .txt zipped onto the model, as in Coral/TF Hub models).
+        """
+        data = read_metadata(self.path, LABELS_METADATA_NAME)
+        if data:
+            try:
+                return _label_lines(data.rstrip(b"\x00").decode("utf-8"))
+            except UnicodeDecodeError:
+                pass
+        try:
+            if not zipfile.is_zipfile(self.path):
+                return None
+            with zipfile.ZipFile(self.path) as z:
+                names = [n for n in z.namelist() if n.lower().endswith(".txt")]
+                preferred = [n for n in names if "label" in n.lower()] or names
+                if len(preferred) != 1:
+                    return None
+                text = z.read(preferred[0]).decode("utf-8")
+        except (OSError, zipfile.BadZipFile, UnicodeDecodeError, KeyError, ValueError):
+            return None
+        return _label_lines(text)
+
+    def close(self) -> None:
+        self._interp = None
+
+
+def _label_lines(text: str) -> Optional[list[str]]:
+    labels = [line.strip() for line in text.splitlines()]
+    while labels and not labels[-1]:
+        labels.pop()
+    return labels or None
+
+
+def _spec(details: dict) -> TensorSpec:
+    sig = details.get("shape_signature")
+    if sig is None or len(sig) != len(details["shape"]):
+        sig = details["shape"]
+    shape = tuple(None if int(d) < 0 else int(d) for d in sig)
+    scale, zp = details.get("quantization", (0.0, 0))
+    qp = details.get("quantization_parameters") or {}
+    scales = qp.get("scales")
+    if scales is not None and len(scales) > 1:
+        raise ModelError(
+            f"tensor {details['name']!r} is quantized per channel; edgecnn expects a per-tensor quantized input/output"
+        )
+    return TensorSpec(
+        name=str(details["name"]),
+        shape=shape,
+        dtype=np.dtype(details["dtype"]),
+        layout=guess_layout(shape),
+        scale=float(scale) if scale else None,
+        zero_point=int(zp),
+    )

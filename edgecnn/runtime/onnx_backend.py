@@ -1,0 +1,100 @@
+"""ONNX Runtime backend (CPU execution provider).
+
+``onnxruntime`` is imported the first time an ONNX model is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+
+from edgecnn.errors import BackendUnavailableError, ModelError
+from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
+
+CARD_METADATA_KEY = "edgecnn.card"
+
+_ONNX_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+}
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"onnxruntime is not installed ({exc}); pip install onnxruntime (or: pip install 'edgecnn[device]')"
+        ) from None
+    return onnxruntime
+
+
+class OnnxBackend:
+    """An ``.onnx`` model in an ONNX Runtime CPU session."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | os.PathLike, threads: Optional[int] = None, delegate: Optional[str] = None):
+        self.path = check_model_file(path, "ONNX")
+        if delegate:
+            from edgecnn.errors import UsageError
+
+            raise UsageError(f"--delegate {delegate!r} works with TFLite models only (the litert backend)")
+        ort = import_onnxruntime()
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # errors only: no warnings on stderr
+        try:
+            self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own pybind exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            kind = "truncated, corrupt or not an ONNX model" if "protobuf" in first.lower() else "not loadable"
+            raise ModelError(
+                f"{self.path} is not a valid ONNX model ({kind}: {first[:200]}); re-export or re-download it"
+            ) from None
+        inputs = self._session.get_inputs()
+        outputs = self._session.get_outputs()
+        if len(inputs) != 1:
+            names = ", ".join(i.name for i in inputs)
+            raise ModelError(
+                f"{self.path} has {len(inputs)} inputs ({names}); edgecnn runs single-input image classifiers"
+            )
+        if not outputs:
+            raise ModelError(f"{self.path} has no outputs; it is not a classifier")
+        inp, out = inputs[0], outputs[0]
+        if inp.type not in _ONNX_TYPES:
+            raise ModelError(f"{self.path} input {inp.name!r} has type {inp.type}; expected a float or 8-bit image tensor")
+        self._in_name = inp.name
+        self._out_names = [out.name]
+        shape = tuple(d if isinstance(d, int) and d > 0 else None for d in inp.shape)
+        self.input_spec = TensorSpec(inp.name, shape, np.dtype(_ONNX_TYPES[inp.type]), guess_layout(shape))
+        out_shape = tuple(d if isinstance(d, int) and d > 0 else None for d in (out.shape or ()))
+        out_dtype = np.dtype(_ONNX_TYPES.get(out.type, np.float32))
+        self.output_spec = TensorSpec(out.name, out_shape, out_dtype, "NC")
+        self.num_outputs = len(outputs)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            out = self._session.run(self._out_names, {self._in_name: batch})[0]
+        except Exception as exc:
+            raise inference_error(self.path, exc) from None
+        return dequantize(np.asarray(out), None, 0).reshape(len(batch), -1)
+
+    def embedded_card(self) -> Optional[str]:
+        try:
+            return self._session.get_modelmeta().custom_metadata_map.get(CARD_METADATA_KEY)
+        except Exception:
+            return None
+
+    def embedded_labels(self) -> Optional[list[str]]:
+        return None
+
+    def close(self) -> None:
+        self._session = None
