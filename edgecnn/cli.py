@@ -17,6 +17,7 @@ from edgecnn.errors import EdgeCNNError
 # Order is the order shown by `edgecnn --help`.
 COMMANDS = [
     "quickstart",
+    "predict",
     "camera",
     "export",
 

@@ -90,7 +90,7 @@ def guess_layout(shape: tuple[Optional[int], ...], default: str = "NHWC") -> str
     """NHWC or NCHW from a 4-D shape when the channel axis is unambiguous, else ``default``."""
     if len(shape) != 4:
         return default
-    chan = (1, 3, 4)
+    chan = (1, 3)
     c_last, c_first = shape[3] in chan, shape[1] in chan
     if c_last and not c_first:
         return "NHWC"

@@ -1,0 +1,134 @@
+"""`edgecnn predict MODEL INPUTS...`: classify image files, folders and globs."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "classify images (files, folders, globs) with a .tflite/.onnx/.keras model"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected a whole number >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected a whole number >= 1")
+    return value
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"Received {text!r}; expected a number or 3 comma-separated numbers (R,G,B)"
+        ) from None
+    if len(values) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected 1 or 3 comma-separated numbers")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model file: .tflite, .onnx, .keras/.h5, or a SavedModel folder")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files, folders (searched recursively) or glob patterns (quote them: 'imgs/*.jpg')")
+    parser.add_argument("--labels", metavar="FILE",
+                        help="labels file, one per line (default: the model card's labels). A file with one "
+                             "extra first line 'background' is aligned automatically")
+    parser.add_argument("--top-k", type=_positive_int, default=5, metavar="K", help="classes to show (default: 5)")
+    parser.add_argument("--json", action="store_true",
+                        help='one JSON object per line: {"input", "top": [{"label", "index", "score"}], "latency_ms"}')
+    parser.add_argument("--backend", choices=["litert", "onnx", "keras"],
+                        help="runtime to use (default: chosen by the model's file suffix)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N", help="interpreter threads (default: runtime's)")
+    parser.add_argument("--delegate", metavar="PATH",
+                        help="TFLite delegate library, e.g. libedgetpu.so.1 for a Coral Edge TPU")
+    parser.add_argument("--mean", type=_floats, metavar="M",
+                        help="normalization (pixel - mean) / std, one value or R,G,B; overrides the model card "
+                             "(default without a card, float inputs: 127.5)")
+    parser.add_argument("--std", type=_floats, metavar="S", help="see --mean (default without a card: 127.5)")
+    parser.add_argument("--crop", choices=["stretch", "center"],
+                        help="resize by stretching (default) or center-crop to the model's aspect ratio first")
+    parser.add_argument("--output-kind", choices=["softmax", "sigmoid", "logits"],
+                        help="what the model outputs (default: the model card's; logits get a softmax)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the backend and preprocessing used")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from edgecnn.errors import DataError
+    from edgecnn.runtime.classifier import Classifier
+    from edgecnn.runtime.inputs import expand_inputs
+
+    _show_notes()
+    clf = Classifier(
+        args.model,
+        labels=args.labels,
+        threads=args.threads,
+        backend=args.backend,
+        delegate=args.delegate,
+        mean=args.mean,
+        std=args.std,
+        crop=args.crop,
+        output_kind=args.output_kind,
+    )
+    if args.verbose:
+        print(clf.describe(), file=sys.stderr)
+    failed = 0
+    total = 0
+    for item in expand_inputs(args.inputs):
+        total += 1
+        if item.error:
+            failed += 1
+            print(f"error: {item.error}", file=sys.stderr)
+            continue
+        try:
+            pred = clf.predict(item.path, top_k=args.top_k)
+        except DataError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps(pred.to_dict(), ensure_ascii=False))
+        else:
+            _print_human(pred)
+        sys.stdout.flush()
+    if failed:
+        print(f"{failed} of {total} input(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _show_notes() -> None:
+    """Send the runtime's notes (``note: ...`` warnings) to the current stderr, once per process."""
+    import logging
+    import sys
+
+    class _Stderr(logging.StreamHandler):
+        @property
+        def stream(self):
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value):
+            pass
+
+    logger = logging.getLogger("edgecnn")
+    if not any(getattr(h, "_edgecnn_notes", False) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._edgecnn_notes = True
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
+def _print_human(pred) -> None:
+    best = pred.top[0]
+    print(f"{pred.input}: {best.label}  {best.score:.4f}  {pred.feedback}  ({pred.latency_ms:.1f} ms)")
+    if len(pred.top) > 1:
+        for rank, item in enumerate(pred.top, 1):
+            print(f"  {rank:>2}. {item.score:.4f}  {item.label}")
