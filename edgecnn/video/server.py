@@ -4,7 +4,7 @@ Endpoints: ``/`` (an HTML page showing the stream and polling the JSON),
 ``/stream.mjpg`` (multipart/x-mixed-replace JPEG frames) and
 ``/predictions.json`` (the latest prediction). Frames are JPEG-encoded in the
 clients' handler threads, once per frame however many clients watch, and not
-at all when nobody does. Binds 127.0.0.1 unless another host is given.
+at all when nobody does; a stalled loop's last frame is re-sent twice a second. Binds 127.0.0.1 unless another host is given.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from edgecnn.errors import UsageError
 DEFAULT_HOST = "127.0.0.1"
 BOUNDARY = "edgecnnframe"
 JPEG_QUALITY = 80
+RESEND_S = 0.5  # re-send the latest frame this often when no new one arrives
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -107,14 +108,18 @@ class PreviewState:
         with self._cond:
             return self._prediction
 
-    def next_jpeg(self, after: int, timeout: float = 1.0) -> tuple[int, Optional[bytes]]:
-        """Wait for a frame newer than ``after``; (seq, JPEG bytes), or (after, None) on timeout/close."""
+    def next_jpeg(self, after: int, timeout: float = RESEND_S) -> tuple[int, Optional[bytes]]:
+        """A frame newer than ``after`` as (seq, JPEG bytes), waiting up to ``timeout`` seconds.
+
+        After the timeout the latest frame is returned again, so a stream keeps
+        flowing (and browsers keep showing it) while the loop is slow or stalled;
+        (after, None) before the first frame and once closed.
+        """
         import cv2
 
         with self._cond:
-            if not self._cond.wait_for(lambda: self.closed or (self._seq > after and self._image is not None), timeout):
-                return after, None
-            if self.closed:
+            self._cond.wait_for(lambda: self.closed or (self._seq > after and self._image is not None), timeout)
+            if self.closed or self._image is None:
                 return after, None
             seq, image = self._seq, self._image
             if self._jpeg_seq == seq:
