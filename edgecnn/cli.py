@@ -17,6 +17,9 @@ from edgecnn.errors import EdgeCNNError
 # Order is the order shown by `edgecnn --help`.
 COMMANDS = [
     "quickstart",
+    "models",
+    "train",
+    "evaluate",
     "predict",
     "camera",
     "export",

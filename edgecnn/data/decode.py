@@ -12,18 +12,20 @@ from edgecnn.errors import DataError
 def decode_rgb(path: str | os.PathLike) -> np.ndarray:
     """Return the image at ``path`` as uint8 RGB (H, W, 3).
 
-    Format is detected from the bytes, not the extension. Grayscale, alpha
+    Format is detected from the bytes, not the extension; EXIF orientation is
+    applied. Grayscale, alpha
     (composited on black), palette and 16-bit images become 8-bit RGB; an
     animated GIF gives its first frame. Raises DataError when unreadable.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             img.seek(0)
             img.load()
-            return _to_rgb(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            # Camera photos: honour the EXIF orientation, as OpenCV's imread does at inference time.
+            return _to_rgb(ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) != 1 else img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot decode {path}: {exc.__class__.__name__}: {exc}") from None
 
 

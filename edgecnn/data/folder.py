@@ -63,6 +63,16 @@ def scan_folder(root: str | os.PathLike, class_names: list[str] | None = None) -
     return FolderScan(root=root, class_names=list(class_names), files=files)
 
 
+def _check_every_class_readable(scan: FolderScan, per_class: dict[int, int], skipped: list) -> None:
+    """A class folder whose files all failed to decode is as unusable as an empty one."""
+    with_files = {label for _, label in scan.files}
+    for label in sorted(with_files - set(per_class)):
+        folder = scan.root / scan.class_names[label]
+        count = sum(1 for path, _ in skipped if folder in path.parents)
+        raise DataError(f"class folder {folder} has no readable images ({count} files skipped); "
+                        f"add JPEG/PNG/BMP/GIF/WebP images to it or remove it")
+
+
 def load_folder(
     root: str | os.PathLike,
     img_size: int | tuple[int, int],
@@ -90,7 +100,9 @@ def load_folder(
         paths.append(path)
         per_class[label] = per_class.get(label, 0) + 1
     if not images:
-        raise DataError(f"no readable images under {scan.root}; supported: JPEG, PNG, BMP, GIF, WebP, TIFF")
+        raise DataError(f"no readable images under {scan.root} ({len(skipped)} files skipped); "
+                        f"supported: JPEG, PNG, BMP, GIF, WebP, TIFF")
+    _check_every_class_readable(scan, per_class, skipped)
     return LoadedImages(
         images=np.stack(images),
         labels=np.asarray(labels, dtype=np.int64),

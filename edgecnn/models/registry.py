@@ -19,6 +19,7 @@ class ModelSpec:
     binary: bool = False  # a single sigmoid output (two labels)
     in_model_normalization: str = "x / 255"  # recorded in the card
     min_size: int = 16
+    transfer: bool = False  # a pretrained backbone + head: accepts weights=..., trains in two phases
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -36,7 +37,7 @@ def register_model(name: str, default_size: int, description: str, **spec_kwargs
 
 def _load_all():
     # Import the architecture modules so their decorators run.
-    from edgecnn.models import tutorial  # noqa: F401
+    from edgecnn.models import mobilenet, tutorial, tutorial_blocks  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -55,11 +56,22 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def create_model(name: str, num_classes: int, input_shape=(32, 32, 3), **kwargs):
-    """Build architecture ``name``: raw RGB 0..255 in, class probabilities out."""
+    """Build architecture ``name``: raw RGB 0..255 in, class probabilities out.
+
+    Transfer architectures also take ``weights`` ("imagenet", "none" or a
+    Keras weights file for the backbone) and, for MobileNetV2, ``alpha``.
+    """
     spec = get_spec(name)
     h, w = input_shape[:2]
     if min(h, w) < spec.min_size:
         raise UsageError(f"{name} needs inputs of at least {spec.min_size}px; received {h}x{w}")
     if spec.binary and num_classes != 2:
         raise UsageError(f"{name} is a binary (single sigmoid) model and needs exactly 2 classes; received {num_classes}")
+    if num_classes < 2:
+        raise UsageError(f"a classifier needs at least 2 classes; received {num_classes}")
+    if not spec.transfer and kwargs.get("weights") not in (None, "none"):
+        raise UsageError(f"{name} has no pretrained backbone; drop --weights or pick one of "
+                         f"{', '.join(n for n in list_models() if get_spec(n).transfer)}")
+    if not spec.transfer:
+        kwargs.pop("weights", None)
     return spec.builder(num_classes, tuple(input_shape), **kwargs)

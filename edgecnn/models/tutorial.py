@@ -1,27 +1,90 @@
-"""The tutorial's CNNs (../shared/seed/), each taking raw 0..255 RGB input."""
+"""The tutorial's plain CNNs (../shared/seed/), each taking raw 0..255 RGB input."""
 
 from __future__ import annotations
 
 from edgecnn.models.registry import register_model
 
 
-@register_model("simple_cnn", default_size=32, min_size=24, description="Tutorial's first CNN: 3 conv blocks + dense head")
-def simple_cnn(num_classes: int, input_shape=(32, 32, 3)):
+def _conv_bn_pool(layers, filters: int, name: str, padding: str = "valid", dropout: float = 0.0) -> list:
+    """Conv(3x3, relu) -> BatchNorm -> MaxPool [-> Dropout], named ``<name>_*``."""
+    block = [
+        layers.Conv2D(filters, 3, activation="relu", padding=padding, name=f"{name}_conv"),
+        layers.BatchNormalization(name=f"{name}_bn"),
+        layers.MaxPooling2D(2, name=f"{name}_pool"),
+    ]
+    if dropout:
+        block.append(layers.Dropout(dropout, name=f"{name}_dropout"))
+    return block
+
+
+def _sequential(name: str, input_shape, body: list):
     import keras
     from keras import layers
 
     return keras.Sequential(
-        [
-            keras.Input(shape=input_shape, name="image"),
-            layers.Rescaling(1.0 / 255, name="normalize"),
-            layers.Conv2D(32, 3, activation="relu", name="conv1"),
-            layers.MaxPooling2D(2, name="pool1"),
-            layers.Conv2D(64, 3, activation="relu", name="conv2"),
-            layers.MaxPooling2D(2, name="pool2"),
-            layers.Conv2D(64, 3, activation="relu", name="conv3"),
-            layers.Flatten(name="flatten"),
-            layers.Dense(64, activation="relu", name="fc"),
-            layers.Dense(num_classes, activation="softmax", name="predictions"),
-        ],
-        name="simple_cnn",
+        [keras.Input(shape=input_shape, name="image"), layers.Rescaling(1.0 / 255, name="normalize"), *body],
+        name=name,
     )
+
+
+@register_model("simple_cnn", default_size=32, min_size=24, description="Tutorial's first CNN: 3 conv blocks + dense head")
+def simple_cnn(num_classes: int, input_shape=(32, 32, 3)):
+    from keras import layers
+
+    return _sequential("simple_cnn", input_shape, [
+        layers.Conv2D(32, 3, activation="relu", name="conv1"),
+        layers.MaxPooling2D(2, name="pool1"),
+        layers.Conv2D(64, 3, activation="relu", name="conv2"),
+        layers.MaxPooling2D(2, name="pool2"),
+        layers.Conv2D(64, 3, activation="relu", name="conv3"),
+        layers.Flatten(name="flatten"),
+        layers.Dense(64, activation="relu", name="fc"),
+        layers.Dense(num_classes, activation="softmax", name="predictions"),
+    ])
+
+
+@register_model("regularized_cnn", default_size=32, min_size=16,
+                description="Tutorial's overfitting fix: BatchNorm + Dropout after each conv block")
+def regularized_cnn(num_classes: int, input_shape=(32, 32, 3)):
+    from keras import layers
+
+    return _sequential("regularized_cnn", input_shape, [
+        *_conv_bn_pool(layers, 32, "block1", dropout=0.25),
+        *_conv_bn_pool(layers, 64, "block2", dropout=0.25),
+        layers.Flatten(name="flatten"),
+        layers.Dense(128, activation="relu", name="fc"),
+        layers.Dropout(0.5, name="fc_dropout"),
+        layers.Dense(num_classes, activation="softmax", name="predictions"),
+    ])
+
+
+@register_model("pet_cnn", default_size=150, min_size=24, binary=True,
+                description="Tutorial's cat-vs-dog classifier: 3 conv/BN blocks, one sigmoid output")
+def pet_cnn(num_classes: int = 2, input_shape=(150, 150, 3)):
+    from keras import layers
+
+    return _sequential("pet_cnn", input_shape, [
+        *_conv_bn_pool(layers, 32, "block1"),
+        *_conv_bn_pool(layers, 64, "block2"),
+        *_conv_bn_pool(layers, 128, "block3"),
+        layers.GlobalAveragePooling2D(name="gap"),
+        layers.Dense(128, activation="relu", name="fc"),
+        layers.Dropout(0.5, name="fc_dropout"),
+        layers.Dense(1, activation="sigmoid", name="predictions"),
+    ])
+
+
+@register_model("food_cnn", default_size=150, min_size=16,
+                description="Tutorial's food classifier: 3 'same' conv/BN blocks, GAP, dense head")
+def food_cnn(num_classes: int, input_shape=(150, 150, 3)):
+    from keras import layers
+
+    return _sequential("food_cnn", input_shape, [
+        *_conv_bn_pool(layers, 32, "block1", padding="same"),
+        *_conv_bn_pool(layers, 64, "block2", padding="same"),
+        *_conv_bn_pool(layers, 128, "block3", padding="same"),
+        layers.GlobalAveragePooling2D(name="gap"),
+        layers.Dense(256, activation="relu", name="fc"),
+        layers.Dropout(0.5, name="fc_dropout"),
+        layers.Dense(num_classes, activation="softmax", name="predictions"),
+    ])

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from edgecnn.errors import UsageError
 
+CLASS_WEIGHTS = ("none", "auto")
+
 
 @dataclass
 class TrainConfig:
@@ -23,8 +25,16 @@ class TrainConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     augment: list[str] = field(default_factory=lambda: ["flip", "rotation", "zoom", "contrast"])
-    patience: int = 5
+    patience: int = 5  # early stopping on val_accuracy
+    reduce_lr_patience: int = 2  # multiply the learning rate by 0.3 after this many epochs without val_loss gain
     verbose: int = 1
+    # Transfer architectures (mobilenet_*): backbone weights and the fine-tuning phase.
+    weights: str | None = None  # "imagenet", "none" or a .weights.h5 file; None: imagenet for transfer archs
+    alpha: float | None = None  # MobileNet width multiplier; None: 1.0
+    fine_tune_epochs: int = 0
+    fine_tune_layers: int = 40  # top backbone layers unfrozen in phase 2 (BatchNorm always stays frozen)
+    fine_tune_lr: float | None = None  # None: learning_rate / 10
+    class_weights: str = "none"  # "auto": weight classes inversely to their frequency
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -35,6 +45,18 @@ class TrainConfig:
             raise UsageError(f"--val-split must be between 0 and 1; received {self.val_split}")
         if self.img_size is not None and self.img_size < 8:
             raise UsageError(f"--img-size must be at least 8; received {self.img_size}")
+        if self.learning_rate <= 0:
+            raise UsageError(f"--learning-rate must be positive; received {self.learning_rate}")
+        if self.fine_tune_epochs < 0:
+            raise UsageError(f"--fine-tune-epochs must be 0 or more; received {self.fine_tune_epochs}")
+        if self.fine_tune_layers < 1:
+            raise UsageError(f"--fine-tune-layers must be at least 1; received {self.fine_tune_layers}")
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise UsageError(f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}; received {self.class_weights!r}")
+
+    @property
+    def resolved_fine_tune_lr(self) -> float:
+        return self.fine_tune_lr if self.fine_tune_lr is not None else self.learning_rate / 10
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

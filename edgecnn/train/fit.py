@@ -1,25 +1,30 @@
-"""Train an architecture from the registry on an image folder and write a run directory."""
+"""Train an architecture from the registry on an image folder and write a run directory.
+
+Transfer architectures train in two phases: the head on a frozen backbone,
+then (``fine_tune_epochs`` > 0) the top backbone layers at a lower learning
+rate with BatchNorm frozen. The best epoch across both phases is kept, also
+when training is interrupted with Ctrl-C.
+"""
 
 from __future__ import annotations
 
-import json
-import sys
+import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgecnn._io import atomic_path, write_json
-from edgecnn.card import ModelCard, Normalization
+from edgecnn.card import ModelCard
 from edgecnn.data.folder import LoadedImages, load_folder
-from edgecnn.errors import DataError
-from edgecnn.labels import write_labels
+from edgecnn.errors import DataError, UsageError
 from edgecnn.models import create_model, get_spec
-from edgecnn.train.augment import build_augmentation
 from edgecnn.train.config import TrainConfig
+from edgecnn.train.report import MODEL_FILE
 from edgecnn.train.split import stratified_split
 
-MODEL_FILE = "model.keras"
+__all__ = ["MODEL_FILE", "RunResult", "TrainConfig", "train"]
+CHECKPOINT_FILE = "checkpoint.weights.h5"
 
 
 @dataclass
@@ -29,6 +34,7 @@ class RunResult:
     card: ModelCard
     metrics: dict
     val: LoadedImages
+    interrupted: bool = False
 
 
 def load_datasets(config: TrainConfig, img_size: int) -> tuple[LoadedImages, LoadedImages]:
@@ -42,74 +48,136 @@ def load_datasets(config: TrainConfig, img_size: int) -> tuple[LoadedImages, Loa
     return train, val
 
 
-def _dataset(data: LoadedImages, batch_size: int, shuffle: bool, augmentation, seed: int):
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((data.images, data.labels)).cache()
-    if shuffle:
-        ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if augmentation is not None:
-        ds = ds.map(lambda x, y: (augmentation(tf.cast(x, tf.float32), training=True), y),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def train(config: TrainConfig) -> RunResult:
-    """Fit ``config.arch`` on ``config.data`` and save model, card, labels and reports in ``config.out``."""
-    import keras
-
+def resolve(config: TrainConfig):
+    """Fill the defaults that depend on the architecture (image size, weights); return its spec."""
     config.validate()
     spec = get_spec(config.arch)
-    img_size = config.img_size or spec.default_size
-    config.img_size = img_size
-    train_data, val_data = load_datasets(config, img_size)
-    class_names = train_data.class_names
+    config.img_size = config.img_size or spec.default_size
+    if spec.transfer:
+        config.weights = config.weights or "imagenet"
+        config.alpha = config.alpha or 1.0
+    else:
+        if config.weights not in (None, "none"):
+            raise UsageError(f"{config.arch} has no pretrained backbone; drop --weights (transfer architectures: "
+                             f"mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large)")
+        if config.fine_tune_epochs:
+            raise UsageError(f"--fine-tune-epochs needs a transfer architecture (mobilenet_*); {config.arch} "
+                             f"trains all its layers from the start: use --epochs")
+        config.weights, config.alpha = "none", None
+    return spec
 
-    keras.utils.set_random_seed(config.seed)
-    model = create_model(config.arch, len(class_names), (img_size, img_size, 3))
-    binary = spec.binary
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    augmentation = build_augmentation(config.augment, config.seed)
-    train_ds = _dataset(train_data, config.batch_size, True, augmentation, config.seed)
-    val_ds = _dataset(val_data, config.batch_size, False, None, config.seed)
+
+def _strategy():
+    """MirroredStrategy with several GPUs; None (the default strategy) otherwise."""
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy() if len(tf.config.list_physical_devices("GPU")) > 1 else None
+
+
+def _compile(model, learning_rate: float, binary: bool) -> None:
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+
+
+def _build(config: TrainConfig, spec, num_classes: int):
+    kwargs = {"weights": config.weights}
+    if config.alpha is not None:
+        kwargs["alpha"] = config.alpha
+    return create_model(config.arch, num_classes, (config.img_size, config.img_size, 3), **kwargs)
+
+
+def _phases(config: TrainConfig, spec) -> list[tuple[str, int]]:
+    """[(phase name, epochs)]: "train", or "frozen" then "fine-tune" for transfer architectures."""
+    if not spec.transfer:
+        return [("train", config.epochs)]
+    first = "frozen" if config.weights != "none" else "train"
+    return [(first, config.epochs)] + ([("fine-tune", config.fine_tune_epochs)] if config.fine_tune_epochs else [])
+
+
+def _silent(*_args) -> None:
+    pass
+
+
+def train(config: TrainConfig, callbacks: list | None = None, printer=print) -> RunResult:
+    """Fit ``config.arch`` on ``config.data`` and save model, card, labels and reports in ``config.out``.
+
+    ``callbacks`` are extra Keras callbacks for every phase. Ctrl-C stops
+    training, keeps the best epoch so far and returns ``interrupted=True``.
+    """
+    import keras
+
+    from edgecnn.train import report
+    from edgecnn.train.augment import build_augmentation
+    from edgecnn.train.callbacks import BestWeights, EpochLogger
+    from edgecnn.train.dataset import balanced_class_weights, make_dataset
+    from edgecnn.train.transfer import freeze_backbone, unfreeze_top
+
+    spec = resolve(config)
+    if not config.verbose:
+        printer = _silent
+    train_data, val_data = load_datasets(config, config.img_size)
+    class_names = train_data.class_names
+    skipped = report.skipped_files(train_data, val_data)
+    printer(f"data: {len(train_data)} train / {len(val_data)} val images, {len(class_names)} classes"
+            + (f", {len(skipped)} unreadable files skipped (listed in data_report.json)" if skipped else ""))
 
     run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience, restore_best_weights=True),
-    ]
-    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
-                        verbose=2 if config.verbose else 0)
+    keras.utils.set_random_seed(config.seed)
+    strategy = _strategy()
+    scope = strategy.scope() if strategy else contextlib.nullcontext()
+    with scope:
+        model = _build(config, spec, len(class_names))
+    augmentation = build_augmentation(config.augment, config.seed)
+    train_ds = make_dataset(train_data, config.batch_size, shuffle=True, augmentation=augmentation,
+                            seed=config.seed, binary=spec.binary)
+    val_ds = make_dataset(val_data, config.batch_size, binary=spec.binary)
+    class_weight = balanced_class_weights(train_data.labels, len(class_names)) if config.class_weights == "auto" else None
 
-    model_path = run_dir / MODEL_FILE
-    with atomic_path(model_path) as tmp:
-        model.save(tmp)
-    card = ModelCard(
-        labels=class_names,
-        input_height=img_size,
-        input_width=img_size,
-        normalization=Normalization.raw(spec.in_model_normalization),
-        output_kind="sigmoid" if binary else "softmax",
-        format="keras",
-        architecture=config.arch,
+    best = BestWeights(run_dir / CHECKPOINT_FILE)
+    history: dict[str, list] = {}
+    phase_epochs: list[str] = []
+    interrupted, epoch, started = False, 0, time.perf_counter()
+    total = sum(n for _, n in _phases(config, spec))
+    try:
+        for phase, epochs in _phases(config, spec):
+            with scope:
+                if phase == "frozen":
+                    freeze_backbone(model)
+                if phase == "fine-tune":
+                    best.restore(model)  # fine-tune from the best frozen-phase weights
+                    unfreeze_top(model, config.fine_tune_layers)
+                _compile(model, config.resolved_fine_tune_lr if phase == "fine-tune" else config.learning_rate,
+                         spec.binary)
+            logger = EpochLogger(total, phase, printer)
+            phase_callbacks = [
+                logger, best,
+                keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience),
+                keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=config.reduce_lr_patience,
+                                                  min_lr=1e-6),
+                *(callbacks or []),
+            ]
+            try:
+                model.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=epoch + epochs,
+                                class_weight=class_weight, callbacks=phase_callbacks, shuffle=False, verbose=0)
+            finally:
+                done = report.merge_history(history, getattr(model, "history", None), logger)
+                phase_epochs += [phase] * done
+                epoch += done
+    except KeyboardInterrupt:
+        interrupted = True
+        if not best.has_weights:
+            raise
+        printer(f"interrupted: keeping the best epoch so far ({best.best_epoch}, val_accuracy {best.best:.4f})")
+    seconds = time.perf_counter() - started
+    best.restore(model)
+    history["phase"] = phase_epochs
+    return report.write_run(
+        run_dir, model, config, spec, train_data, val_data, history, best,
+        timing={"train_seconds": round(seconds, 2),
+                "train_images_per_second": round(len(train_data) * epoch / seconds, 2) if seconds else None},
+        interrupted=interrupted, result_type=RunResult, val_ds=val_ds, printer=printer,
     )
-    card.save(model_path)
-    write_labels(run_dir / "labels.txt", class_names)
-    write_json(run_dir / "config.json", config.to_dict())
-    write_json(run_dir / "history.json", {k: [float(v) for v in vals] for k, vals in history.history.items()})
-    val_loss, val_acc = model.evaluate(val_ds, verbose=0)
-    metrics = {"val_accuracy": float(val_acc), "val_loss": float(val_loss),
-               "train_images": len(train_data), "val_images": len(val_data)}
-    write_json(run_dir / "metrics.json", metrics)
-    write_json(run_dir / "data_report.json", {
-        "classes": class_names,
-        "train_per_class": np.bincount(train_data.labels, minlength=len(class_names)).tolist(),
-        "val_per_class": np.bincount(val_data.labels, minlength=len(class_names)).tolist(),
-        "skipped": [{"path": str(p), "reason": r} for p, r in train_data.skipped + val_data.skipped],
-    })
-    return RunResult(run_dir, model_path, card, metrics, val_data)

@@ -1,0 +1,94 @@
+"""The run directory: model.keras + card, labels.txt, config.json, history, metrics and data reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn._io import atomic_path, write_json
+from edgecnn.card import ModelCard, Normalization
+from edgecnn.labels import write_labels
+
+MODEL_FILE = "model.keras"
+
+
+def skipped_files(*datasets) -> list[dict]:
+    seen, out = set(), []
+    for data in datasets:
+        for path, reason in data.skipped:
+            if str(path) not in seen:
+                seen.add(str(path))
+                out.append({"path": str(path), "reason": reason})
+    return out
+
+
+def merge_history(history: dict, keras_history, logger) -> int:
+    """Append the epochs a fit() call completed to ``history``; return how many."""
+    done = len(logger.seconds)
+    logs = getattr(keras_history, "history", {}) if keras_history is not None else {}
+    for key, values in logs.items():
+        history.setdefault(key, []).extend(float(v) for v in values[-done:] if done)
+    history.setdefault("seconds", []).extend(round(s, 2) for s in logger.seconds)
+    return done
+
+
+def _phase_best(history: dict, phase: str) -> float | None:
+    values = [a for a, p in zip(history.get("val_accuracy", []), history.get("phase", [])) if p == phase]
+    return max(values) if values else None
+
+
+def write_run(run_dir: Path, model, config, spec, train_data, val_data, history: dict, best, *, timing: dict,
+              interrupted: bool, result_type, val_ds, printer=print):
+    """Save the model and every report; return ``result_type(run_dir, model_path, card, metrics, val, interrupted)``."""
+    from edgecnn.train.metrics import classification_metrics
+    from edgecnn.train.plots import plot_history
+
+    class_names = train_data.class_names
+    model_path = run_dir / MODEL_FILE
+    with atomic_path(model_path) as tmp:
+        model.save(tmp)
+    card = ModelCard(
+        labels=class_names,
+        input_height=config.img_size,
+        input_width=config.img_size,
+        normalization=Normalization.raw(spec.in_model_normalization),
+        output_kind="sigmoid" if spec.binary else "softmax",
+        format="keras",
+        architecture=config.arch,
+    )
+    card.save(model_path)
+    write_labels(run_dir / "labels.txt", class_names)
+    write_json(run_dir / "config.json", config.to_dict())
+    write_json(run_dir / "history.json", history)
+    fine_tune_start = history.get("phase", []).index("fine-tune") + 1 if "fine-tune" in history.get("phase", []) else None
+    plot_history(history, run_dir / "history.png", fine_tune_start)
+
+    probs = model.predict(val_ds, verbose=0)
+    val_metrics = classification_metrics(val_data.labels, probs, class_names)
+    metrics = {
+        "val_accuracy": val_metrics["accuracy"],
+        "best_epoch": best.best_epoch,
+        "epochs_run": len(history.get("phase", [])),
+        "interrupted": interrupted,
+        "train_images": len(train_data),
+        "val_images": len(val_data),
+        **timing,
+    }
+    for phase in ("frozen", "fine-tune"):
+        value = _phase_best(history, phase)
+        if value is not None:
+            metrics[f"{phase.replace('-', '_')}_best_val_accuracy"] = value
+    metrics["val"] = val_metrics
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "data_report.json", {
+        "train": str(config.data),
+        "val": str(config.val) if config.val else f"{config.val_split:g} split of {config.data} (seed {config.seed})",
+        "classes": class_names,
+        "train_per_class": np.bincount(train_data.labels, minlength=len(class_names)).tolist(),
+        "val_per_class": np.bincount(val_data.labels, minlength=len(class_names)).tolist(),
+        "skipped_count": len(skipped_files(train_data, val_data)),
+        "skipped": skipped_files(train_data, val_data),
+    })
+    printer(f"val_accuracy {metrics['val_accuracy']:.4f} (best epoch {best.best_epoch}); saved {model_path}")
+    return result_type(run_dir, model_path, card, metrics, val_data, interrupted)
