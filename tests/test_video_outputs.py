@@ -174,3 +174,14 @@ def test_preview_page_shows_the_label_in_headless_chromium(preview):
             capture_output=True, text=True, timeout=30,
         )
     assert "sunflower 93.0%" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_video_package_never_imports_tensorflow():
+    code = (
+        "import sys, importlib, pkgutil, edgecnn.video as v\n"
+        "for m in pkgutil.iter_modules(v.__path__): importlib.import_module('edgecnn.video.' + m.name)\n"
+        "import edgecnn.commands.camera\n"
+        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,0 +1,215 @@
+"""`edgecnn camera` end to end on generated videos: JSON lines, recording, SIGTERM, reconnect, real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edgecnn import cli
+from edgecnn.errors import SourceError
+from edgecnn.video import sources
+from edgecnn.video.server import PreviewServer
+from edgecnn.video.sources import SourceReadError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RED_BGR = (30, 40, 220)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A 16x16 ONNX classifier: mean colour per channel -> softmax over red/green/blue, plus its labels."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    folder = tmp_path_factory.mktemp("model")
+    weights = helper.make_tensor("w", TensorProto.FLOAT, [3, 3], (np.eye(3) * 10).flatten().tolist())
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["image"], ["mean"], axes=[2, 3], keepdims=0),
+            helper.make_node("MatMul", ["mean", "w"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 3])],
+        initializer=[weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = folder / "tiny.onnx"
+    onnx.save(model, str(path))
+    labels = folder / "labels.txt"
+    labels.write_text("red\ngreen\nblue\n")
+    return str(path), str(labels)
+
+
+def write_video(path, frames: int, color=RED_BGR, image=None, size=(64, 48)) -> str:
+    """An MJPG video of ``frames`` frames (a solid colour or ``image``), each stamped with its number."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, size)
+    for i in range(frames):
+        frame = cv2.resize(image, size) if image is not None else np.full((size[1], size[0], 3), color, np.uint8)
+        cv2.putText(frame, str(i), (2, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
+        writer.write(frame)
+    writer.release()
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def video300(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("video") / "clip.avi", 300)
+
+
+def frame_count(path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def json_lines(text: str) -> tuple[list[dict], dict]:
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert "summary" in lines[-1], "the last stdout line is the summary"
+    return lines[:-1], lines[-1]["summary"]
+
+
+def test_json_line_per_frame_and_saved_video_has_every_frame(tiny_model, video300, tmp_path, capsys):
+    model, labels = tiny_model
+    out = tmp_path / "annotated.mp4"
+    rc = cli.main(["camera", model, "--labels", labels, "--source", video300, "--headless", "--json",
+                   "--save", str(out), "--top-k", "2"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    frames, summary = json_lines(captured.out)
+    assert [f["frame"] for f in frames] == list(range(300))
+    assert all(f["top"][0]["label"] == "red" and len(f["top"]) == 2 for f in frames)
+    assert set(frames[0]) == {"frame", "t", "top", "latency_ms", "dropped"}
+    assert set(frames[0]["latency_ms"]) == {"preprocess", "inference", "total"}
+    assert summary["frames"] == 300 and summary["dropped"] == 0 and summary["stop"] == "end of stream"
+    assert summary["fps"] > 0 and summary["latency_ms"]["total"]["p95"] is not None
+    assert frame_count(out) == 300
+    assert "saved 300 frames" in captured.err
+
+
+def test_sigterm_stops_cleanly_with_summary_and_playable_video(tiny_model, video300, tmp_path):
+    model, labels = tiny_model
+    out = tmp_path / "stopped.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgecnn", "camera", model, "--labels", labels, "--source", video300,
+         "--fps", "30", "--headless", "--json", "--save", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    first = [proc.stdout.readline() for _ in range(10)]
+    proc.send_signal(signal.SIGTERM)
+    rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    frames, summary = json_lines("".join(first) + rest)
+    assert summary["stop"] == "stopped" and 10 <= summary["frames"] < 300
+    assert len(frames) == summary["frames"]
+    assert frame_count(out) == summary["frames"]
+
+
+class FailingCamera:
+    """A live source that fails after 5 frames and cannot be reopened."""
+
+    name = "fake-cam"
+    live = True
+    fps = 30.0
+
+    def __init__(self):
+        self.frames = self.opens = 0
+
+    def open(self):
+        self.opens += 1
+        if self.opens > 1:
+            raise SourceError("fake-cam is unplugged")
+
+    def read(self):
+        if self.frames >= 5:
+            raise SourceReadError("no frame from fake-cam")
+        self.frames += 1
+        time.sleep(0.01)
+        return np.full((48, 64, 3), RED_BGR, np.uint8)
+
+    def close(self):
+        pass
+
+
+def test_failing_source_reconnects_then_exits_with_summary(tiny_model, monkeypatch, capsys):
+    model, labels = tiny_model
+    monkeypatch.setattr(sources, "open_source", lambda *a, **k: FailingCamera())
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    rc = cli.main(["camera", model, "--labels", labels, "--source", "0", "--reconnect", "3",
+                   "--reconnect-delay", "0.01"])
+    captured = capsys.readouterr()
+    assert rc == 3
+    assert "no display found" in captured.err, "falls back to headless with a notice"
+    for attempt in ("1/3", "2/3", "3/3"):
+        assert f"reconnect attempt {attempt} in" in captured.err
+        assert f"reconnect attempt {attempt} failed: fake-cam is unplugged" in captured.err
+    assert "error: lost fake-cam (no frame from fake-cam) and 3 reconnect attempts failed" in captured.err
+    assert "Traceback" not in captured.err
+    processed, dropped = map(int, re.search(r"summary: (\d+) frames \(\d+ classified, (\d+) dropped\)",
+                                             captured.out).groups())
+    assert processed >= 1 and processed + dropped == 5
+    assert "stopped: source lost" in captured.out and ": red 100.0%" in captured.out
+
+
+def test_http_stream_that_dies_is_retried_then_reported(tiny_model, capsys):
+    model, labels = tiny_model
+    server = PreviewServer("127.0.0.1", 0).start()
+    url = server.url + "stream.mjpg"
+
+    def feed():
+        for i in range(40):
+            server.publish(np.full((48, 64, 3), RED_BGR, np.uint8), None)
+            time.sleep(0.02)
+        server.close()
+
+    threading.Thread(target=feed, daemon=True).start()
+    rc = cli.main(["camera", model, "--labels", labels, "--source", url, "--headless", "--json",
+                   "--reconnect", "2", "--reconnect-delay", "0.01"])
+    captured = capsys.readouterr()
+    assert rc == 3, captured.err
+    assert "reconnect attempt 2/2" in captured.err and "Traceback" not in captured.err
+    frames, summary = json_lines(captured.out)
+    assert summary["stop"] == "source lost" and summary["frames"] == len(frames) >= 1
+
+
+def test_bad_arguments_are_one_line_errors(tiny_model, video300, capsys):
+    model, labels = tiny_model
+    assert cli.main(["camera", model, "--source", "missing.mp4"]) == 2
+    assert cli.main(["camera", model, "--source", video300, "--save", "out.gif"]) == 2
+    assert cli.main(["camera", model, "--source", video300, "--serve", "host:port"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: source not found: 'missing.mp4'")
+    assert err[1].startswith("error: Received --save out.gif; expected a file ending in .mp4")
+    assert err[2].startswith("error: Received --serve 'host:port'")
+
+
+def test_real_pretrained_model_classifies_a_video_and_a_folder_of_a_cat(coral_dir, tmp_path, capsys):
+    model = coral_dir / "mobilenet_v2_1.0_224_quant.tflite"
+    labels = coral_dir / "imagenet_labels.txt"
+    cat = cv2.imread(str(coral_dir / "cat.bmp"))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "cat.png"), cat)
+    video = write_video(tmp_path / "cat.avi", 4, image=cat, size=(320, 240))
+    for source, count in ((str(folder), 1), (video, 4)):
+        rc = cli.main(["camera", str(model), "--labels", str(labels), "--source", source, "--headless", "--json"])
+        frames, summary = json_lines(capsys.readouterr().out)
+        assert rc == 0 and summary["frames"] == len(frames) == count
+        assert all("cat" in f["top"][0]["label"] and len(f["top"]) == 5 for f in frames), frames[0]["top"]
