@@ -55,13 +55,15 @@ class Prediction:
     """Top-k classes of one image, best first, with the full probability vector.
 
     ``latency_ms`` covers preprocessing + inference + postprocessing (not reading
-    and decoding an image file).
+    and decoding an image file); ``timings`` splits it into ``preprocess``,
+    ``inference`` and ``postprocess`` (ms). ``to_dict`` is the ``--json`` record.
     """
 
     top: list[ClassScore]
     probabilities: np.ndarray = field(repr=False)
     latency_ms: float
     input: Optional[str] = None
+    timings: dict = field(default_factory=dict, repr=False)  # preprocess / inference / postprocess, ms
 
     @property
     def label(self) -> str:
@@ -155,7 +157,7 @@ class Classifier:
 
     # ----------------------------------------------------------------- setup
     def _find_card(self) -> Optional[ModelCard]:
-        card = find_card(self.path) if not self.path.is_dir() else None
+        card = find_card(self.path)
         if card is not None:
             return card
         text = self.backend.embedded_card()
@@ -267,11 +269,14 @@ class Classifier:
         img = load_image(image)
         t0 = time.perf_counter()
         self.preprocessor(img, order=order, out=self._batch1[0])
+        t1 = time.perf_counter()
         raw = self.backend.run(self._batch1)
-        probs = self._postprocess(raw)[0]
-        top = self._top(probs, top_k)
-        latency = (time.perf_counter() - t0) * 1000.0
-        return Prediction(top, probs, latency, source)
+        t2 = time.perf_counter()
+        probs = self.postprocess(raw)[0]
+        top = self.topk(probs, top_k)
+        t3 = time.perf_counter()
+        timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
+        return Prediction(top, probs, (t3 - t0) * 1e3, source, timings)
 
     def predict_batch(self, images: Sequence[ImageLike], top_k: int = 5, order: str = "BGR") -> list[Prediction]:
         """Classify several images in as few model calls as the input's batch dimension allows.
@@ -295,11 +300,11 @@ class Classifier:
             if n < chunk:  # fixed batch size larger than what is left: pad
                 part = np.concatenate([part, np.zeros((chunk - n,) + part.shape[1:], part.dtype)])
             outs.append(self.backend.run(part)[:n])
-        probs = self._postprocess(np.concatenate(outs))
+        probs = self.postprocess(np.concatenate(outs))
         per_image = (time.perf_counter() - t0) * 1000.0 / len(batch)
-        return [Prediction(self._top(p, top_k), p, per_image, s) for p, s in zip(probs, sources)]
+        return [Prediction(self.topk(p, top_k), p, per_image, s) for p, s in zip(probs, sources)]
 
-    def _postprocess(self, raw: np.ndarray) -> np.ndarray:
+    def postprocess(self, raw: np.ndarray) -> np.ndarray:
         """Raw (N, K) float32 output -> class probabilities (N, num_classes)."""
         kind = self.output_kind
         if raw.shape[1] == 1:  # one sigmoid unit: binary, [1 - p, p]
@@ -316,7 +321,8 @@ class Classifier:
                 raw[rows] = softmax(raw[rows])
         return raw
 
-    def _top(self, probs: np.ndarray, top_k: int) -> list[ClassScore]:
+    def topk(self, probs: np.ndarray, top_k: int = 5) -> list[ClassScore]:
+        """The ``top_k`` best classes of one probability vector, best first (ties: lower index first)."""
         n = probs.shape[0]
         k = max(1, min(int(top_k), n))
         if k < n:
@@ -326,6 +332,10 @@ class Classifier:
             idx = np.argsort(-probs, kind="stable")
         labels = self.labels
         return [ClassScore(labels[i], int(i), float(probs[i])) for i in idx]
+
+    # Older names, kept for callers written against them.
+    _postprocess = postprocess
+    _top = topk
 
     # ---------------------------------------------------------------- misc
     def describe(self) -> str:

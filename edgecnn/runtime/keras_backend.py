@@ -14,6 +14,8 @@ import numpy as np
 from edgecnn.errors import BackendUnavailableError, ModelError
 from edgecnn.runtime.base import TensorSpec, check_model_file, guess_layout, inference_error
 
+SAVED_MODEL_CARD = "edgecnn.card.json"  # inside a SavedModel folder
+
 
 def _import_keras():
     try:
@@ -89,12 +91,19 @@ class KerasBackend:
                 out = self._signature(**{self._input_key: batch})[self._output_key]
             else:
                 out = self._model(batch, training=False)
-            out = np.asarray(out)
+            out = out.numpy() if hasattr(out, "numpy") else np.asarray(out)
         except Exception as exc:
             raise inference_error(self.path, exc) from None
         return out.astype(np.float32, copy=False).reshape(len(batch), -1)
 
     def embedded_card(self) -> Optional[str]:
+        """A SavedModel folder's ``edgecnn.card.json`` (written there by edgecnn's exporter), if any."""
+        inner = self.path / SAVED_MODEL_CARD
+        if self.path.is_dir() and inner.is_file():
+            try:
+                return inner.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                return None
         return None
 
     def embedded_labels(self) -> Optional[list[str]]:
