@@ -103,7 +103,7 @@ def _sample_folder(folder: Path, size, count: int, seed: int) -> np.ndarray:
 
 
 def _labeled(folder: Path, labels: list[str], shape, count: int, seed: int) -> ImageSet:
-    per_class = max(1, math.ceil(count / max(len(labels), 1)))
+    per_class = 2 * max(1, math.ceil(count / max(len(labels), 1)))  # room for unbalanced classes
     try:
         data = load_folder(folder, shape[:2], class_names=labels, limit_per_class=per_class)
     except DataError:

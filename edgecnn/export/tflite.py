@@ -9,7 +9,7 @@ from edgecnn.card import ModelCard
 from edgecnn.errors import ExportError
 from edgecnn.export.embed import embed_in_tflite
 from edgecnn.export.job import ExportJob
-from edgecnn.export.trace import inference_function, offending_layers
+from edgecnn.export.trace import offending_layers
 from edgecnn.formats import Format
 
 
@@ -43,8 +43,8 @@ def _write(job: ExportJob, fmt: Format, dest: Path, flatbuffer: bytes, **extra) 
 def _convert(job: ExportJob, fmt: Format, *, fp16=False, dynamic=False, int8=False) -> bytes:
     import tensorflow as tf
 
-    serve = inference_function(job.model)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], job.model)
+    # from_keras_model traces in inference mode (augmentation inactive) and freezes the variables.
+    converter = tf.lite.TFLiteConverter.from_keras_model(job.model)
     builtins = tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if int8 else tf.lite.OpsSet.TFLITE_BUILTINS
     ops = [builtins]
     if job.allow_tf_ops:

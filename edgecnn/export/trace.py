@@ -1,8 +1,8 @@
-"""A traced inference function of a Keras model: what the TFLite and ONNX converters read.
+"""A traced inference function of a Keras model (what tf2onnx reads), and converter-error helpers.
 
 Tracing ``model(x, training=False)`` with an explicit input signature (batch
 ``None``) keeps augmentation and dropout layers out of the export and works
-where the converters' own Keras front ends fail on Keras 3.
+where tf2onnx's own Keras front end fails on Keras 3.
 """
 
 from __future__ import annotations

@@ -36,13 +36,11 @@ class Figures:
 
 
 def top1(probabilities: np.ndarray) -> np.ndarray:
-    """Predicted class per row; a single sigmoid output means class 1 when p > 0.5."""
-    if probabilities.shape[-1] == 1:
-        return (probabilities[:, 0] > 0.5).astype(np.int64)
     return probabilities.argmax(axis=-1)
 
 
 def compare(reference: np.ndarray, exported: np.ndarray, labels: np.ndarray | None) -> Figures:
+    reference, exported = _two_columns(reference), _two_columns(exported)
     ref, out = top1(reference), top1(exported)
     return Figures(
         images=int(len(reference)),
@@ -52,6 +50,13 @@ def compare(reference: np.ndarray, exported: np.ndarray, labels: np.ndarray | No
         reference_accuracy=None if labels is None else float(np.mean(ref == labels)),
         labels_from="none" if labels is None else "folder",
     )
+
+
+def _two_columns(probabilities: np.ndarray) -> np.ndarray:
+    """A single sigmoid output p as [1 - p, p], as the runtime reports it."""
+    if probabilities.shape[-1] == 1:
+        return np.concatenate([1.0 - probabilities, probabilities], axis=-1)
+    return probabilities
 
 
 def failures(fmt: Format, figures: Figures) -> list[str]:
@@ -81,7 +86,20 @@ def check(fmt: Format, figures: Figures, path: Path) -> None:
 
 
 def run_artifact(path: Path, images: np.ndarray) -> np.ndarray:
-    """Class probabilities of the exported model at ``path`` for uint8 RGB ``images``, via edgecnn's runtime."""
-    from edgecnn.export.runners import run_artifact as _run
+    """Class probabilities of the exported model at ``path`` for uint8 RGB ``images``.
 
-    return _run(path, images)
+    Runs through edgecnn's runtime (``Classifier``: its backend, preprocessing
+    from the card, quantized I/O) exactly as a device would.
+    """
+    try:
+        from edgecnn.runtime import Classifier
+    except ImportError:  # runtime not installed in this checkout: plain interpreters
+        from edgecnn.export.runners import run_artifact as run_plain
+
+        return run_plain(path, images)
+    from edgecnn.card import find_card
+
+    # The sidecar card explicitly: the runtime does not look beside SavedModel folders.
+    with Classifier(path, card=find_card(path)) as classifier:
+        predictions = classifier.predict_batch(list(images), order="RGB")
+    return np.stack([p.probabilities for p in predictions])

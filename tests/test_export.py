@@ -1,0 +1,322 @@
+"""Export: every architecture to every format, validated against Keras on images; bad inputs fail cleanly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgecnn.card import ModelCard
+from edgecnn.card_embed import read_embedded_card
+from edgecnn.errors import EdgeCNNError, ExportError, LabelsError, ModelError, UsageError
+from edgecnn.formats import FORMATS
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tf2onnx")
+keras = pytest.importorskip("keras")
+
+SIZE = 32
+CLASSES = ["red", "green", "blue"]
+
+
+def _colour_images(rng, channel: int, count: int) -> np.ndarray:
+    """Noisy images dominated by one colour channel: an easy, learnable class."""
+    images = rng.integers(0, 90, size=(count, SIZE, SIZE, 3))
+    images[..., channel] += rng.integers(110, 166, size=(count, 1, 1))
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
+def _write_folder(root, rng, per_class: int, classes=CLASSES):
+    from PIL import Image
+
+    for channel, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i, image in enumerate(_colour_images(rng, channel, per_class)):
+            Image.fromarray(image).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def colour_data(tmp_path_factory):
+    """train/ and val/ folders of three colour classes (PNG), and the training arrays."""
+    from edgecnn.data import load_folder
+
+    root = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(0)
+    _write_folder(root / "train", rng, 24)
+    _write_folder(root / "val", rng, 8)
+    return root, load_folder(root / "train", SIZE)
+
+
+def _trained(model, data, binary=False):
+    """Fit a few quick epochs so outputs are decisive (int8 is then comparable on accuracy)."""
+    keep = data.labels < 2 if binary else np.ones(len(data.labels), bool)
+    loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=loss)
+    model.fit(data.images[keep].astype("float32"), data.labels[keep], epochs=4, batch_size=16, verbose=0)
+    return model
+
+
+def _run_dir(tmp_path, model, data_root, classes=CLASSES, arch="test"):
+    """A training run directory as `edgecnn train` leaves it."""
+    from edgecnn.card import Normalization
+
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run / "model.keras")
+    ModelCard(labels=classes, input_height=SIZE, input_width=SIZE, architecture=arch,
+              output_kind="sigmoid" if model.output_shape[-1] == 1 else "softmax",
+              normalization=Normalization.raw("x / 255")).save(run / "model.keras")
+    (run / "labels.txt").write_text("".join(f"{c}\n" for c in classes))
+    (run / "config.json").write_text(json.dumps({"data": str(data_root / "train"), "val": str(data_root / "val"),
+                                                 "val_split": 0.2, "img_size": SIZE, "seed": 0}))
+    return run
+
+
+def _augmented_model():
+    """Augmentation, BatchNorm, residual Add, Concatenate and channel attention (GlobalMax/Avg + Multiply)."""
+    from keras import layers
+
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = layers.RandomFlip("horizontal", name="flip")(inputs)
+    x = layers.RandomRotation(0.1, name="rotate")(x)
+    x = layers.RandomContrast(0.2, name="contrast")(x)
+    x = layers.Rescaling(1 / 255, name="normalize")(x)
+    x = layers.Conv2D(8, 3, padding="same", name="stem")(x)
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.ReLU(name="relu")(x)
+    branch = layers.Conv2D(8, 3, padding="same", name="branch")(x)
+    x = layers.Add(name="residual")([x, branch])
+    x = layers.Concatenate(name="concat")([x, layers.Conv2D(4, 1, name="side")(x)])
+    attention = layers.Add(name="pool_sum")([layers.GlobalMaxPooling2D(name="gmp")(x),
+                                             layers.GlobalAveragePooling2D(name="gap")(x)])
+    attention = layers.Dense(12, activation="sigmoid", name="attention")(attention)
+    x = layers.Multiply(name="reweight")([x, layers.Reshape((1, 1, 12), name="expand")(attention)])
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
+    return keras.Model(inputs, layers.Dense(3, activation="softmax", name="predictions")(x))
+
+
+def _registered():
+    try:
+        from edgecnn.models import list_models
+    except ImportError:
+        return []
+    return list_models()
+
+
+ARCH_KWARGS = {"mobilenet_v2": {"alpha": 0.35}, "mobilenet_v3_small": {"alpha": 0.75},
+               "mobilenet_v3_large": {"alpha": 0.75}}
+
+
+def _check_report(report, out, fmts):
+    assert [a.format for a in report.artifacts] == fmts
+    saved = json.loads((out / "export_report.json").read_text())
+    assert {a["format"] for a in saved["artifacts"]} == set(fmts)
+    assert saved["versions"]["tf2onnx"] and saved["versions"]["onnxruntime"]
+    for a in report.artifacts:
+        fmt = FORMATS[a.format]
+        v = a.validation
+        assert v["passed"], v
+        tol = fmt.tolerance
+        if tol.min_agreement is not None:
+            assert v["agreement"] >= tol.min_agreement
+        if tol.max_abs_diff is not None:
+            assert v["max_abs_diff"] <= tol.max_abs_diff
+        if tol.max_accuracy_drop is not None:
+            assert v["reference_accuracy"] - v["accuracy"] <= tol.max_accuracy_drop
+        assert (out / fmt.filename).exists() and ModelCard.load(out / fmt.filename).format == a.format
+        assert a.size > 0 and len(a.sha256) == 64
+    assert (out / "labels.txt").read_text().split() == report_labels(out)
+
+
+def report_labels(out):
+    return ModelCard.load(next(out.glob("*.card.json"))).labels
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", _registered() or ["(registry missing)"])
+def test_every_architecture_exports_to_every_format(arch, colour_data, tmp_path):
+    if arch == "(registry missing)":
+        pytest.skip("edgecnn.models registry not available")
+    from edgecnn.export import export
+    from edgecnn.models import create_model, get_spec
+
+    root, data = colour_data
+    binary = get_spec(arch).binary
+    keras.utils.set_random_seed(0)
+    model = create_model(arch, 2 if binary else 3, (SIZE, SIZE, 3), **ARCH_KWARGS.get(arch, {}))
+    classes = CLASSES[:2] if binary else CLASSES
+    run = _run_dir(tmp_path, _trained(model, data, binary), root, classes, arch)
+    out = tmp_path / "out"
+    report = export(run, "all", out, calib_samples=24, val_samples=24)
+    _check_report(report, out, list(FORMATS))
+
+
+@pytest.mark.slow
+def test_augmentation_and_attention_model_exports_to_every_format(colour_data, tmp_path):
+    from edgecnn.export import export
+
+    root, data = colour_data
+    keras.utils.set_random_seed(0)
+    run = _run_dir(tmp_path, _trained(_augmented_model(), data), root)
+    out = tmp_path / "out"
+    report = export(run, "all", out, calib_samples=24, val_samples=24)
+    _check_report(report, out, list(FORMATS))
+
+    # Augmentation is inactive in the exports: repeated runs give identical outputs equal to Keras.
+    from edgecnn.runtime import Classifier
+
+    images = data.images[:6]
+    expected = keras.saving.load_model(run / "model.keras").predict(images.astype("float32"), verbose=0)
+    with Classifier(out / "model_fp32.tflite") as clf:
+        got = np.stack([p.probabilities for p in clf.predict_batch(list(images), order="RGB")])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    # The card is embedded in the TFLite and ONNX files, and uint8 frames go straight into int8 TFLite.
+    for name in ("model_fp32.tflite", "model_int8.tflite", "model.onnx", "model_int8.onnx"):
+        assert read_embedded_card(out / name) == ModelCard.load(out / name)
+    from ai_edge_litert.interpreter import Interpreter
+
+    detail = Interpreter(model_path=str(out / "model_int8.tflite")).get_input_details()[0]
+    assert detail["dtype"] == np.uint8
+    int8_card = ModelCard.load(out / "model_int8.tflite")
+    assert int8_card.extra["calibration"]["count"] == 24 and "train" in int8_card.extra["calibration"]["source"]
+
+
+@pytest.fixture(scope="module")
+def small_run(colour_data, tmp_path_factory):
+    root, data = colour_data
+    keras.utils.set_random_seed(0)
+    from keras import layers
+
+    model = keras.Sequential([keras.Input((SIZE, SIZE, 3), name="image"), layers.Rescaling(1 / 255),
+                              layers.Conv2D(4, 3, strides=2, activation="relu"), layers.GlobalAveragePooling2D(),
+                              layers.Dense(3, activation="softmax")])
+    return _run_dir(tmp_path_factory.mktemp("small"), _trained(model, data), root)
+
+
+def test_tflite_int8_io_float32_and_existing_artifacts_need_force(small_run, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecnn.export import export
+
+    out = tmp_path / "out"
+    export(small_run, "tflite-int8", out, int8_io="float32", calib_samples=24, val_samples=12)
+    detail = Interpreter(model_path=str(out / "model_int8.tflite")).get_output_details()[0]
+    assert detail["dtype"] == np.float32
+    before = (out / "model_int8.tflite").read_bytes()
+    with pytest.raises(UsageError, match="--force"):
+        export(small_run, "tflite-int8", out)
+    assert (out / "model_int8.tflite").read_bytes() == before
+    export(small_run, "tflite-int8", out, force=True, validate=False, calib_samples=24)
+
+
+def test_synthetic_calibration_only_without_images_and_flagged_in_card(small_run, tmp_path):
+    from edgecnn.export import export
+
+    standalone = tmp_path / "standalone.keras"  # no run directory: no images anywhere
+    standalone.write_bytes((small_run / "model.keras").read_bytes())
+    messages = []
+    export(standalone, "tflite-int8", tmp_path / "out", labels=small_run / "labels.txt",
+           calib_samples=16, validate=False, progress=messages.append)
+    card = ModelCard.load(tmp_path / "out" / "model_int8.tflite")
+    assert card.extra["calibration"]["source"] == "synthetic" and "synthetic" in card.extra["calibration"]["warning"]
+    assert any("synthetic" in m for m in messages)
+
+
+def test_card_reader_is_tensorflow_free(small_run, tmp_path):
+    import subprocess
+    import sys
+
+    from edgecnn.export import export
+
+    export(small_run, "tflite-int8", tmp_path, calib_samples=8, validate=False)
+    code = ("import sys; from edgecnn.card_embed import read_embedded_card; "
+            f"c = read_embedded_card({str(tmp_path / 'model_int8.tflite')!r}); "
+            "print(c.quantization, c.labels, 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "int8 ['red', 'green', 'blue'] False"
+
+
+def test_validation_failure_is_typed_and_names_format(small_run, tmp_path, monkeypatch):
+    import dataclasses
+
+    import edgecnn.formats as formats
+    from edgecnn.errors import ValidationError
+    from edgecnn.export import export
+
+    strict = dataclasses.replace(FORMATS["tflite-fp16"], tolerance=formats.Tolerance(max_abs_diff=0.0))
+    monkeypatch.setitem(FORMATS, "tflite-fp16", strict)
+    with pytest.raises(ValidationError, match=r"tflite-fp16 .*max probability difference"):
+        export(small_run, "tflite-fp16", tmp_path / "out", val_samples=12)
+    report = json.loads((tmp_path / "out" / "export_report.json").read_text())
+    assert report["artifacts"][0]["validation"]["passed"] is False
+
+
+def test_unsupported_op_names_layer_and_format(colour_data, tmp_path):
+    import tensorflow as tf
+
+    from edgecnn.export import export
+
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    x = keras.layers.Dense(4, name="square")(x)
+    x = keras.layers.Reshape((2, 2))(x)
+    x = keras.layers.Lambda(lambda m: tf.reshape(tf.linalg.det(m), (-1, 1)), name="determinant")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    with pytest.raises(ExportError, match=r"tflite-fp32 cannot take .*determinant.*--allow-tf-ops"):
+        export(model, "tflite-fp32", tmp_path / "out", labels=CLASSES, validate=False)
+    report = export(model, "tflite-fp32", tmp_path / "flex", labels=CLASSES, validate=False, allow_tf_ops=True)
+    card = ModelCard.load(report.artifacts[0].path)
+    assert card.extra["requires_flex_delegate"] is True
+
+
+@pytest.mark.parametrize("make, error, text", [
+    (lambda d: d / "missing.keras", ModelError, "model not found"),
+    (lambda d: (d / "bad.keras").write_text("not a zip") and d / "bad.keras", ModelError, "not a Keras model"),
+    (lambda d: (d / "model.onnx").write_bytes(b"onnx") and d / "model.onnx", ModelError, "not a Keras model"),
+    (lambda d: d, ModelError, "without model.keras"),
+])
+def test_bad_model_is_one_clear_error_and_nothing_written(make, error, text, tmp_path):
+    from edgecnn.export import export
+
+    out = tmp_path / "out"
+    with pytest.raises(error, match=text):
+        export(make(tmp_path), "all", out)
+    assert not out.exists()
+
+
+def test_model_without_labels_fails_before_writing(small_run, tmp_path):
+    from edgecnn.export import export
+
+    lone = tmp_path / "lone.keras"
+    lone.write_bytes((small_run / "model.keras").read_bytes())
+    with pytest.raises(LabelsError, match="--labels"):
+        export(lone, "all", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_export_and_errors(small_run, tmp_path, capsys):
+    from edgecnn.cli import main
+
+    out = tmp_path / "out"
+    assert main(["export", str(small_run), "--formats", "tflite-fp32,onnx", "--out", str(out),
+                 "--val-samples", "12"]) == 0
+    assert (out / "model_fp32.tflite").exists() and (out / "model.onnx").exists()
+    assert "tflite-fp32" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "nope.keras"), "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: model not found")
+    assert main(["export", str(small_run), "--formats", "tflit", "--out", str(tmp_path / "o3")]) == 2
+    assert "did you mean 'tflite" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+def test_edgecnn_error_messages_are_single_lines(tmp_path):
+    from edgecnn.export import export
+
+    with pytest.raises(EdgeCNNError) as info:
+        export(tmp_path / "x.keras", "all", tmp_path / "out")
+    assert "\n" not in str(info.value)
