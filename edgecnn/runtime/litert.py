@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import importlib
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -231,6 +230,8 @@ class LiteRTBackend:
                 return _label_lines(data.rstrip(b"\x00").decode("utf-8"))
             except UnicodeDecodeError:
                 pass
+        import zipfile
+
         try:
             if not zipfile.is_zipfile(self.path):
                 return None
