@@ -185,3 +185,16 @@ def test_video_package_never_imports_tensorflow():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_latency_series_memory_is_bounded_and_percentiles_stay_close():
+    from edgecnn.video.summary import LatencySeries
+
+    series = LatencySeries(size=1000)
+    values = np.random.default_rng(1).uniform(10, 20, 50_000)
+    for v in values:
+        series.add(float(v))
+    stats = series.stats()
+    assert series._sample.size == 1000
+    assert stats["mean"] == pytest.approx(values.mean(), abs=1e-3)
+    assert stats["p50"] == pytest.approx(15, abs=0.5) and stats["p95"] == pytest.approx(19.5, abs=0.3)

@@ -1,12 +1,51 @@
-"""Run statistics: per-frame latencies collected during the loop, summarized at the end."""
+"""Run statistics: per-frame latencies collected during the loop, summarized at the end.
+
+Memory stays flat however long the camera runs: each latency series keeps an
+exact count and mean plus a fixed-size uniform reservoir sample for the
+percentiles (exact while the run has fewer frames than the reservoir holds).
+"""
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+
+RESERVOIR_SIZE = 8192
+
+
+class LatencySeries:
+    """Count, mean and a bounded uniform sample of one latency (reservoir sampling, Algorithm R)."""
+
+    def __init__(self, size: int = RESERVOIR_SIZE, seed: int = 0):
+        self.size = size
+        self.count = 0
+        self.sum = 0.0
+        self._sample = np.empty(size, np.float64)
+        self._rng = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        if self.count < self.size:
+            self._sample[self.count] = value
+        else:
+            slot = self._rng.randrange(self.count + 1)
+            if slot < self.size:
+                self._sample[slot] = value
+        self.count += 1
+        self.sum += value
+
+    def stats(self) -> dict:
+        if not self.count:
+            return {"mean": None, "p50": None, "p95": None}
+        sample = self._sample[: min(self.count, self.size)]
+        return {
+            "mean": round(self.sum / self.count, 3),
+            "p50": round(float(np.percentile(sample, 50)), 3),
+            "p95": round(float(np.percentile(sample, 95)), 3),
+        }
 
 
 @dataclass
@@ -17,9 +56,7 @@ class RunStats:
     classified: int = 0
     dropped: int = 0
     stop_reason: str = "running"
-    totals_ms: list[float] = field(default_factory=list)
-    preprocess_ms: list[float] = field(default_factory=list)
-    inference_ms: list[float] = field(default_factory=list)
+    latency: dict = field(default_factory=lambda: {k: LatencySeries() for k in ("total", "preprocess", "inference")})
     started: Optional[float] = None
     finished: Optional[float] = None
 
@@ -34,9 +71,8 @@ class RunStats:
 
     def add_latency(self, latency_ms: dict) -> None:
         self.classified += 1
-        self.totals_ms.append(latency_ms["total"])
-        self.preprocess_ms.append(latency_ms["preprocess"])
-        self.inference_ms.append(latency_ms["inference"])
+        for name, series in self.latency.items():
+            series.add(latency_ms[name])
 
     @property
     def elapsed_s(self) -> float:
@@ -58,24 +94,9 @@ class RunStats:
             "dropped": self.dropped,
             "elapsed_s": round(self.elapsed_s, 3),
             "fps": round(self.fps, 2),
-            "latency_ms": {
-                "total": _percentiles(self.totals_ms),
-                "preprocess": _percentiles(self.preprocess_ms),
-                "inference": _percentiles(self.inference_ms),
-            },
+            "latency_ms": {name: series.stats() for name, series in self.latency.items()},
             "stop": self.stop_reason,
         }
-
-
-def _percentiles(values: list[float]) -> dict:
-    if not values:
-        return {"mean": None, "p50": None, "p95": None}
-    arr = np.asarray(values, dtype=np.float64)
-    return {
-        "mean": round(float(arr.mean()), 3),
-        "p50": round(float(np.percentile(arr, 50)), 3),
-        "p95": round(float(np.percentile(arr, 95)), 3),
-    }
 
 
 def format_summary(summary: dict) -> str:
