@@ -198,3 +198,30 @@ def test_latency_series_memory_is_bounded_and_percentiles_stay_close():
     assert series._sample.size == 1000
     assert stats["mean"] == pytest.approx(values.mean(), abs=1e-3)
     assert stats["p50"] == pytest.approx(15, abs=0.5) and stats["p95"] == pytest.approx(19.5, abs=0.3)
+
+
+# --- window -----------------------------------------------------------------------------------
+
+
+def test_window_falls_back_to_headless_when_opencv_has_no_gui(monkeypatch):
+    from edgecnn.video.display import open_window
+
+    def no_gui(*args, **kwargs):
+        raise cv2.error("The function is not implemented")
+
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(cv2, "namedWindow", no_gui)
+    notices = []
+    assert open_window("edgecnn", notices.append) is None
+    assert notices == ["notice: this OpenCV build has no GUI (opencv-python-headless); running headless"]
+
+
+def test_window_stops_on_q_or_escape(monkeypatch):
+    from edgecnn.video.display import Window
+
+    keys = iter([-1, ord("q"), 27])
+    monkeypatch.setattr(cv2, "imshow", lambda *args: None)
+    monkeypatch.setattr(cv2, "waitKey", lambda *args: next(keys))
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *args: 1.0)
+    window, image = Window("edgecnn"), np.zeros((4, 4, 3), np.uint8)
+    assert [window.show(image) for _ in range(3)] == [False, True, True]
