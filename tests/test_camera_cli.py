@@ -121,6 +121,18 @@ def test_sigterm_stops_cleanly_with_summary_and_playable_video(tiny_model, video
     assert frame_count(out) == summary["frames"]
 
 
+def test_truncated_video_ends_cleanly_at_the_cut(tiny_model, video300, tmp_path, capsys):
+    model, labels = tiny_model
+    data = open(video300, "rb").read()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    rc = cli.main(["camera", model, "--labels", labels, "--source", str(cut), "--headless", "--json"])
+    captured = capsys.readouterr()
+    frames, summary = json_lines(captured.out)
+    assert rc == 0 and "Traceback" not in captured.err
+    assert 100 < summary["frames"] == len(frames) < 300 and summary["stop"] == "end of stream"
+
+
 class FailingCamera:
     """A live source that fails after 5 frames and cannot be reopened."""
 

@@ -18,7 +18,7 @@ class FrameResult:
 
     def to_dict(self) -> dict:
         return {
-            "top": [{"label": t.label, "index": int(t.index), "score": round(float(t.score), 6)} for t in self.top],
+            "top": [t.to_dict() for t in self.top],
             "latency_ms": {k: round(float(v), 3) for k, v in self.latency_ms.items()},
         }
 
