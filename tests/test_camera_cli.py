@@ -186,10 +186,13 @@ def test_http_stream_that_dies_is_retried_then_reported(tiny_model, capsys):
     url = server.url + "stream.mjpg"
 
     def feed():
-        for i in range(40):
+        sent_to_viewer = 0
+        deadline = time.monotonic() + 20
+        while sent_to_viewer < 20 and time.monotonic() < deadline:
             server.publish(np.full((48, 64, 3), RED_BGR, np.uint8), None)
+            sent_to_viewer += server.state.viewers > 0
             time.sleep(0.02)
-        server.close()
+        server.close()  # the stream dies mid-run
 
     threading.Thread(target=feed, daemon=True).start()
     rc = cli.main(["camera", model, "--labels", labels, "--source", url, "--headless", "--json",

@@ -94,6 +94,7 @@ class PreviewState:
         self._jpeg_seq = -1
         self._prediction: dict = {}
         self.closed = False
+        self.viewers = 0  # open /stream.mjpg connections
 
     def publish(self, image: np.ndarray, prediction: Optional[dict]) -> None:
         """Offer a new frame (not copied: the caller must not modify it afterwards)."""
@@ -103,6 +104,10 @@ class PreviewState:
             if prediction is not None:
                 self._prediction = prediction
             self._cond.notify_all()
+
+    def count_viewer(self, delta: int) -> None:
+        with self._cond:
+            self.viewers += delta
 
     def prediction(self) -> dict:
         with self._cond:
@@ -166,6 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         seq = 0
+        self.state.count_viewer(+1)
         try:
             while not self.state.closed:
                 seq, jpeg = self.state.next_jpeg(seq)
@@ -179,6 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
+        finally:
+            self.state.count_viewer(-1)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server signature)
         pass  # keep stderr for edgecnn's own notices
