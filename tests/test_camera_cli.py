@@ -102,7 +102,8 @@ def test_json_line_per_frame_and_saved_video_has_every_frame(tiny_model, video30
     assert "saved 300 frames" in captured.err
 
 
-def test_sigterm_stops_cleanly_with_summary_and_playable_video(tiny_model, video300, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_cleanly_with_summary_and_playable_video(signum, tiny_model, video300, tmp_path):
     model, labels = tiny_model
     out = tmp_path / "stopped.mp4"
     proc = subprocess.Popen(
@@ -111,7 +112,7 @@ def test_sigterm_stops_cleanly_with_summary_and_playable_video(tiny_model, video
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )
     first = [proc.stdout.readline() for _ in range(10)]
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     rest, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
