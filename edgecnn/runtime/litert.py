@@ -52,8 +52,12 @@ def _numpy_major() -> int:
         return 0
 
 
-def probe_interpreter(name: str, module: str) -> InterpreterSource:
-    """Try to import one interpreter source; never raises."""
+def probe_interpreter(name: str, module: str, with_version: bool = True) -> InterpreterSource:
+    """Try to import one interpreter source; never raises.
+
+    ``with_version`` looks the version up in the package metadata (importing
+    ``importlib.metadata`` costs ~0.1 s on a Pi, so loading a model skips it).
+    """
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
@@ -72,7 +76,7 @@ def probe_interpreter(name: str, module: str) -> InterpreterSource:
             version = getattr(mod, "__version__", None)
         else:
             interpreter, delegate = mod.Interpreter, mod.load_delegate
-            version = _dist_version(name.replace("_", "-"))
+            version = _dist_version(name.replace("_", "-")) if with_version else None
     except Exception as exc:
         return _broken(name, exc)
     return InterpreterSource(name, True, version=version, interpreter=interpreter, load_delegate=delegate)
@@ -104,7 +108,7 @@ def import_interpreter() -> InterpreterSource:
         return _CHOSEN
     problems = []
     for module, name in INTERPRETER_SOURCES:
-        src = probe_interpreter(name, module)
+        src = probe_interpreter(name, module, with_version=False)
         if src.available:
             _CHOSEN = src
             return src
