@@ -527,3 +527,18 @@ def test_probe_backends_lists_every_runtime():
     onnx_status = next(s for s in statuses if s.module == "onnxruntime")
     assert onnx_status.available and onnx_status.version
     assert all(isinstance(s.line(), str) for s in statuses)
+
+
+def test_tflite_metadata_reader_is_robust(coral_dir, tmp_path):
+    from edgecnn.runtime.tflite_meta import read_metadata
+
+    model = coral_dir / CORAL_MODEL
+    assert read_metadata(model, "min_runtime_version").rstrip(b"\0") == b"1.5.0"
+    assert read_metadata(model, "edgecnn.card") is None
+    data = model.read_bytes()
+    rng = np.random.default_rng(0)
+    for i, blob in enumerate([data[:5000], data[:8], rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+                              b"\xff" * 64]):
+        path = tmp_path / f"junk{i}.tflite"
+        path.write_bytes(blob)
+        assert read_metadata(path, "min_runtime_version") is None

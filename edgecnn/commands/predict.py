@@ -30,7 +30,7 @@ def _floats(text: str) -> list[float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model file: .tflite, .onnx, .keras/.h5, or a SavedModel folder")
+    parser.add_argument("model", metavar="MODEL", help="model file: .tflite, .onnx, .keras/.h5, or a SavedModel folder")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders (searched recursively) or glob patterns (quote them: 'imgs/*.jpg')")
     parser.add_argument("--labels", metavar="FILE",
