@@ -48,13 +48,13 @@ def measure(path: Path, fmt: str, images, labels, threads: int | None = None) ->
     from edgecnn.runtime import Classifier
 
     clf = Classifier(path, threads=threads)
-    clf.predict(images[0])  # warm-up: first inference allocates
+    clf.predict(images[0], order="RGB")  # warm-up: first inference allocates
     correct, times = 0, []
     for image, label in zip(images, labels):
         start = time.perf_counter()
-        top = clf.predict(image, top_k=1)
+        pred = clf.predict(image, top_k=1, order="RGB")
         times.append((time.perf_counter() - start) * 1000)
-        correct += int(top[0].index == int(label))
+        correct += int(pred.index == int(label))
     return FormatResult(fmt, path, path.stat().st_size, correct / len(labels), statistics.median(times))
 
 
@@ -80,7 +80,7 @@ def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | No
     run = train(config)
     log(f"      validation accuracy (Keras): {run.metrics['val_accuracy']:.1%}")
     log(f"[3/4] exporting {', '.join(formats)}")
-    report = export(run.run_dir, list(formats), out / "export", force=True)
+    report = export(run.run_dir, list(formats), out / "export", force=True, progress=lambda m: log(f"      {m}"))
     log(f"[4/4] classifying {len(run.val)} validation images with each format through the runtime")
     results = [measure(Path(a.path), a.format, run.val.images, run.val.labels) for a in report.artifacts]
     table = text_table(
