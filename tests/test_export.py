@@ -47,6 +47,7 @@ def colour_data(tmp_path_factory):
     rng = np.random.default_rng(0)
     _write_folder(root / "train", rng, 24)
     _write_folder(root / "val", rng, 8)
+    _write_folder(root / "binary" / "val", rng, 8, CLASSES[:2])
     return root, load_folder(root / "train", SIZE)
 
 
@@ -59,7 +60,7 @@ def _trained(model, data, binary=False):
     return model
 
 
-def _run_dir(tmp_path, model, data_root, classes=CLASSES, arch="test"):
+def _run_dir(tmp_path, model, data_root, classes=CLASSES, arch="test", val=None):
     """A training run directory as `edgecnn train` leaves it."""
     from edgecnn.card import Normalization
 
@@ -70,7 +71,7 @@ def _run_dir(tmp_path, model, data_root, classes=CLASSES, arch="test"):
               output_kind="sigmoid" if model.output_shape[-1] == 1 else "softmax",
               normalization=Normalization.raw("x / 255")).save(run / "model.keras")
     (run / "labels.txt").write_text("".join(f"{c}\n" for c in classes))
-    (run / "config.json").write_text(json.dumps({"data": str(data_root / "train"), "val": str(data_root / "val"),
+    (run / "config.json").write_text(json.dumps({"data": str(data_root / "train"), "val": str(val or data_root / "val"),
                                                  "val_split": 0.2, "img_size": SIZE, "seed": 0}))
     return run
 
@@ -149,10 +150,12 @@ def test_every_architecture_exports_to_every_format(arch, colour_data, tmp_path)
     keras.utils.set_random_seed(0)
     model = create_model(arch, 2 if binary else 3, (SIZE, SIZE, 3), **ARCH_KWARGS.get(arch, {}))
     classes = CLASSES[:2] if binary else CLASSES
-    run = _run_dir(tmp_path, _trained(model, data, binary), root, classes, arch)
+    run = _run_dir(tmp_path, _trained(model, data, binary), root, classes, arch,
+                   val=root / "binary" / "val" if binary else None)
     out = tmp_path / "out"
     report = export(run, "all", out, calib_samples=24, val_samples=24)
     _check_report(report, out, list(FORMATS))
+    print({a.format: a.seconds for a in report.artifacts})
 
 
 @pytest.mark.slow

@@ -63,6 +63,8 @@ def failures(fmt: Format, figures: Figures) -> list[str]:
     """Each way ``figures`` misses ``fmt``'s tolerance, as a phrase with the numbers."""
     tol: Tolerance = fmt.tolerance
     out = []
+    if not np.isfinite(figures.max_abs_diff):
+        out.append("non-finite outputs (NaN or inf)")
     if tol.min_agreement is not None and figures.agreement < tol.min_agreement:
         out.append(f"top-1 agreement {figures.agreement:.2%} < {tol.min_agreement:.2%}")
     if tol.max_abs_diff is not None and figures.max_abs_diff > tol.max_abs_diff:
