@@ -23,6 +23,8 @@ COMMANDS = [
     "predict",
     "camera",
     "export",
+    "benchmark",
+    "doctor",
 
 ]
 

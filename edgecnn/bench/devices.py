@@ -1,0 +1,56 @@
+"""Device profiles (``devices/<name>/profile.json``): benchmark defaults and install facts per target.
+
+Looked up in ``$EDGECNN_DEVICES``, then the ``devices/`` folder of the source
+checkout; ``--device`` also takes a path to a profile.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from edgecnn.errors import UsageError
+
+PROFILE_FILE = "profile.json"
+BENCH_KEYS = ("formats", "threads", "runs", "warmup", "batch")
+
+
+def devices_dir() -> Path:
+    env = os.environ.get("EDGECNN_DEVICES")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "devices"
+
+
+def list_devices() -> list[str]:
+    root = devices_dir()
+    return sorted(p.name for p in root.iterdir() if (p / PROFILE_FILE).is_file()) if root.is_dir() else []
+
+
+def load_profile(name: str) -> dict:
+    """The profile of device ``name`` (or the profile.json at that path)."""
+    path = Path(name)
+    if path.is_dir():
+        path = path / PROFILE_FILE
+    if not path.is_file():
+        path = devices_dir() / name / PROFILE_FILE
+    if not path.is_file():
+        known = list_devices()
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        where = f"; known: {', '.join(known)}" if known else f"; no profiles in {devices_dir()} (set EDGECNN_DEVICES)"
+        raise UsageError(f"unknown --device {name!r}{hint}{where}")
+    try:
+        profile = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UsageError(f"device profile {path} is not valid JSON ({exc}); fix it") from None
+    profile.setdefault("name", path.parent.name)
+    profile["_path"] = str(path)
+    return profile
+
+
+def benchmark_defaults(profile: dict) -> dict:
+    """The benchmark options a profile sets (formats, threads, runs, warmup, batch)."""
+    bench = profile.get("benchmark", {})
+    return {k: bench[k] for k in BENCH_KEYS if k in bench}

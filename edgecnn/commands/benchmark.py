@@ -1,0 +1,78 @@
+"""`edgecnn benchmark MODEL...`: compare formats on latency, throughput, memory, size and accuracy."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "benchmark exported formats: latency percentiles, throughput, memory, size, accuracy; tables, files, plots"
+
+
+def _threads(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected comma-separated whole numbers >= 1, e.g. 1,2,4")
+    return sorted(set(values))
+
+
+def _count(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"Received {text!r}; expected a whole number >= {low}")
+        return value
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("models", nargs="+", metavar="MODEL",
+                        help="a Keras model or training run directory (exported first), an export folder, "
+                             "or exported model files (.tflite, .onnx, .keras, SavedModel folder)")
+    parser.add_argument("--data", metavar="VAL_DIR",
+                        help="labeled images, one sub-folder per class, for top-1/top-5 accuracy "
+                             "(default: synthetic images, no accuracy)")
+    parser.add_argument("--formats", metavar="LIST",
+                        help="comma-separated format names or 'all' (default: all; for an export folder, what it holds)")
+    parser.add_argument("--threads", type=_threads, metavar="1,2,4",
+                        help="interpreter thread counts to try (default: 1 and the number of cores)")
+    parser.add_argument("--runs", type=_count(1), metavar="N", help="timed inferences per measurement (default: 100)")
+    parser.add_argument("--warmup", type=_count(0), metavar="N", help="untimed inferences first (default: 10)")
+    parser.add_argument("--batch", type=_count(1), metavar="N",
+                        help="also measure throughput at this batch size where the model allows (default: 1)")
+    parser.add_argument("--device", metavar="PROFILE",
+                        help="take defaults from a device profile in devices/ (e.g. raspberry-pi-5, x86-64)")
+    parser.add_argument("--out", metavar="DIR", default="edgecnn-benchmark",
+                        help="results folder (default: edgecnn-benchmark)")
+    parser.add_argument("--no-plots", action="store_true", help="skip benchmark.png and latency_distribution.png")
+    parser.add_argument("--plain", action="store_true", help="plain progress lines instead of a progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgecnn.bench.report import render_text
+    from edgecnn.bench.run import BenchConfig, benchmark
+
+    options = {"formats": args.formats, "threads": args.threads, "runs": args.runs, "warmup": args.warmup,
+               "batch": args.batch}
+    if args.device:
+        from edgecnn.bench.devices import benchmark_defaults, load_profile
+
+        for key, value in benchmark_defaults(load_profile(args.device)).items():
+            if options[key] is None:
+                options[key] = ",".join(value) if key == "formats" and isinstance(value, list) else value
+    defaults = {"runs": 100, "warmup": 10, "batch": 1}
+    options = {k: (defaults.get(k) if v is None else v) for k, v in options.items()}
+    config = BenchConfig(models=args.models, data=args.data, device=args.device, out=args.out,
+                         plots=not args.no_plots, plain_progress=args.plain, **options)
+    result = benchmark(config)
+    print()
+    print(render_text(result.rows, result.findings))
+    for note in result.notes:
+        print(note)
+    print(f"\nresults: {', '.join(str(f) for f in result.files)}")
+    return 0 if any(r.measured for r in result.rows) else 1
