@@ -67,13 +67,13 @@ def _peak_rss_mb() -> float:
 # ------------------------------------------------------------------ child processes
 def child(mode: str, model: str, image: str, threads: int, runs: int) -> None:
     """Runs in a fresh process: time import + load, run predictions, print JSON with peak RSS."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if mode == "runtime":
         from edgecnn.runtime import Classifier
 
         t_import = time.perf_counter()
         clf = Classifier(model, threads=threads)
-        t_load = time.perf_counter()
+        t_load, c_load = time.perf_counter(), time.process_time()
         frame = decoded_frame(Path(image))
         for _ in range(runs):
             label = clf.predict(frame).label
@@ -84,7 +84,7 @@ def child(mode: str, model: str, image: str, threads: int, runs: int) -> None:
         t_import = time.perf_counter()
         interp = Interpreter(model_path=model, num_threads=threads)
         interp.allocate_tensors()
-        t_load = time.perf_counter()
+        t_load, c_load = time.perf_counter(), time.process_time()
         inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
         x = np.zeros(inp["shape"], inp["dtype"])
         for _ in range(runs):
@@ -95,6 +95,7 @@ def child(mode: str, model: str, image: str, threads: int, runs: int) -> None:
         "import_s": t_import - t0,
         "load_s": t_load - t_import,
         "import_load_s": t_load - t0,
+        "import_load_cpu_s": c_load - c0,  # CPU time: less sensitive to a busy machine than wall time
         "peak_rss_mb": _peak_rss_mb(),
         "label": label,
         "heavy_modules": [m for m in ("tensorflow", "keras", "onnxruntime") if m in sys.modules],
@@ -202,6 +203,7 @@ def main(argv=None) -> int:
 
     results = {
         "model": str(args.model),
+        "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
         "threads": args.threads,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                    f"numpy {numpy.__version__}, OpenCV {cv2.__version__}",
@@ -246,6 +248,9 @@ def _report(r: dict) -> None:
     print(f"  import + load, warm                           {warm['import_load_s']:8.3f} s     target <= "
           f"{TARGET_LOAD_S}  {mark[t['import_load_s_warm']['ok']]}   (import {warm['import_s']:.3f} s, "
           f"load {warm['load_s']:.3f} s; best of {warm['import_load_s_all']}; cold {cold['import_load_s']:.3f} s)")
+    print(f"  import + load CPU time                        {warm['import_load_cpu_s']:8.3f} s     "
+          f"(raw interpreter process: {raw['import_load_s']:.3f} s wall, {raw['import_load_cpu_s']:.3f} s CPU)")
+    print(f"  load average (1 min) during the run: {r['loadavg_1min']:.2f} on {os.cpu_count()} cores")
     print(f"  heavy modules loaded: {warm['heavy_modules'] or 'none'}")
 
 
