@@ -15,6 +15,8 @@ import numpy as np
 from edgecnn.errors import ValidationError
 from edgecnn.formats import Format, Tolerance
 
+CHUNK = 32  # images per runtime call: bounds memory for batch-capable backends
+
 
 @dataclass
 class Figures:
@@ -103,5 +105,6 @@ def run_artifact(path: Path, images: np.ndarray) -> np.ndarray:
 
     # The sidecar card explicitly: the runtime does not look beside SavedModel folders.
     with Classifier(path, card=find_card(path)) as classifier:
-        predictions = classifier.predict_batch(list(images), order="RGB")
+        predictions = [p for start in range(0, len(images), CHUNK)
+                       for p in classifier.predict_batch(list(images[start:start + CHUNK]), order="RGB")]
     return np.stack([p.probabilities for p in predictions])
