@@ -88,11 +88,12 @@ def _check_supported(job: ExportJob, fmt: Format, model) -> None:
 
 
 def _rename_io(model) -> None:
-    """Name the graph's input ``image`` and output ``probabilities`` (tf2onnx appends ``:0``)."""
+    """Name the graph's input ``image``, its output ``probabilities`` and their dynamic first dim ``batch``."""
     renames = {}
     for value, name in ((model.graph.input[0], INPUT_NAME), (model.graph.output[0], "probabilities")):
         renames[value.name] = name
         value.name = name
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
     for node in model.graph.node:
         node.input[:] = [renames.get(n, n) for n in node.input]
         node.output[:] = [renames.get(n, n) for n in node.output]
