@@ -158,3 +158,18 @@ def test_bench_imports_no_tensorflow():
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_device_profiles_parse_and_name_known_formats():
+    from edgecnn.bench.devices import benchmark_defaults, list_devices, load_profile
+    from edgecnn.formats import parse_formats
+
+    names = list_devices()
+    assert {"raspberry-pi-5", "raspberry-pi-4", "raspberry-pi-zero-2w", "jetson-nano", "x86-64"} <= set(names)
+    for name in names:
+        profile = load_profile(name)
+        defaults = benchmark_defaults(profile)
+        assert parse_formats(defaults["formats"]) and all(t >= 1 for t in defaults["threads"])
+        assert profile["wheels"] and profile["camera"] and profile["recommended"]
+    with pytest.raises(UsageError, match="did you mean 'raspberry-pi-5'"):
+        load_profile("raspberry-pi-6")
