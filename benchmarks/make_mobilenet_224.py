@@ -5,7 +5,9 @@ ImageNet weights, behind Rescaling(1/127.5, offset=-1) (raw pixels in, as every
 edgecnn model), converted with tf.lite.TFLiteConverter. int8: the same model,
 full-integer quantized (uint8 input/output) on real calibration photos
 (flowers5 train + coral). Both get a model card, so ``Classifier`` runs them
-like exported edgecnn models. Cached: existing files are kept.
+like exported edgecnn models. ``--onnx`` also writes model.keras, model.onnx and
+model_int8.onnx through ``edgecnn.export`` (unvalidated: ImageNet labels, no
+ImageNet validation set here). Cached: existing files are kept.
 
     /work/venv/bin/python benchmarks/make_mobilenet_224.py [--out benchmarks/.cache/mobilenet_v2_224]
 
@@ -61,10 +63,12 @@ def convert(model, int8: bool, calib) -> bytes:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--onnx", action="store_true", help="also model.keras, model.onnx, model_int8.onnx")
     args = parser.parse_args(argv)
     out: Path = args.out
     targets = {"model_fp32.tflite": False, "model_int8.tflite": True}
-    if all((out / name).is_file() for name in targets):
+    extra = ["model.keras", "model.onnx", "model_int8.onnx"] if args.onnx else []
+    if all((out / name).is_file() for name in [*targets, *extra]):
         print(f"cached: {out}")
         return 0
 
@@ -72,11 +76,19 @@ def main(argv=None) -> int:
     from edgecnn.card import ModelCard, Normalization
     from edgecnn.labels import read_labels, write_labels
 
+    out.mkdir(parents=True, exist_ok=True)
     labels = read_labels(SHARED / "data" / "coral" / "imagenet_labels.txt")[1:]  # drop 'background'
     model = build_keras()
     calib = calibration_images()
     out.mkdir(parents=True, exist_ok=True)
+    if extra:
+        from edgecnn.export import export
+
+        export(model, ["keras", "onnx", "onnx-int8"], out, labels=labels, force=True, validate=False,
+               calib_data=SHARED / "data" / "flowers5" / "train", calib_samples=64, progress=print)
     for name, int8 in targets.items():
+        if (out / name).is_file():
+            continue
         write_bytes(out / name, convert(model, int8, calib))
         ModelCard(labels=labels, input_height=SIZE, input_width=SIZE,
                   normalization=Normalization.raw("Rescaling(1/127.5, offset=-1)"),
