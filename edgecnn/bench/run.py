@@ -108,6 +108,35 @@ def benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> BenchR
     return BenchResult(rows, found, machine, files, notes)
 
 
+def measure_files(paths: list[str | Path], images, labels=None, threads: Optional[int] = None, runs: int = 50,
+                  warmup: int = 5) -> list[Row]:
+    """Measure exported files on in-memory uint8 RGB ``images`` (at the models' input size): one Row each.
+
+    The one measuring path for callers that hold their images already (e.g. quickstart):
+    each file runs in its own worker subprocess, as in ``edgecnn benchmark``.
+    """
+    import numpy as np
+
+    from edgecnn.bench.sources import model_file
+
+    config = BenchConfig(models=[str(p) for p in paths], runs=runs, warmup=warmup)
+    config.check()
+    candidates = [model_file(Path(p), "model") for p in paths]
+    rows, predictions = [], {}
+    with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as tmp:
+        npy = Path(tmp) / "images.npy"
+        np.save(npy, np.ascontiguousarray(images))
+        sets = {"model": {"npy": npy, "labels": None if labels is None else np.asarray(labels),
+                          "source": f"{len(images)} images"}}
+        for cand in candidates:
+            row, top = _measure(cand, threads, sets, config, accuracy=True)
+            rows.append(row)
+            if top is not None:
+                predictions[(cand.model, cand.format)] = top
+        _accuracy(rows, candidates, predictions, sets)
+    return rows
+
+
 def _check_data(data: Optional[str]) -> None:
     if data is not None and not Path(data).is_dir():
         from edgecnn.errors import DataError
