@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed for split, shuffling and init (default: 0)")
     parser.add_argument("--out", default="runs/train", metavar="RUN_DIR", help="run directory (default: runs/train)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    parser.add_argument("--eager", action="store_true",
+                        help="run eagerly (no graph tracing): faster on tiny datasets, easier to debug")
 
 
 def config_from_args(args):
@@ -55,7 +57,8 @@ def config_from_args(args):
         img_size=args.img_size, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         seed=args.seed, augment=augment, patience=args.patience, verbose=0 if args.quiet else 1,
         weights=args.weights, alpha=args.alpha, fine_tune_epochs=args.fine_tune_epochs,
-        fine_tune_layers=args.fine_tune_layers, fine_tune_lr=args.fine_tune_lr, class_weights=args.class_weights,
+        fine_tune_layers=args.fine_tune_layers, fine_tune_lr=args.fine_tune_lr,
+        class_weights=args.class_weights, eager=args.eager,
     )
 
 

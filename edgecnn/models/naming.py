@@ -8,7 +8,9 @@ _AUTO = re.compile(r"^(?P<base>[a-z][a-z0-9_]*?)(_\d+)?$")
 
 
 def _snake(class_name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
+    """Keras' own auto-name for a class (``ReLU`` -> ``re_lu``)."""
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def stabilize_names(model):

@@ -35,6 +35,7 @@ class TrainConfig:
     fine_tune_layers: int = 40  # top backbone layers unfrozen in phase 2 (BatchNorm always stays frozen)
     fine_tune_lr: float | None = None  # None: learning_rate / 10
     class_weights: str = "none"  # "auto": weight classes inversely to their frequency
+    eager: bool = False  # run eagerly: no graph tracing (faster for tiny datasets, tests and debugging)
 
     def validate(self) -> None:
         if self.epochs < 1:

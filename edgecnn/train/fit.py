@@ -74,12 +74,12 @@ def _strategy():
     return tf.distribute.MirroredStrategy() if len(tf.config.list_physical_devices("GPU")) > 1 else None
 
 
-def _compile(model, learning_rate: float, binary: bool) -> None:
+def _compile(model, learning_rate: float, binary: bool, eager: bool) -> None:
     import keras
 
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], run_eagerly=eager)
 
 
 def _build(config: TrainConfig, spec, num_classes: int):
@@ -151,7 +151,7 @@ def train(config: TrainConfig, callbacks: list | None = None, printer=print) -> 
                     best.restore(model)  # fine-tune from the best frozen-phase weights
                     unfreeze_top(model, config.fine_tune_layers)
                 _compile(model, config.resolved_fine_tune_lr if phase == "fine-tune" else config.learning_rate,
-                         spec.binary)
+                         spec.binary, config.eager)
             logger = EpochLogger(total, phase, printer)
             phase_callbacks = [
                 logger, best,
