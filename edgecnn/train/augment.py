@@ -5,12 +5,12 @@ from __future__ import annotations
 from edgecnn.errors import UsageError
 
 AUGMENTATIONS = {
-    "flip": lambda layers: layers.RandomFlip("horizontal"),
-    "rotation": lambda layers: layers.RandomRotation(0.1),
-    "zoom": lambda layers: layers.RandomZoom(0.1),
-    "contrast": lambda layers: layers.RandomContrast(0.1),
-    "translation": lambda layers: layers.RandomTranslation(0.05, 0.05),
-    "brightness": lambda layers: layers.RandomBrightness(0.1, value_range=(0, 255)),
+    "flip": lambda layers, seed: layers.RandomFlip("horizontal", seed=seed),
+    "rotation": lambda layers, seed: layers.RandomRotation(0.1, seed=seed),
+    "zoom": lambda layers, seed: layers.RandomZoom(0.1, seed=seed),
+    "contrast": lambda layers, seed: layers.RandomContrast(0.1, seed=seed),
+    "translation": lambda layers, seed: layers.RandomTranslation(0.05, 0.05, seed=seed),
+    "brightness": lambda layers, seed: layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed),
 }
 
 
@@ -24,5 +24,4 @@ def build_augmentation(names: list[str], seed: int = 0):
     import keras
     from keras import layers
 
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([AUGMENTATIONS[n](layers) for n in names], name="augmentation")
+    return keras.Sequential([AUGMENTATIONS[n](layers, seed + i) for i, n in enumerate(names)], name="augmentation")

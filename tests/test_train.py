@@ -1,0 +1,184 @@
+"""Training runs: CLI, run directory, reproducibility, Ctrl-C, two-phase transfer learning."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edgecnn.cli import main
+from edgecnn.errors import UsageError
+from edgecnn.train.config import TrainConfig
+from edgecnn.train.fit import train
+
+COLOURS = [(220, 40, 40), (40, 200, 40), (40, 40, 220)]
+
+
+def make_colour_folder(root, per_class: int = 6, size: int = 24):
+    """A tiny learnable dataset: one noisy colour per class."""
+    rng = np.random.default_rng(0)
+    for name, colour in zip(("red", "green", "blue"), COLOURS):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def _config(tmp_path, **changes) -> TrainConfig:
+    base = dict(arch="simple_cnn", data=str(make_colour_folder(tmp_path / "data")), out=str(tmp_path / "run"),
+                img_size=24, epochs=1, batch_size=8, augment=[], eager=True, verbose=0)
+    return TrainConfig(**{**base, **changes})
+
+
+def test_train_cli_writes_the_run_directory(tmp_path, capsys):
+    data = make_colour_folder(tmp_path / "data")
+    (data / "red" / "junk.txt").write_text("not an image")
+    run = tmp_path / "run"
+    code = main(["train", "--arch", "simple_cnn", "--data", str(data), "--img-size", "24", "--epochs", "2",
+                 "--batch-size", "8", "--augment", "flip,brightness", "--eager", "--out", str(run)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "epoch 1/2 [train] loss" in out and "val_acc" in out and "1 unreadable files skipped" in out
+    for name in ("model.keras", "model.keras.card.json", "labels.txt", "config.json", "history.json", "history.png",
+                 "metrics.json", "data_report.json"):
+        assert (run / name).is_file(), name
+    config = json.loads((run / "config.json").read_text())
+    assert {"data", "val", "val_split", "img_size", "seed"} <= set(config) and config["img_size"] == 24
+    card = json.loads((run / "model.keras.card.json").read_text())
+    assert card["labels"] == ["blue", "green", "red"] and card["normalization"]["in_model"] == "x / 255"
+    assert card["output_kind"] == "softmax" and card["input_height"] == 24
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["val_accuracy"]) == 2 and history["phase"] == ["train", "train"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["val_accuracy"] <= 1 and metrics["train_images_per_second"] > 0
+    assert set(metrics["val"]["per_class"]) == {"blue", "green", "red"}
+    report = json.loads((run / "data_report.json").read_text())
+    assert report["skipped_count"] == 1 and report["skipped"][0]["path"].endswith("junk.txt")
+    assert (run / "labels.txt").read_text().split() == ["blue", "green", "red"]
+    # Augmentation lives in tf.data only: the saved model has none.
+    import keras
+
+    model = keras.saving.load_model(run / "model.keras", compile=False)
+    assert not [l for l in model.layers if type(l).__name__.startswith("Random")]
+
+
+def test_train_cli_reports_an_empty_class_in_one_line(tmp_path, capsys):
+    from test_data import make_messy_folder
+
+    root = make_messy_folder(tmp_path / "data")
+    assert main(["train", "--arch", "simple_cnn", "--data", str(root), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: class folder") and "empty_class is empty" in err and "\n" not in err
+
+
+def test_messy_folder_without_the_empty_class_trains_and_lists_skipped(tmp_path):
+    from test_data import make_messy_folder
+
+    root = make_messy_folder(tmp_path / "data", with_empty_class=False)
+    result = train(TrainConfig(arch="simple_cnn", data=str(root), out=str(tmp_path / "run"), img_size=24, epochs=1,
+                               val_split=0.3, augment=[], eager=True, verbose=0))
+    report = json.loads((result.run_dir / "data_report.json").read_text())
+    assert sorted(p["path"].rsplit("/", 1)[-1] for p in report["skipped"]) == ["corrupt.jpg", "notes.txt"]
+
+
+def test_same_seed_gives_the_same_run(tmp_path):
+    first = train(_config(tmp_path / "a", epochs=2, augment=["flip", "rotation"]))
+    second = train(_config(tmp_path / "b", epochs=2, augment=["flip", "rotation"]))
+    h1 = json.loads((first.run_dir / "history.json").read_text())
+    h2 = json.loads((second.run_dir / "history.json").read_text())
+    np.testing.assert_allclose(h1["loss"], h2["loss"], rtol=1e-5)
+    np.testing.assert_allclose(h1["val_loss"], h2["val_loss"], rtol=1e-5)
+
+
+def test_ctrl_c_keeps_the_best_epoch_and_writes_the_run(tmp_path):
+    import keras
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    result = train(_config(tmp_path, epochs=5), callbacks=[Interrupt()])
+    assert result.interrupted and result.model_path.is_file()
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["epochs_run"] == 2 and metrics["best_epoch"] in (1, 2)
+
+
+def test_ctrl_c_before_any_epoch_propagates(tmp_path):
+    import keras
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tmp_path), callbacks=[Interrupt()])
+
+
+def test_two_phase_transfer_freezes_then_fine_tunes_with_batchnorm_frozen(tmp_path):
+    import keras
+
+    from edgecnn.models import backbone_layers
+
+    backbone = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=0.35, input_shape=(32, 32, 3))
+    weights = tmp_path / "backbone.weights.h5"
+    backbone.save_weights(weights)
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            layers = backbone_layers(self.model)
+            seen.append({
+                "trainable_backbone": sum(1 for l in layers if l.trainable and l.weights),
+                "trainable_bn": sum(1 for l in layers if type(l).__name__ == "BatchNormalization" and l.trainable),
+                "trainable_head": self.model.get_layer("predictions").trainable,
+                "lr": float(self.model.optimizer.learning_rate.numpy()),
+            })
+
+    config = _config(tmp_path, arch="mobilenet_v2", alpha=0.35, img_size=32, weights=str(weights), epochs=1,
+                     fine_tune_epochs=1, fine_tune_layers=10, learning_rate=1e-3)
+    result = train(config, callbacks=[Record()])
+    frozen, fine = seen
+    assert frozen["trainable_backbone"] == 0 and frozen["trainable_head"]
+    assert fine["trainable_bn"] == 0 and 0 < fine["trainable_backbone"] <= 10
+    assert fine["lr"] == pytest.approx(frozen["lr"] / 10)
+    history = json.loads((result.run_dir / "history.json").read_text())
+    assert history["phase"] == ["frozen", "fine-tune"]
+    # The bottom of the backbone was never trained: it still holds the file's weights.
+    model = keras.saving.load_model(result.model_path, compile=False)
+    np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0], backbone.get_layer("Conv1").get_weights()[0])
+    card = json.loads((result.run_dir / "model.keras.card.json").read_text())
+    assert card["normalization"]["in_model"] == "x / 127.5 - 1" and card["architecture"] == "mobilenet_v2"
+
+
+def test_binary_pet_cnn_trains_with_a_sigmoid_card(tmp_path):
+    data = make_colour_folder(tmp_path / "data")
+    import shutil
+
+    shutil.rmtree(data / "blue")
+    result = train(TrainConfig(arch="pet_cnn", data=str(data), out=str(tmp_path / "run"), img_size=24, epochs=1,
+                               augment=[], eager=True, verbose=0, class_weights="auto"))
+    assert result.card.output_kind == "sigmoid" and result.card.labels == ["green", "red"]
+
+
+def test_fine_tuning_and_weights_need_a_transfer_architecture(tmp_path):
+    with pytest.raises(UsageError, match="--fine-tune-epochs needs a transfer architecture"):
+        train(_config(tmp_path / "a", fine_tune_epochs=2))
+    with pytest.raises(UsageError, match="no pretrained backbone"):
+        train(_config(tmp_path / "b", weights="imagenet"))
+
+
+def test_balanced_class_weights_favour_rare_classes():
+    from edgecnn.train.dataset import balanced_class_weights
+
+    weights = balanced_class_weights(np.array([0, 0, 0, 1]), 2)
+    assert weights[1] == pytest.approx(2.0) and weights[0] == pytest.approx(4 / 6)
+
+
+def test_bad_values_are_echoed(tmp_path):
+    with pytest.raises(UsageError, match="--class-weights must be one of none, auto; received 'yes'"):
+        train(_config(tmp_path, class_weights="yes"))
