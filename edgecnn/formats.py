@@ -37,7 +37,9 @@ class Format:
 
 
 _FP32 = Tolerance(min_agreement=0.995, max_abs_diff=1e-3)
-_FP16 = Tolerance(min_agreement=0.99, max_abs_diff=1e-2)
+# fp16 weights alone move MobileNetV2 probabilities by up to ~7e-2 (flowers5, 128 px; same with
+# XNNPACK off), so the fp16 bound is on agreement and accuracy, with a loose max difference.
+_FP16 = Tolerance(min_agreement=0.99, max_abs_diff=0.1, max_accuracy_drop=0.01)
 _INT8 = Tolerance(max_accuracy_drop=0.02)
 
 FORMATS: dict[str, Format] = {

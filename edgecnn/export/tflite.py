@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 
@@ -62,7 +64,8 @@ def _convert(job: ExportJob, fmt: Format, *, fp16=False, dynamic=False, int8=Fal
         converter.inference_input_type = io
         converter.inference_output_type = io
     try:
-        return converter.convert()
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints its temporary SavedModel's endpoints
+            return converter.convert()
     except Exception as exc:  # noqa: BLE001  (converter errors come as several types)
         raise _conversion_error(job, fmt, exc) from None
 

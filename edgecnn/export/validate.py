@@ -108,3 +108,33 @@ def run_artifact(path: Path, images: np.ndarray) -> np.ndarray:
         predictions = [p for start in range(0, len(images), CHUNK)
                        for p in classifier.predict_batch(list(images[start:start + CHUNK]), order="RGB")]
     return np.stack([p.probabilities for p in predictions])
+
+
+def exact_onnx_int8(path: Path, images: np.ndarray) -> np.ndarray:
+    """An int8 QDQ ONNX model's outputs with QDQ left unfused (DequantizeLinear -> float op -> QuantizeLinear).
+
+    The same int8 arithmetic without the fused x86 kernels, whose u8*s8 pairs
+    saturate on CPUs without VNNI; i.e. what ARM and VNNI CPUs compute.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: images[i:i + CHUNK].astype(np.float32)})[0]
+                           for i in range(0, len(images), CHUNK)])
+
+
+def x86_without_vnni() -> bool:
+    """True on an x86 CPU without VNNI, where ONNX Runtime's int8 kernels can saturate."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "vnni" not in flags
