@@ -95,15 +95,10 @@ def run_artifact(path: Path, images: np.ndarray) -> np.ndarray:
     Runs through edgecnn's runtime (``Classifier``: its backend, preprocessing
     from the card, quantized I/O) exactly as a device would.
     """
-    try:
-        from edgecnn.runtime import Classifier
-    except ImportError:  # runtime not installed in this checkout: plain interpreters
-        from edgecnn.export.runners import run_artifact as run_plain
-
-        return run_plain(path, images)
     from edgecnn.card import find_card
+    from edgecnn.runtime import Classifier
 
-    # The sidecar card explicitly: the runtime does not look beside SavedModel folders.
+    # The sidecar card just written, explicitly (a SavedModel folder's card sits beside it).
     with Classifier(path, card=find_card(path)) as classifier:
         predictions = [p for start in range(0, len(images), CHUNK)
                        for p in classifier.predict_batch(list(images[start:start + CHUNK]), order="RGB")]
