@@ -68,6 +68,8 @@ def test_every_format_is_measured_with_all_figures(bench_run):
         assert row.images == 12 and row.top1 is not None and row.top5 is None  # 3 classes: no top-5
         assert row.agreement is not None and row.agreement_source == "keras row"
     assert result.rows[0].agreement == 1.0
+    # Peak RSS is the worker's own (this pytest process holds TensorFlow: several hundred MB more).
+    assert all(r.peak_rss_mb < 400 for r in result.rows if r.backend == "litert")
 
 
 def test_percentiles_are_ordered(bench_run):
@@ -173,3 +175,15 @@ def test_device_profiles_parse_and_name_known_formats():
         assert profile["wheels"] and profile["camera"] and profile["recommended"]
     with pytest.raises(UsageError, match="did you mean 'raspberry-pi-5'"):
         load_profile("raspberry-pi-6")
+
+
+def test_measure_files_on_in_memory_images_matches_the_benchmark(bench_run):
+    from edgecnn.bench.run import measure_files
+    from edgecnn.data import load_folder
+
+    result, _, data = bench_run
+    fp32 = result.rows[1]
+    images = load_folder(data, SIZE, class_names=CLASSES)
+    row = measure_files([fp32.path], images.images, images.labels, runs=3, warmup=1)[0]
+    assert (row.format, row.status, row.images) == ("tflite-fp32", "ok", 12)
+    assert row.top1 == fp32.top1 and row.p50 > 0

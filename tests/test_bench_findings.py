@@ -42,6 +42,8 @@ def test_accuracy_drop_over_one_point_against_keras():
     found = find(rows)
     assert [(f.rule, f.format) for f in found] == [("accuracy-drop", "tflite-int8")]
     assert "1.5 accuracy points" in found[0].message
+    at_two_threads = [row("tflite-int8", quant="int8", p50=4, top1=0.885, threads=2)]
+    assert len([f for f in find(rows + at_two_threads) if f.rule == "accuracy-drop"]) == 1  # once per format
 
 
 def test_memory_far_above_file_size():

@@ -5,6 +5,6 @@ only the ``device`` extra. Each (format, threads) is measured in its own
 subprocess (:mod:`edgecnn.bench.worker`) for a clean peak RSS.
 """
 
-from edgecnn.bench.run import BenchConfig, benchmark
+from edgecnn.bench.run import BenchConfig, benchmark, measure_files
 
-__all__ = ["BenchConfig", "benchmark"]
+__all__ = ["BenchConfig", "benchmark", "measure_files"]

@@ -34,6 +34,7 @@ def find(rows: Iterable[Row]) -> list[Finding]:
     """Every finding over ``rows``, in row order."""
     rows = [r for r in rows if r.measured]
     out: list[Finding] = []
+    accuracy_done: set[tuple[str, str]] = set()  # accuracy is per format, not per thread count
     for row in rows:
         base = baseline(row, rows)
         if base is not None and base.p50:
@@ -48,7 +49,9 @@ def find(rows: Iterable[Row]) -> list[Finding]:
                                     f"{row.format} is not faster than {base.format} at {_threads(row)} ({speed}): "
                                     f"this CPU/runtime lacks fast int8 kernels for the model; int8 still saves "
                                     f"size and memory, but fp32/fp16 may be the better choice here"))
-        out += _accuracy_drop(row, rows)
+        if (row.model, row.format) not in accuracy_done:
+            accuracy_done.add((row.model, row.format))
+            out += _accuracy_drop(row, rows)
         out += _memory_high(row)
     return out
 

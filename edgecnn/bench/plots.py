@@ -39,22 +39,26 @@ def _scatter(plt, path: Path, rows: Sequence[Row]) -> Path:
     use_acc = any(r.top1 is not None for r in rows)
     metric, name = (("top1", "top-1 accuracy (%)") if use_acc else ("agreement", "agreement with Keras (%)"))
     if not any(getattr(r, metric) is not None for r in rows):
-        metric, name = None, "(no labels: accuracy not measured)"
+        metric, name = None, "format (no labels: accuracy not measured)"
     biggest = max((r.size_bytes or 0) for r in rows) or 1
     fig, ax = plt.subplots(figsize=(8, 5.5))
     formats = sorted({r.format for r in rows})
     colors = {f: plt.cm.tab10(i % 10) for i, f in enumerate(formats)}
     for row in rows:
-        y = getattr(row, metric) if metric else 0.0
+        y = getattr(row, metric) * 100 if metric and getattr(row, metric) is not None else None
+        if metric is None:
+            y = formats.index(row.format)
         if y is None:
             continue
         size = 40 + 800 * (row.size_bytes or 0) / biggest
-        ax.scatter(row.p50, y * 100, s=size, alpha=0.6, color=colors[row.format], edgecolors="black")
-        ax.annotate(_label(row, many), (row.p50, y * 100), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.scatter(row.p50, y, s=size, alpha=0.6, color=colors[row.format], edgecolors="black")
+        ax.annotate(_label(row, many), (row.p50, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     for fmt in formats:
         ax.scatter([], [], color=colors[fmt], label=fmt)
     ax.set_xlabel("median latency, backend.run (ms)")
     ax.set_ylabel(name)
+    if metric is None:
+        ax.set_yticks(range(len(formats)), formats)
     ax.set_title("latency vs accuracy (marker area ~ file size)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")

@@ -38,9 +38,10 @@ class Row:
     batch_note: Optional[str] = None
     rss_before_load_mb: Optional[float] = None
     peak_rss_mb: Optional[float] = None
+    num_classes: Optional[int] = None
     images: Optional[int] = None  # images classified for accuracy / agreement
     top1: Optional[float] = None  # 0..1, on --data
-    top5: Optional[float] = None  # 0..1, with >= 5 classes
+    top5: Optional[float] = None  # 0..1, with more than 5 classes (with 5 it is always 100%)
     agreement: Optional[float] = None  # top-1 agreement with the Keras reference, 0..1
     agreement_source: Optional[str] = None  # "keras row" | "export validation"
 

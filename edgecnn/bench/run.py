@@ -200,7 +200,7 @@ def _measure(cand: Candidate, threads: Optional[int], sets: dict, config: BenchC
         return row, None
     for key in ("import_ms", "load_ms", "first_inference_ms", "latency_ms", "classifier_latency_ms", "times_ms",
                 "throughput", "batch", "batch_throughput", "batch_note", "rss_before_load_mb", "peak_rss_mb",
-                "input"):
+                "input", "num_classes"):
         if key in data:
             setattr(row, key, data[key])
     row.runtime = data.get("backend")
@@ -236,7 +236,7 @@ def _accuracy(rows: list[Row], candidates: list[Candidate], predictions: dict, s
         labels = sets[row.model]["labels"]
         if labels is not None:
             row.top1 = round(float(np.mean(top[:, 0] == labels)), 6)
-            if top.shape[1] >= 5:
+            if top.shape[1] >= 5 and (row.num_classes or 0) > 5:
                 row.top5 = round(float(np.mean((top[:, :5] == labels[:, None]).any(axis=1))), 6)
         reference = _keras_reference(row.model, predictions, candidates)
         if reference is not None and len(reference) == len(top):
