@@ -14,8 +14,23 @@ def _rank4(layer) -> bool:
         return False
 
 
-def _model_input(model):
-    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
+def _probe(model, names: list[str]):
+    """A model returning the outputs of the named layers, then the model's output.
+
+    A (reloaded) Sequential model is rebuilt as a functional chain so that
+    layer outputs and the final output belong to one graph.
+    """
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        inputs = keras.Input(model.input_shape[1:])
+        x, found = inputs, {}
+        for layer in model.layers:
+            x = layer(x)
+            found[layer.name] = x
+        return keras.Model(inputs, [found[n] for n in names] + [x])
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, [model.get_layer(n).output for n in names] + [model.outputs[0]])
 
 
 def last_spatial_layer(model) -> str:
@@ -28,11 +43,10 @@ def last_spatial_layer(model) -> str:
 
 def grad_cam(model, images: np.ndarray, classes: np.ndarray | None = None, layer: str | None = None):
     """Heatmaps (N, H, W) in 0..1 at the images' size, for ``classes`` (default: the predicted ones)."""
-    import keras
     import tensorflow as tf
 
     layer = layer or last_spatial_layer(model)
-    grad_model = keras.Model(_model_input(model), [model.get_layer(layer).output, model.outputs[0]])
+    grad_model = _probe(model, [layer])
     x = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
     with tf.GradientTape() as tape:
         features, outputs = grad_model(x, training=False)
@@ -53,13 +67,9 @@ def grad_cam(model, images: np.ndarray, classes: np.ndarray | None = None, layer
 
 def feature_maps(model, image: np.ndarray, max_layers: int = 8) -> list[tuple[str, np.ndarray]]:
     """(layer name, activations (H, W, C)) for up to ``max_layers`` conv layers spread over the depth."""
-    import keras
-
     convs = [l for l in model.layers if type(l).__name__ in _SPATIAL_TYPES and _rank4(l)]
     if not convs:
         return []
     picked = [convs[i] for i in np.unique(np.linspace(0, len(convs) - 1, min(max_layers, len(convs))).astype(int))]
-    probe = keras.Model(_model_input(model), [l.output for l in picked])
-    outputs = probe(np.asarray(image, dtype=np.float32)[None], training=False)
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    outputs = _probe(model, [l.name for l in picked])(np.asarray(image, dtype=np.float32)[None], training=False)
     return [(l.name, np.asarray(o)[0]) for l, o in zip(picked, outputs)]
