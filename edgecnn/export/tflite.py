@@ -59,10 +59,10 @@ def _convert(job: ExportJob, fmt: Format, *, fp16=False, dynamic=False, int8=Fal
     if fp16:
         converter.target_spec.supported_types = [tf.float16]
     if int8:
-        io = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[job.int8_io]
+        io_type = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[job.int8_io]
         converter.representative_dataset = _representative(job)
-        converter.inference_input_type = io
-        converter.inference_output_type = io
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # Keras prints its temporary SavedModel's endpoints
             return converter.convert()
