@@ -187,3 +187,15 @@ def test_measure_files_on_in_memory_images_matches_the_benchmark(bench_run):
     row = measure_files([fp32.path], images.images, images.labels, runs=3, warmup=1)[0]
     assert (row.format, row.status, row.images) == ("tflite-fp32", "ok", 12)
     assert row.top1 == fp32.top1 and row.p50 > 0
+
+
+def test_an_export_folder_holding_model_keras_is_not_exported_again(tmp_path):
+    from edgecnn.bench.sources import is_keras_source
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"PK")
+    assert is_keras_source(run)
+    (run / "model_int8.tflite").write_bytes(b"TFL3")
+    assert not is_keras_source(run)
+    assert is_keras_source(run / "model.keras")

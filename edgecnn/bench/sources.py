@@ -33,7 +33,16 @@ class Candidate:
 
 
 def is_keras_source(path: Path) -> bool:
-    return (path.is_dir() and (path / RUN_MODEL).is_file()) or path.suffix.lower() in KERAS_SUFFIXES
+    """A .keras/.h5 file, or a training run directory (model.keras, and not an export folder)."""
+    if path.is_dir():
+        return (path / RUN_MODEL).is_file() and not is_export_folder(path)
+    return path.suffix.lower() in KERAS_SUFFIXES
+
+
+def is_export_folder(path: Path) -> bool:
+    """A folder written by ``edgecnn export``: its report, or any exported artifact besides model.keras."""
+    return (path / "export_report.json").is_file() or any(
+        (path / f.filename).exists() for f in FORMATS.values() if f.filename != RUN_MODEL)
 
 
 def resolve(models: list[str], formats: list[Format], explicit_formats: bool, out: Path,
