@@ -7,8 +7,8 @@ IMAGES.npy holds uint8 RGB NHWC images (already at the model's size, so no
 decoding or resizing happens in the timed loops). Timed, each on its own:
 ``backend.run`` on a preprocessed batch (the raw interpreter call) and
 ``Classifier.predict`` (preprocess + inference + softmax/top-k, end to end).
-Peak RSS is read after the timed loops, before the accuracy pass, so it covers
-loading and running the model only. On failure the JSON holds ``error``.
+Peak RSS is read after the batch-1 timed loops, before the accuracy pass and
+the batch throughput run, so it covers loading and running the model only. On failure the JSON holds ``error``.
 """
 
 from __future__ import annotations
@@ -84,8 +84,6 @@ def measure(model: Path, images_path: Path, threads: int | None, runs: int, warm
     result["throughput"] = throughput(1, result["latency_ms"]["mean"])
     result["classifier_latency_ms"] = latency_stats(
         _time(lambda i: clf.predict(sample[i % len(sample)], top_k=TOP_K, order="RGB"), runs))
-    if batch > 1:
-        result.update(_batch_throughput(run, inputs, batch, max(5, runs // batch), warmup))
     result["peak_rss_mb"] = peak_rss_mb()
 
     if accuracy:
@@ -94,6 +92,8 @@ def measure(model: Path, images_path: Path, threads: int | None, runs: int, warm
             chunk = np.ascontiguousarray(images[start:start + ACCURACY_CHUNK])
             top += [[c.index for c in p.top] for p in clf.predict_batch(list(chunk), top_k=TOP_K, order="RGB")]
         result["top_k"] = top
+    if batch > 1:  # last: a model that cannot take the batch may be left unusable
+        result.update(_batch_throughput(run, inputs, batch, max(5, runs // batch), warmup))
     clf.close()
     return result
 
