@@ -11,6 +11,7 @@ from edgecnn.card import ModelCard
 from edgecnn.errors import ExportError
 from edgecnn.export.embed import embed_in_tflite
 from edgecnn.export.job import ExportJob
+from edgecnn.export.keras_formats import scratch_saved_model
 from edgecnn.export.trace import offending_layers
 from edgecnn.formats import Format
 
@@ -45,8 +46,7 @@ def _write(job: ExportJob, fmt: Format, dest: Path, flatbuffer: bytes, **extra) 
 def _convert(job: ExportJob, fmt: Format, *, fp16=False, dynamic=False, int8=False) -> bytes:
     import tensorflow as tf
 
-    # from_keras_model traces in inference mode (augmentation inactive) and freezes the variables.
-    converter = tf.lite.TFLiteConverter.from_keras_model(job.model)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(scratch_saved_model(job)), signature_keys=["serve"])
     builtins = tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if int8 else tf.lite.OpsSet.TFLITE_BUILTINS
     ops = [builtins]
     if job.allow_tf_ops:
