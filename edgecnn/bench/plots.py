@@ -55,6 +55,9 @@ def _scatter(plt, path: Path, rows: Sequence[Row]) -> Path:
         ax.annotate(_label(row, many), (row.p50, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     for fmt in formats:
         ax.scatter([], [], color=colors[fmt], label=fmt)
+    p50s = [r.p50 for r in rows if r.p50]
+    if p50s and max(p50s) > 10 * min(p50s):  # e.g. Keras next to TFLite: keep the fast ones apart
+        ax.set_xscale("log")
     ax.set_xlabel("median latency, backend.run (ms)")
     ax.set_ylabel(name)
     if metric is None:
