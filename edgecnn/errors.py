@@ -69,3 +69,11 @@ class SourceLostError(SourceError):
     """A live source failed and every reconnect attempt failed too."""
 
     exit_code = 3
+
+
+def did_you_mean(name: str, choices) -> str:
+    """``" (did you mean 'x'?)"`` naming the closest of ``choices`` to ``name``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecnn.errors import UsageError
+from edgecnn.errors import UsageError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,9 @@ def get_format(name: str) -> Format:
     try:
         return FORMATS[name]
     except KeyError:
-        import difflib
-
-        close = difflib.get_close_matches(name, FORMATS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"unknown format {name!r}{hint}; expected one of: {', '.join(FORMATS)}") from None
+        raise UsageError(
+            f"unknown format {name!r}{did_you_mean(name, FORMATS)}; expected one of: {', '.join(FORMATS)}"
+        ) from None
 
 
 def parse_formats(spec: str | list[str]) -> list[Format]:

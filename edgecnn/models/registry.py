@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from dataclasses import dataclass
 from typing import Callable
 
-from edgecnn.errors import UsageError
+from edgecnn.errors import UsageError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -50,9 +49,9 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"unknown architecture {name!r}{hint}; known: {', '.join(sorted(_REGISTRY))}") from None
+        raise UsageError(
+            f"unknown architecture {name!r}{did_you_mean(name, _REGISTRY)}; known: {', '.join(sorted(_REGISTRY))}"
+        ) from None
 
 
 def create_model(name: str, num_classes: int, input_shape=(32, 32, 3), **kwargs):

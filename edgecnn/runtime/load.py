@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from edgecnn.errors import UsageError
+from edgecnn.errors import UsageError, did_you_mean
 from edgecnn.formats import backend_for_path
 from edgecnn.runtime.base import Backend, check_model_file
 
@@ -25,11 +25,9 @@ def backend_class(name: str):
     try:
         target = BACKENDS[name]
     except KeyError:
-        import difflib
-
-        close = difflib.get_close_matches(name, BACKENDS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"unknown backend {name!r}{hint}; expected one of: {', '.join(BACKENDS)}") from None
+        raise UsageError(
+            f"unknown backend {name!r}{did_you_mean(name, BACKENDS)}; expected one of: {', '.join(BACKENDS)}"
+        ) from None
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)
 
