@@ -7,13 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn._io import atomic_path
+from edgecnn.runtime.feedback import FEEDBACK_LEVELS, confidence_feedback
 
-# Confidence colours: the runtime's feedback thresholds (>0.9, >0.7, >0.5), as colours only.
-CONFIDENCE_COLOURS = ((0.9, "tab:green"), (0.7, "yellowgreen"), (0.5, "orange"), (0.0, "tab:red"))
+# One colour per level of the runtime's confidence feedback, most confident first.
+CONFIDENCE_COLOURS = {phrase: colour for (_, phrase), colour in
+                      zip(FEEDBACK_LEVELS, ("tab:green", "yellowgreen", "orange", "tab:red"))}
 
 
 def confidence_colour(confidence: float) -> str:
-    return next(colour for threshold, colour in CONFIDENCE_COLOURS if confidence > threshold or threshold == 0.0)
+    return CONFIDENCE_COLOURS[confidence_feedback(confidence)]
 
 
 def _pyplot():
