@@ -509,6 +509,31 @@ def test_probe_detects_tflite_runtime_numpy2_crash(tmp_path, monkeypatch):
         litert_mod.import_interpreter()
 
 
+def test_tflite_runtime_that_imports_under_numpy2_is_still_reported_broken(tmp_path, monkeypatch):
+    pkg = tmp_path / "tflite_runtime"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "interpreter.py").write_text("class Interpreter: pass\ndef load_delegate(p): pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    src = litert_mod.probe_interpreter("tflite_runtime", "tflite_runtime.interpreter")
+    assert not src.available
+    assert "tflite_runtime crashes with numpy 2; pip install ai-edge-litert (or numpy<2)" in src.detail
+
+
+def test_failed_batch_resize_leaves_the_interpreter_usable(coral_dir):
+    from edgecnn.errors import ModelError
+    from edgecnn.runtime.litert import LiteRTBackend
+
+    backend = LiteRTBackend(coral_dir / "mobilenet_v2_1.0_224_quant.tflite")
+    one = np.zeros((1, 224, 224, 3), np.uint8)
+    expected = backend.run(one)
+    try:
+        backend.run(np.zeros((4, 224, 224, 3), np.uint8))
+    except ModelError:
+        pass  # this model has a fixed batch of 1
+    np.testing.assert_allclose(backend.run(one), expected)
+
+
 def test_interpreter_fallback_order(monkeypatch):
     monkeypatch.setattr(litert_mod, "_CHOSEN", None)
     monkeypatch.setattr(litert_mod, "INTERPRETER_SOURCES", (("no_such_litert.interpreter", "ai_edge_litert"),

@@ -79,6 +79,10 @@ def probe_interpreter(name: str, module: str, with_version: bool = True) -> Inte
             version = _dist_version(name.replace("_", "-")) if with_version else None
     except Exception as exc:
         return _broken(name, exc)
+    if module.startswith("tflite_runtime") and _numpy_major() >= 2:
+        # Every tflite-runtime release (the last is 2.14) was built against numpy 1: it imports,
+        # then raises SystemError when an Interpreter is built.
+        return _broken(name, SystemError("built against numpy 1"))
     return InterpreterSource(name, True, version=version, interpreter=interpreter, load_delegate=delegate)
 
 
@@ -203,15 +207,24 @@ class LiteRTBackend:
         interp = self._interp
         try:
             if batch.shape != self._shape:
-                interp.resize_tensor_input(self._in_index, list(batch.shape))
-                interp.allocate_tensors()
-                self._shape = tuple(batch.shape)
+                self._resize(batch.shape)
             interp.set_tensor(self._in_index, batch)
             interp.invoke()
             out = interp.get_tensor(self._out_index)
         except (ValueError, RuntimeError) as exc:
             raise inference_error(self.path, exc) from None
         return dequantize(out, self._out_scale, self._out_zp).reshape(len(batch), -1)
+
+    def _resize(self, shape: tuple) -> None:
+        """Resize the input; on failure put the interpreter back as it was, so later calls still run."""
+        try:
+            self._interp.resize_tensor_input(self._in_index, list(shape))
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError):
+            self._interp.resize_tensor_input(self._in_index, list(self._shape))
+            self._interp.allocate_tensors()
+            raise
+        self._shape = tuple(shape)
 
     def embedded_card(self) -> Optional[str]:
         data = read_metadata(self.path, CARD_METADATA_NAME)
