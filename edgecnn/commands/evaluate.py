@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    import sys
+
     from edgecnn.train.evaluate import evaluate
 
     report = evaluate(args.model, args.data, args.out, batch_size=args.batch_size, samples=args.samples)
@@ -29,5 +31,7 @@ def run(args) -> int:
     print(f"{'class'.ljust(width)}  precision  recall  f1     support")
     for name, m in metrics["per_class"].items():
         print(f"{name.ljust(width)}  {m['precision']:.3f}      {m['recall']:.3f}   {m['f1']:.3f}  {m['support']}")
+    for name, reason in report["skipped_figures"].items():
+        print(f"note: {name} figure skipped for this model ({reason})", file=sys.stderr)
     print(f"reports in {report['out']}")
     return 0

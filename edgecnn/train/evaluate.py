@@ -72,10 +72,17 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     shown = images.images[pick]
     figures["predictions"] = plots.plot_predictions(shown, images.labels[pick], probs[pick], labels,
                                                     out / "predictions.png")
-    heatmaps, layer = grad_cam(net, shown)
-    titles = [f"{labels[int(np.argmax(p))]} {np.max(p):.0%}" for p in probs[pick]]
-    figures["gradcam"] = plots.plot_gradcam(shown, heatmaps, titles, out / "gradcam.png", layer)
-    maps = feature_maps(net, shown[0])
-    if maps:
-        figures["feature_maps"] = plots.plot_feature_maps(maps, out / "feature_maps.png")
-    return {"metrics": metrics, "out": out, "figures": figures}
+    skipped_figures = {}
+    try:
+        heatmaps, layer = grad_cam(net, shown)
+        titles = [f"{labels[int(np.argmax(p))]} {np.max(p):.0%}" for p in probs[pick]]
+        figures["gradcam"] = plots.plot_gradcam(shown, heatmaps, titles, out / "gradcam.png", layer)
+    except Exception as exc:  # noqa: BLE001  a foreign graph (e.g. a nested backbone) Grad-CAM cannot walk
+        skipped_figures["gradcam"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    try:
+        maps = feature_maps(net, shown[0])
+        if maps:
+            figures["feature_maps"] = plots.plot_feature_maps(maps, out / "feature_maps.png")
+    except Exception as exc:  # noqa: BLE001
+        skipped_figures["feature_maps"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return {"metrics": metrics, "out": out, "figures": figures, "skipped_figures": skipped_figures}
