@@ -64,7 +64,7 @@ def export(
         job.calibration = calibration_images(source.run_config, run_dir, calib_data, source.input_shape,
                                              calib_samples, seed)
         report.calibration = job.calibration.describe()
-        report.warnings += _calibration_warnings(job, calib_samples)
+        report.warnings += _calibration_warnings(job)
     for warning in report.warnings:
         say(f"warning: {warning}")
 
@@ -168,7 +168,7 @@ def _check_existing(out: Path, fmts: list[Format], force: bool) -> None:
                          f"or choose another --out")
 
 
-def _calibration_warnings(job: ExportJob, requested: int) -> list[str]:
+def _calibration_warnings(job: ExportJob) -> list[str]:
     found = job.calibration
     if found.synthetic:
         return ["no real images found for int8 calibration; calibrating on synthetic images "
