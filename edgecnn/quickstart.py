@@ -6,7 +6,6 @@ validation images with each through the runtime -> comparison table.
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,19 +42,20 @@ def resolve_data(data: str | Path | None, out: Path) -> tuple[Path, Path | None,
     return data, None, False
 
 
-def measure(path: Path, fmt: str, images, labels, threads: int | None = None) -> FormatResult:
-    """Classify ``images`` one by one through the runtime: accuracy and median latency."""
-    from edgecnn.runtime import Classifier
+def measure(paths: list[Path], formats: list[str], images, labels) -> list[FormatResult]:
+    """Classify ``images`` with each model through the runtime, as ``edgecnn benchmark`` does.
 
-    clf = Classifier(path, threads=threads)
-    clf.predict(images[0], order="RGB")  # warm-up: first inference allocates
-    correct, times = 0, []
-    for image, label in zip(images, labels):
-        start = time.perf_counter()
-        pred = clf.predict(image, top_k=1, order="RGB")
-        times.append((time.perf_counter() - start) * 1000)
-        correct += int(pred.index == int(label))
-    return FormatResult(fmt, path, path.stat().st_size, correct / len(labels), statistics.median(times))
+    Accuracy over all images; latency is the median of ``Classifier.predict`` per image.
+    """
+    from edgecnn.bench import measure_files
+    from edgecnn.errors import EdgeCNNError
+
+    results = []
+    for path, fmt, row in zip(paths, formats, measure_files(paths, images, labels)):
+        if row.top1 is None or not row.classifier_latency_ms:
+            raise EdgeCNNError(f"{fmt}: measuring {path} failed ({row.reason or row.status})")
+        results.append(FormatResult(fmt, path, row.size_bytes, row.top1, row.classifier_latency_ms["p50"]))
+    return results
 
 
 def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | None = None, *, epochs: int = 8,
@@ -82,7 +82,8 @@ def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | No
     log(f"[3/4] exporting {', '.join(formats)}")
     report = export(run.run_dir, list(formats), out / "export", force=True, progress=lambda m: log(f"      {m}"))
     log(f"[4/4] classifying {len(run.val)} validation images with each format through the runtime")
-    results = [measure(Path(a.path), a.format, run.val.images, run.val.labels) for a in report.artifacts]
+    results = measure([Path(a.path) for a in report.artifacts], [a.format for a in report.artifacts],
+                      run.val.images, run.val.labels)
     table = text_table(
         ["format", "size", "val accuracy", "median latency"],
         [[r.format, human_size(r.size_bytes), f"{r.accuracy:.1%}", f"{r.median_ms:.2f} ms"] for r in results],
