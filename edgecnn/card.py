@@ -19,6 +19,10 @@ from edgecnn._io import write_json
 from edgecnn.errors import CardError
 
 CARD_SUFFIX = ".card.json"
+# Names of the card where it is embedded: TFLite metadata / ONNX metadata_props entries, SavedModel file.
+EMBEDDED_CARD_KEY = "edgecnn.card"
+EMBEDDED_LABELS_KEY = "edgecnn.labels"
+SAVED_MODEL_CARD_FILE = "edgecnn.card.json"
 OUTPUT_KINDS = ("softmax", "sigmoid", "logits")
 
 

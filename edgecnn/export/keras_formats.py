@@ -5,11 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from edgecnn.card import ModelCard
+from edgecnn.card import SAVED_MODEL_CARD_FILE, ModelCard
 from edgecnn.export.job import ExportJob
 from edgecnn.formats import Format
 
-EMBEDDED_CARD = "edgecnn.card.json"  # inside a SavedModel folder
 
 
 def export_keras(job: ExportJob, fmt: Format, dest: Path) -> ModelCard:
@@ -21,7 +20,7 @@ def export_saved_model(job: ExportJob, fmt: Format, dest: Path) -> ModelCard:
     """A SavedModel whose ``serve`` endpoint takes float32 raw pixels (dynamic batch), inference mode."""
     shutil.copytree(scratch_saved_model(job), dest)
     card = job.card_for(fmt)
-    (dest / EMBEDDED_CARD).write_text(card.to_json(), encoding="utf-8")
+    (dest / SAVED_MODEL_CARD_FILE).write_text(card.to_json(), encoding="utf-8")
     return card
 
 

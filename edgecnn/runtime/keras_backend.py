@@ -11,10 +11,10 @@ from typing import Optional
 
 import numpy as np
 
+from edgecnn.card import SAVED_MODEL_CARD_FILE
 from edgecnn.errors import BackendUnavailableError, ModelError
 from edgecnn.runtime.base import TensorSpec, check_model_file, guess_layout, inference_error
 
-SAVED_MODEL_CARD = "edgecnn.card.json"  # inside a SavedModel folder
 
 
 def _import_keras():
@@ -98,7 +98,7 @@ class KerasBackend:
 
     def embedded_card(self) -> Optional[str]:
         """A SavedModel folder's ``edgecnn.card.json`` (written there by edgecnn's exporter), if any."""
-        inner = self.path / SAVED_MODEL_CARD
+        inner = self.path / SAVED_MODEL_CARD_FILE
         if self.path.is_dir() and inner.is_file():
             try:
                 return inner.read_text(encoding="utf-8")

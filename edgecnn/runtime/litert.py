@@ -15,12 +15,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError
 from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
 from edgecnn.runtime.tflite_meta import has_tflite_identifier, read_metadata
 
-CARD_METADATA_NAME = "edgecnn.card"
-LABELS_METADATA_NAME = "edgecnn.labels"
 
 NUMPY2_TFLITE_RUNTIME = "tflite_runtime crashes with numpy 2; pip install ai-edge-litert (or numpy<2)"
 INSTALL_HINT = "pip install ai-edge-litert (or: pip install 'edgecnn[device]')"
@@ -227,7 +226,7 @@ class LiteRTBackend:
         self._shape = tuple(shape)
 
     def embedded_card(self) -> Optional[str]:
-        data = read_metadata(self.path, CARD_METADATA_NAME)
+        data = read_metadata(self.path, EMBEDDED_CARD_KEY)
         if not data:
             return None
         try:
@@ -241,7 +240,7 @@ class LiteRTBackend:
         edgecnn's ``edgecnn.labels`` metadata entry, else a TFLite Support associated
         file (a label .txt zipped onto the model, as in Coral/TF Hub models).
         """
-        data = read_metadata(self.path, LABELS_METADATA_NAME)
+        data = read_metadata(self.path, EMBEDDED_LABELS_KEY)
         if data:
             try:
                 return _label_lines(data.rstrip(b"\x00").decode("utf-8"))

@@ -10,10 +10,10 @@ from typing import Optional
 
 import numpy as np
 
+from edgecnn.card import EMBEDDED_CARD_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError
 from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
 
-CARD_METADATA_KEY = "edgecnn.card"
 
 _ONNX_TYPES = {
     "tensor(float)": np.float32,
@@ -89,7 +89,7 @@ class OnnxBackend:
 
     def embedded_card(self) -> Optional[str]:
         try:
-            return self._session.get_modelmeta().custom_metadata_map.get(CARD_METADATA_KEY)
+            return self._session.get_modelmeta().custom_metadata_map.get(EMBEDDED_CARD_KEY)
         except Exception:
             return None
 
