@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from edgecnn.card_embed import read_embedded_card
 
 
