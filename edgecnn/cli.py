@@ -20,18 +20,18 @@ COMMANDS = [
     "models",
     "train",
     "evaluate",
+    "export",
     "predict",
     "camera",
-    "export",
     "benchmark",
     "doctor",
-
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgecnn",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=16, width=120),
         description="Train a CNN image classifier, export it for the edge, run and benchmark it on a device.",
     )
     parser.add_argument("--version", action="version", version=f"edgecnn {__version__}")
