@@ -490,6 +490,10 @@ def test_import_runtime_and_predict_tflite_without_tensorflow(coral_dir):
     assert "onnxruntime" not in info["after"]
 
 
+numpy2_only = pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="tests behaviour under numpy 2")
+
+
+@numpy2_only
 def test_probe_detects_tflite_runtime_numpy2_crash(tmp_path, monkeypatch):
     pkg = tmp_path / "tflite_runtime"
     pkg.mkdir()
@@ -509,6 +513,7 @@ def test_probe_detects_tflite_runtime_numpy2_crash(tmp_path, monkeypatch):
         litert_mod.import_interpreter()
 
 
+@numpy2_only
 def test_tflite_runtime_that_imports_under_numpy2_is_still_reported_broken(tmp_path, monkeypatch):
     pkg = tmp_path / "tflite_runtime"
     pkg.mkdir()

@@ -18,7 +18,7 @@ import numpy as np
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError
 from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
-from edgecnn.runtime.tflite_meta import has_tflite_identifier, read_metadata
+from edgecnn.runtime.tflite_meta import buffers_in_bounds, has_tflite_identifier, read_metadata
 
 
 NUMPY2_TFLITE_RUNTIME = "tflite_runtime crashes with numpy 2; pip install ai-edge-litert (or numpy<2)"
@@ -154,6 +154,11 @@ class LiteRTBackend:
             raise ModelError(
                 f"{self.path} is not a TFLite model (no 'TFL3' identifier; it looks like {_sniff(self.path)}); "
                 f"pass a .tflite file exported by edgecnn or TFLite"
+            )
+        if not buffers_in_bounds(self.path):
+            raise ModelError(
+                f"{self.path} is truncated or corrupt (its weights run past the end of the file); "
+                f"re-export or re-download it"
             )
         src = import_interpreter()
         self.source = src.name

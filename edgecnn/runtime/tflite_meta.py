@@ -88,6 +88,33 @@ def read_metadata(path: str | os.PathLike, name: str) -> Optional[bytes]:
         return None
 
 
+def buffers_in_bounds(path: str | os.PathLike) -> bool:
+    """Whether every weight buffer of the TFLite file lies inside the file.
+
+    A truncated download fails this check; older interpreters (ai-edge-litert
+    2.0, tflite-runtime) crash on such a file instead of raising.
+    """
+    try:
+        with open(path, "rb") as f:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                r = _Reader(buf)
+                root = r.deref(0)
+                start, count = r.vector(root, _MODEL_BUFFERS)
+                if start + 4 * count > r.n:
+                    return False
+                for i in range(count):
+                    buffer = r.deref(start + 4 * i)
+                    data_start, data_len = r.vector(buffer, _BUFFER_DATA)
+                    if data_start + data_len > r.n:
+                        return False
+                    offset, size = r.scalar(buffer, _BUFFER_OFFSET, "<Q"), r.scalar(buffer, _BUFFER_SIZE, "<Q")
+                    if offset > 1 and offset + size > r.n:
+                        return False
+                return True
+    except (OSError, ValueError, _Malformed, struct.error, OverflowError):
+        return False
+
+
 def has_tflite_identifier(path: str | os.PathLike) -> bool:
     try:
         with open(path, "rb") as f:
