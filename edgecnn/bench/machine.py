@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import metadata
 from pathlib import Path
+
+from edgecnn import versions
 
 # Distributions whose versions a benchmark or doctor report records.
 PACKAGES = ("edgecnn", "numpy", "opencv-python-headless", "opencv-python", "ai-edge-litert", "tflite-runtime",
@@ -55,13 +56,7 @@ def cores() -> dict[str, int | None]:
 
 def package_versions(names=PACKAGES) -> dict[str, str]:
     """Installed versions from package metadata (no imports); missing packages are left out."""
-    found = {}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    return versions.package_versions(names)
 
 
 def machine_info() -> dict:

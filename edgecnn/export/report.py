@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import platform
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__
 from edgecnn._io import write_json
+from edgecnn.versions import package_versions
 
 REPORT_FILE = "export_report.json"
 VERSIONED = ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
@@ -71,10 +71,4 @@ def file_facts(path: Path) -> tuple[int, str]:
 
 def versions() -> dict[str, str]:
     """Versions of edgecnn, Python and the converters/runtimes (from package metadata, no imports)."""
-    found = {"edgecnn": __version__, "python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    return {"edgecnn": __version__, "python": platform.python_version(), **package_versions(VERSIONED)}

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError
+from edgecnn.versions import dist_version
 from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
 from edgecnn.runtime.tflite_meta import buffers_in_bounds, has_tflite_identifier, read_metadata
 
@@ -75,7 +76,7 @@ def probe_interpreter(name: str, module: str, with_version: bool = True) -> Inte
             version = getattr(mod, "__version__", None)
         else:
             interpreter, delegate = mod.Interpreter, mod.load_delegate
-            version = _dist_version(name.replace("_", "-")) if with_version else None
+            version = dist_version(name.replace("_", "-")) if with_version else None
     except Exception as exc:
         return _broken(name, exc)
     if module.startswith("tflite_runtime") and _numpy_major() >= 2:
@@ -90,15 +91,6 @@ def _broken(name: str, exc: BaseException) -> InterpreterSource:
     if name == "tflite_runtime" and _numpy_major() >= 2:
         return InterpreterSource(name, False, detail=f"{NUMPY2_TFLITE_RUNTIME} ({type(exc).__name__}: {text})")
     return InterpreterSource(name, False, detail=f"import failed: {type(exc).__name__}: {text}")
-
-
-def _dist_version(dist: str) -> Optional[str]:
-    try:
-        from importlib.metadata import version
-
-        return version(dist)
-    except Exception:
-        return None
 
 
 _CHOSEN: Optional[InterpreterSource] = None

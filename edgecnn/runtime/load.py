@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from edgecnn.errors import UsageError, did_you_mean
+from edgecnn.versions import dist_version
 from edgecnn.formats import backend_for_path
 from edgecnn.runtime.base import Backend, check_model_file
 
@@ -75,7 +76,7 @@ def probe_backends(import_tensorflow: bool = False) -> list[BackendStatus]:
     for module, name in INTERPRETER_SOURCES:
         if name == "tensorflow.lite" and not import_tensorflow:
             found = importlib.util.find_spec("tensorflow") is not None
-            out.append(BackendStatus("litert", name, found, _version("tensorflow") if found else None,
+            out.append(BackendStatus("litert", name, found, dist_version("tensorflow", "tensorflow-cpu") if found else None,
                                      "" if found else "not installed"))
             continue
         src = probe_interpreter(name, module)
@@ -97,15 +98,7 @@ def probe_backends(import_tensorflow: bool = False) -> list[BackendStatus]:
             out.append(BackendStatus("keras", "keras", False, None, f"not usable: {exc}"))
     else:
         found = importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("keras") is not None
-        out.append(BackendStatus("keras", "keras", found, _version("keras") if found else None,
+        out.append(BackendStatus("keras", "keras", found, dist_version("keras") if found else None,
                                  "" if found else "needs TensorFlow: pip install 'edgecnn[train]'"))
     return out
 
-
-def _version(dist: str) -> Optional[str]:
-    try:
-        from importlib.metadata import version
-
-        return version(dist)
-    except Exception:
-        return None

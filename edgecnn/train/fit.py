@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from edgecnn.card import ModelCard
 from edgecnn.data.folder import LoadedImages, load_folder
 from edgecnn.errors import DataError, UsageError
