@@ -385,7 +385,8 @@ def test_read_image_decodes_by_content_and_converts(tmp_path):
     png_named_jpg = tmp_path / "really_a_png.jpg"
     png_named_jpg.write_bytes(cv2.imencode(".png", rgba)[1].tobytes())
     img = read_image(png_named_jpg)
-    assert img.shape == (5, 7, 3) and img.dtype == np.uint8 and tuple(img[0, 0]) == (10, 20, 30)
+    # alpha 40/255 composited on black, as the training loader does
+    assert img.shape == (5, 7, 3) and img.dtype == np.uint8 and tuple(img[0, 0]) == (2, 3, 5)
 
     gray16 = np.full((4, 4), 0x8000, np.uint16)
     p16 = tmp_path / "gray16.png"

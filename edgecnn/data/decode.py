@@ -23,7 +23,7 @@ def decode_rgb(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as img:
             img.seek(0)
             img.load()
-            # Camera photos: honour the EXIF orientation, as OpenCV's imread does at inference time.
+            # Camera photos: honour the EXIF orientation, as the runtime's read_image does for JPEG.
             return _to_rgb(ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) != 1 else img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot decode {path}: {exc.__class__.__name__}: {exc}") from None

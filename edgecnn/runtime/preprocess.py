@@ -51,7 +51,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"cannot read image {path} ({exc.strerror or exc})") from None
     if data.size == 0:
         raise DataError(f"image file {path} is empty (0 bytes)")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    # JPEG: IMREAD_COLOR applies the EXIF orientation (as training's Pillow loader does); JPEG has no
+    # alpha or 16-bit to keep. Other formats: IMREAD_UNCHANGED keeps alpha and 16-bit for as_uint8_color.
+    is_jpeg = data.size > 2 and data[0] == 0xFF and data[1] == 0xD8
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise DataError(f"cannot decode {path}: not an image format OpenCV can read (or the file is corrupt)")
     return as_uint8_color(image, source=str(path))
@@ -60,8 +63,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def as_uint8_color(image: np.ndarray, source: str = "image") -> np.ndarray:
     """Any decoded image -> HxWx3 uint8, keeping its channel order.
 
-    Gray (HxW or HxWx1) is repeated to 3 channels, a 4th (alpha) channel is
-    dropped, 16-bit is scaled to 8-bit, float images in 0..1 are scaled to 0..255.
+    Gray (HxW or HxWx1) is repeated to 3 channels, an alpha channel is composited
+    on black (as the training loader does), 16-bit is scaled to 8-bit, float
+    images in 0..1 are scaled to 0..255.
     Arrays already HxWx3 uint8 are returned as they are (no copy).
     """
     if not isinstance(image, np.ndarray):
@@ -75,7 +79,8 @@ def as_uint8_color(image: np.ndarray, source: str = "image") -> np.ndarray:
     if image.ndim == 2 or image.shape[2] == 1:
         return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
     if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        alpha = image[..., 3:4].astype(np.float32) / 255.0
+        return (image[..., :3] * alpha + 0.5).astype(np.uint8)
     return image
 
 
