@@ -72,6 +72,7 @@ def benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> BenchR
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; pass a folder for the results")
+    out.mkdir(parents=True, exist_ok=True)  # fail on an unwritable --out before measuring, not after
     threads = config.threads or default_threads()
     explicit = config.formats is not None
     formats = parse_formats(config.formats if explicit else "all")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from edgecnn.bench.result import EXPORT_FAILED, OK, VALIDATION_FAILED
-from edgecnn.errors import EdgeCNNError, ModelError
+from edgecnn.errors import EdgeCNNError, ModelError, UsageError
 from edgecnn.formats import FORMATS, Format, backend_for_path, format_for_path
 
 KERAS_SUFFIXES = (".keras", ".h5")
@@ -59,7 +59,13 @@ def resolve(models: list[str], formats: list[Format], explicit_formats: bool, ou
         elif path.is_dir() and not (path / "saved_model.pb").is_file():
             found += export_folder(path, formats, explicit_formats)
         else:
-            found.append(model_file(path, _name(path.parent) if format_for_path(path) else path.stem))
+            cand = model_file(path, _name(path.parent) if format_for_path(path) else path.stem)
+            if explicit_formats and cand.format in FORMATS and FORMATS[cand.format] not in formats:
+                log(f"note: skipping {path}: its format {cand.format} is not in --formats")
+                continue
+            found.append(cand)
+    if not found:
+        raise UsageError("nothing to benchmark: no model matches --formats; check the list or the files")
     return found
 
 

@@ -65,14 +65,21 @@ def export(
                                              calib_samples, seed)
         report.calibration = job.calibration.describe()
         report.warnings += _calibration_warnings(job)
-    for warning in report.warnings:
-        say(f"warning: {warning}")
 
     check_set, reference = None, None
     if validate:
         check_set = validation_images(source.run_config, run_dir, calib_data, source.card.labels,
                                       source.input_shape, val_samples, seed)
         report.validation_images = check_set.describe()
+        if check_set.synthetic:
+            report.warnings.append("no real images found for validation: exports are compared with Keras on "
+                                   "synthetic images (agreement only, no accuracy); pass --calib-data DIR")
+    if source.card_assumed:
+        report.warnings.append("the model has no edgecnn card: assuming it takes raw RGB pixels 0..255 and "
+                               "normalizes inside itself; if it expects normalized input, the device will misclassify")
+    for warning in report.warnings:
+        say(f"warning: {warning}")
+    if check_set is not None:
         reference = source.model.predict(check_set.images.astype("float32"), batch_size=32, verbose=0)
         say(f"validating on {len(check_set.images)} images from {check_set.source}")
 

@@ -28,6 +28,7 @@ class ExportSource:
     card: ModelCard
     path: Path | None = None  # the .keras file, when loaded from disk
     run_config: dict[str, Any] = field(default_factory=dict)  # the run's config.json, if any
+    card_assumed: bool = False  # no card came with the model: normalization was assumed
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -45,8 +46,9 @@ def load_source(model, labels: str | os.PathLike | list[str] | None = None) -> E
     else:
         path, keras_model, card, run_config, run_labels = None, model, None, {}, None
     _check_classifier(keras_model, path)
+    assumed = card is None
     card = _card(keras_model, card, labels, run_labels, source=str(path or "the model"))
-    return ExportSource(keras_model, card, path, run_config)
+    return ExportSource(keras_model, card, path, run_config, card_assumed=assumed)
 
 
 def _model_file(path: Path) -> tuple[Path, Path | None]:

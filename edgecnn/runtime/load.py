@@ -42,7 +42,7 @@ def load_backend(
     """Load ``path`` in ``backend`` (default: chosen by its suffix through the formats table)."""
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise UsageError(f"Received threads={threads!r}; expected a whole number >= 1")
-    path = check_model_file(path, "model")
+    path = check_model_file(path, "TFLite, ONNX or Keras")
     name = backend or backend_for_path(path)
     return backend_class(name)(Path(path), threads=threads, delegate=delegate)
 

@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from edgecnn.card import EMBEDDED_CARD_KEY
+from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError
 from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
 
@@ -87,14 +87,19 @@ class OnnxBackend:
             raise inference_error(self.path, exc) from None
         return dequantize(np.asarray(out), None, 0).reshape(len(batch), -1)
 
-    def embedded_card(self) -> Optional[str]:
+    def _metadata(self, key: str) -> Optional[str]:
         try:
-            return self._session.get_modelmeta().custom_metadata_map.get(EMBEDDED_CARD_KEY)
+            return self._session.get_modelmeta().custom_metadata_map.get(key)
         except Exception:
             return None
 
+    def embedded_card(self) -> Optional[str]:
+        return self._metadata(EMBEDDED_CARD_KEY)
+
     def embedded_labels(self) -> Optional[list[str]]:
-        return None
+        text = self._metadata(EMBEDDED_LABELS_KEY)
+        labels = [line.strip() for line in text.splitlines() if line.strip()] if text else []
+        return labels or None
 
     def close(self) -> None:
         self._session = None

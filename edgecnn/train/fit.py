@@ -50,6 +50,9 @@ def resolve(config: TrainConfig):
     """Fill the defaults that depend on the architecture (image size, weights); return its spec."""
     config.validate()
     spec = get_spec(config.arch)
+    # Absolute paths in config.json, so export (calibration, validation) finds the data from anywhere.
+    config.data = str(Path(config.data).resolve())
+    config.val = str(Path(config.val).resolve()) if config.val else None
     config.img_size = config.img_size or spec.default_size
     if spec.transfer:
         config.weights = config.weights or "imagenet"
