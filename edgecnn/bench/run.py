@@ -237,7 +237,7 @@ def _accuracy(rows: list[Row], candidates: list[Candidate], predictions: dict, s
         labels = sets[row.model]["labels"]
         if labels is not None:
             row.top1 = round(float(np.mean(top[:, 0] == labels)), 6)
-            if top.shape[1] >= 5 and (row.num_classes or 0) > 5:
+            if top.shape[1] >= 5 and (row.num_classes or 0) >= 5:
                 row.top5 = round(float(np.mean((top[:, :5] == labels[:, None]).any(axis=1))), 6)
         reference = _keras_reference(row.model, predictions, candidates)
         if reference is not None and len(reference) == len(top):
