@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgecnn.commands._args import int_at_least
+
 HELP = "benchmark exported formats: latency percentiles, throughput, memory, size, accuracy; tables, files, plots"
 
 
@@ -17,19 +19,6 @@ def _threads(text: str) -> list[int]:
     return sorted(set(values))
 
 
-def _count(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"Received {text!r}; expected a whole number >= {low}")
-        return value
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="+", metavar="MODEL",
                         help="a Keras model or training run directory (exported first), an export folder, "
@@ -41,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated format names or 'all' (default: all; for an export folder, what it holds)")
     parser.add_argument("--threads", type=_threads, metavar="1,2,4",
                         help="interpreter thread counts to try (default: 1 and the number of cores)")
-    parser.add_argument("--runs", type=_count(1), metavar="N", help="timed inferences per measurement (default: 100)")
-    parser.add_argument("--warmup", type=_count(0), metavar="N", help="untimed inferences first (default: 10)")
-    parser.add_argument("--batch", type=_count(1), metavar="N",
+    parser.add_argument("--runs", type=int_at_least(1), metavar="N", help="timed inferences per measurement (default: 100)")
+    parser.add_argument("--warmup", type=int_at_least(0), metavar="N", help="untimed inferences first (default: 10)")
+    parser.add_argument("--batch", type=int_at_least(1), metavar="N",
                         help="also measure throughput at this batch size where the model allows (default: 1)")
     parser.add_argument("--device", metavar="PROFILE",
                         help="take defaults from a device profile in devices/ (e.g. raspberry-pi-5, x86-64)")

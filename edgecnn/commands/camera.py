@@ -8,39 +8,11 @@ import signal
 import sys
 import threading
 
+from edgecnn.commands._args import non_negative_int, positive_float, positive_int
+
 HELP = "classify live video from a camera, video file, stream, Pi camera or image folder"
 
 EXIT_SOURCE_LOST = 3  # SourceLostError.exit_code: reconnect attempts exhausted
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"Received {text!r}; expected a whole number >= 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"Received {text!r}; expected a whole number >= 0")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"Received {text!r}; expected a number > 0")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,23 +23,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="no window (automatic when there is no display)")
     p.add_argument("--json", action="store_true", help="one JSON line per classified frame on stdout, then a summary line")
     p.add_argument("--save", metavar="OUT.mp4", help="record the annotated video (mp4v) to this file")
-    p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N processed frames")
-    p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
-    p.add_argument("--every", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N processed frames")
+    p.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
+    p.add_argument("--every", type=positive_int, default=1, metavar="N",
                    help="classify every Nth frame; the others show the last result (default: 1)")
-    p.add_argument("--width", type=_positive_int, metavar="W", help="camera capture width")
-    p.add_argument("--height", type=_positive_int, metavar="H", help="camera capture height")
-    p.add_argument("--fps", type=_positive_float, metavar="F",
+    p.add_argument("--width", type=positive_int, metavar="W", help="camera capture width")
+    p.add_argument("--height", type=positive_int, metavar="H", help="camera capture height")
+    p.add_argument("--fps", type=positive_float, metavar="F",
                    help="camera frame rate; for files and folders: deliver F frames/s like a live camera "
                         "(stale frames dropped)")
     p.add_argument("--realtime", action="store_true",
                    help="files: play at the file's own frame rate like a live camera (stale frames dropped)")
-    p.add_argument("--threads", type=_positive_int, metavar="N", help="interpreter threads")
-    p.add_argument("--top-k", type=_positive_int, default=5, metavar="K", help="classes to show (default: 5)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="interpreter threads")
+    p.add_argument("--top-k", type=positive_int, default=5, metavar="K", help="classes to show (default: 5)")
     p.add_argument("--labels", metavar="FILE", help="labels file, one per line (default: the model card's)")
-    p.add_argument("--reconnect", type=_non_negative_int, default=5, metavar="N",
+    p.add_argument("--reconnect", type=non_negative_int, default=5, metavar="N",
                    help="reconnect attempts when a camera or stream fails (default: 5)")
-    p.add_argument("--reconnect-delay", type=_positive_float, default=0.5, metavar="S",
+    p.add_argument("--reconnect-delay", type=positive_float, default=0.5, metavar="S",
                    help="first reconnect wait, doubling up to 5 s (default: 0.5)")
     p.add_argument("--serve", metavar="HOST:PORT",
                    help="serve a browser preview (MJPEG + top-k) on HOST:PORT; PORT alone binds 127.0.0.1")

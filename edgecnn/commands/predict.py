@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from edgecnn.commands._args import positive_int
+
 HELP = "classify images (files, folders, globs) with a .tflite/.onnx/.keras model"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"Received {text!r}; expected a whole number >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"Received {text!r}; expected a whole number >= 1")
-    return value
 
 
 def _floats(text: str) -> list[float]:
@@ -36,12 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", metavar="FILE",
                         help="labels file, one per line (default: the model card's labels). A file with one "
                              "extra first line 'background' is aligned automatically")
-    parser.add_argument("--top-k", type=_positive_int, default=5, metavar="K", help="classes to show (default: 5)")
+    parser.add_argument("--top-k", type=positive_int, default=5, metavar="K", help="classes to show (default: 5)")
     parser.add_argument("--json", action="store_true",
                         help='one JSON object per line: {"input", "top": [{"label", "index", "score"}], "latency_ms"}')
     parser.add_argument("--backend", choices=["litert", "onnx", "keras"],
                         help="runtime to use (default: chosen by the model's file suffix)")
-    parser.add_argument("--threads", type=_positive_int, metavar="N", help="interpreter threads (default: runtime's)")
+    parser.add_argument("--threads", type=positive_int, metavar="N", help="interpreter threads (default: runtime's)")
     parser.add_argument("--delegate", metavar="PATH",
                         help="TFLite delegate library, e.g. libedgetpu.so.1 for a Coral Edge TPU")
     parser.add_argument("--mean", type=_floats, metavar="M",

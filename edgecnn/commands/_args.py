@@ -1,0 +1,34 @@
+"""argparse value types shared by the commands; each bad value echoes what was received."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def int_at_least(low: int):
+    """An argparse type: a whole number >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"Received {text!r}; expected a whole number >= {low}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected a number > 0")
+    return value
