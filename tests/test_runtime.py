@@ -366,6 +366,12 @@ def test_multi_input_model_is_rejected(tmp_path):
         Classifier(path)
 
 
+def test_delegate_is_refused_for_non_tflite_models(tmp_path):
+    good, _, _ = make_onnx(tmp_path / "good.onnx")
+    with pytest.raises(UsageError, match="--delegate 'libedgetpu.so.1' works with TFLite models only"):
+        Classifier(good, delegate="libedgetpu.so.1")
+
+
 def test_unknown_suffix_and_backend(tmp_path):
     path = tmp_path / "model.pt"
     path.write_bytes(b"x")

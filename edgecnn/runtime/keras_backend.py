@@ -37,10 +37,6 @@ class KerasBackend:
 
     def __init__(self, path: str | os.PathLike, threads: Optional[int] = None, delegate: Optional[str] = None):
         self.path = check_model_file(path, "Keras")
-        if delegate:
-            from edgecnn.errors import UsageError
-
-            raise UsageError(f"--delegate {delegate!r} works with TFLite models only (the litert backend)")
         tf, keras = _import_keras()
         if threads is not None:
             try:

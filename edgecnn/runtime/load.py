@@ -44,6 +44,8 @@ def load_backend(
         raise UsageError(f"Received threads={threads!r}; expected a whole number >= 1")
     path = check_model_file(path, "TFLite, ONNX or Keras")
     name = backend or backend_for_path(path)
+    if delegate and name != "litert":
+        raise UsageError(f"--delegate {delegate!r} works with TFLite models only (the litert backend)")
     return backend_class(name)(Path(path), threads=threads, delegate=delegate)
 
 

@@ -41,10 +41,6 @@ class OnnxBackend:
 
     def __init__(self, path: str | os.PathLike, threads: Optional[int] = None, delegate: Optional[str] = None):
         self.path = check_model_file(path, "ONNX")
-        if delegate:
-            from edgecnn.errors import UsageError
-
-            raise UsageError(f"--delegate {delegate!r} works with TFLite models only (the litert backend)")
         ort = import_onnxruntime()
         opts = ort.SessionOptions()
         if threads is not None:
