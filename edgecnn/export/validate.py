@@ -14,6 +14,7 @@ import numpy as np
 
 from edgecnn.errors import ValidationError
 from edgecnn.formats import Format, Tolerance
+from edgecnn.train.metrics import as_class_probs
 
 CHUNK = 32  # images per runtime call: bounds memory for batch-capable backends
 
@@ -42,7 +43,7 @@ def top1(probabilities: np.ndarray) -> np.ndarray:
 
 
 def compare(reference: np.ndarray, exported: np.ndarray, labels: np.ndarray | None) -> Figures:
-    reference, exported = _two_columns(reference), _two_columns(exported)
+    reference, exported = as_class_probs(reference), as_class_probs(exported)
     ref, out = top1(reference), top1(exported)
     return Figures(
         images=int(len(reference)),
@@ -52,13 +53,6 @@ def compare(reference: np.ndarray, exported: np.ndarray, labels: np.ndarray | No
         reference_accuracy=None if labels is None else float(np.mean(ref == labels)),
         labels_from="none" if labels is None else "folder",
     )
-
-
-def _two_columns(probabilities: np.ndarray) -> np.ndarray:
-    """A single sigmoid output p as [1 - p, p], as the runtime reports it."""
-    if probabilities.shape[-1] == 1:
-        return np.concatenate([1.0 - probabilities, probabilities], axis=-1)
-    return probabilities
 
 
 def failures(fmt: Format, figures: Figures) -> list[str]:
