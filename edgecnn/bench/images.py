@@ -36,15 +36,10 @@ def load(data: Optional[str], size: tuple[int, int], labels: Optional[list[str]]
 
 
 def _load_folder(root: Path, size: tuple[int, int], labels: Optional[list[str]]):
-    """edgecnn.data.load_folder (as `edgecnn evaluate` reads images); OpenCV decoding without Pillow."""
-    from edgecnn.data.folder import load_folder, scan_folder
+    """edgecnn.data.load_folder, as `edgecnn evaluate` reads images (OpenCV decodes where Pillow is absent)."""
+    from edgecnn.data.folder import load_folder
 
-    class_names = _class_order(root, labels)
-    try:
-        import PIL  # noqa: F401
-    except ImportError:
-        return _load_with_opencv(scan_folder(root, class_names), size)
-    return load_folder(root, size, class_names=class_names)
+    return load_folder(root, size, class_names=_class_order(root, labels))
 
 
 def _class_order(root: Path, labels: Optional[list[str]]) -> Optional[list[str]]:
@@ -59,26 +54,3 @@ def _class_order(root: Path, labels: Optional[list[str]]) -> Optional[list[str]]
         raise DataError(f"--data {root} has class folders the model does not know: {', '.join(unknown[:5])}; "
                         f"the model's labels are {', '.join(labels[:10])}{' ...' if len(labels) > 10 else ''}")
     return list(labels)
-
-
-def _load_with_opencv(scan, size: tuple[int, int]):
-    import cv2
-
-    from edgecnn.data.folder import LoadedImages
-    from edgecnn.runtime import read_image
-
-    images, labels, paths, skipped = [], [], [], []
-    for path, label in scan.files:
-        try:
-            bgr = read_image(path)
-        except DataError as exc:
-            skipped.append((path, str(exc)))
-            continue
-        if bgr.shape[:2] != size:
-            bgr = cv2.resize(bgr, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        labels.append(label)
-        paths.append(path)
-    if not images:
-        raise DataError(f"no readable images under {scan.root}")
-    return LoadedImages(np.stack(images), np.asarray(labels, dtype=np.int64), scan.class_names, paths, skipped)

@@ -16,8 +16,15 @@ def decode_rgb(path: str | os.PathLike) -> np.ndarray:
     applied. Grayscale, alpha
     (composited on black), palette and 16-bit images become 8-bit RGB; an
     animated GIF gives its first frame. Raises DataError when unreadable.
+    Without Pillow (a device with only the ``device`` extra) OpenCV decodes,
+    through the runtime's reader, which gives the same pixels for JPEG and PNG.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    try:
+        from PIL import Image, ImageOps, UnidentifiedImageError
+    except ImportError:
+        from edgecnn.runtime.preprocess import read_image
+
+        return np.ascontiguousarray(read_image(path)[..., ::-1])
 
     try:
         with Image.open(path) as img:
