@@ -73,9 +73,9 @@ def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | No
     config = TrainConfig(
         arch=arch, data=str(train_dir), val=str(val_dir) if val_dir else None, out=str(out / "run"),
         img_size=img_size, epochs=epochs, verbose=verbose,
-        # Flipped or rotated digits change meaning; photos take the default augmentation.
-        augment=[] if builtin else TrainConfig.__dataclass_fields__["augment"].default_factory(),
     )
+    if builtin:
+        config.augment = []  # flipped or rotated digits change meaning; photos keep the default augmentation
     log(f"[2/4] training {arch} for up to {epochs} epochs")
     run = train(config)
     log(f"      validation accuracy (Keras): {run.metrics['val_accuracy']:.1%}")
