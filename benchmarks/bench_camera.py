@@ -14,11 +14,11 @@ Default model: the pretrained quantized MobileNetV2 in ../shared/data/coral. Exi
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -129,7 +129,8 @@ def bench_throttled(classifier: Classifier, seconds: float) -> bool:
     ok = worst <= 1 and s["latency_ms"]["total"]["p50"] > 1000 / SOURCE_FPS
     print(f"[2] source throttled to {SOURCE_FPS:.0f} FPS, model padded to >= {SLOW_MODEL_MS:.0f} ms "
           f"(median {s['latency_ms']['total']['p50']:.1f} ms), {seconds:.0f} s")
-    print(f"    {source.produced} frames produced, {s['frames']} processed, {s['dropped']} dropped, loop {s['fps']:.1f} FPS")
+    print(f"    {source.produced} frames produced, {s['frames']} processed, {s['dropped']} dropped, loop "
+          f"{s['fps']:.1f} FPS")
     print(f"    frames behind the newest when inference starts: max {worst}, "
           f"histogram {dict(sorted(Counter(lags_start).items()))}")
     print(f"    (when the result is ready: max {max(lags_end)} behind, as frames keep arriving during inference)")

@@ -198,8 +198,8 @@ def main(argv=None) -> int:
     lat = latency(args)
     import platform
 
-    import numpy
     import cv2
+    import numpy
 
     results = {
         "model": str(args.model),

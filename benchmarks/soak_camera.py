@@ -19,8 +19,8 @@ import time
 import urllib.request
 
 import psutil
-
 from bench_camera import CORAL, ThrottledSource
+
 from edgecnn.runtime import Classifier
 from edgecnn.video.capture import LatestFrameCapture
 from edgecnn.video.classify import FrameClassifier

@@ -1,6 +1,12 @@
 """edgecnn: train a CNN image classifier, export it for the edge, run and benchmark it on a device."""
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from edgecnn.card import ModelCard
+    from edgecnn.runtime.classifier import Classifier
 
 __all__ = ["Classifier", "ModelCard", "__version__"]
 

@@ -47,7 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ start-up chatter (CPU features, oneDNN) is noise on a terminal; --debug keeps it.
     if "--debug" not in (sys.argv[1:] if argv is None else argv):

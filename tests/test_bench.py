@@ -123,7 +123,8 @@ def test_exported_files_are_measured_as_they_are(bench_run, tmp_path):
                          warmup=1, out=str(tmp_path / "out"), plots=False, plain_progress=True)
     rows = benchmark(config, log=lambda m: None).rows
     assert [(r.format, r.threads, r.status) for r in rows] == [
-        ("tflite-fp32", 1, "ok"), ("tflite-fp32", 2, "ok"), ("broken.tflite", 1, "failed"), ("broken.tflite", 2, "failed")]
+        ("tflite-fp32", 1, "ok"), ("tflite-fp32", 2, "ok"),
+        ("broken.tflite", 1, "failed"), ("broken.tflite", 2, "failed")]
     assert rows[0].top1 is None and rows[0].images == 32
     assert "broken.tflite" in rows[2].reason or "TFLite" in rows[2].reason
 

@@ -35,7 +35,8 @@ def _folder(tmp_path, classes: list[str], per_class: int = 2):
     for name in classes:
         (tmp_path / "data" / name).mkdir(parents=True)
         for i in range(per_class):
-            Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "data" / name / f"{i}.png")
+            pixels = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}.png")
     return tmp_path / "data"
 
 

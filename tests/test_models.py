@@ -38,10 +38,10 @@ def test_architecture_takes_raw_pixels_and_trains_one_epoch(name):
     keras.utils.set_random_seed(0)
     model = create_model(name, classes, (SIZE, SIZE, 3), **SMALL.get(name, {}))
     # Normalization is the model's first step after the input: a Rescaling layer.
-    first = next(l for l in model.layers if type(l).__name__ != "InputLayer")
+    first = next(layer for layer in model.layers if type(layer).__name__ != "InputLayer")
     assert type(first).__name__ == "Rescaling"
     assert spec.in_model_normalization in ("x / 255", "x / 127.5 - 1")
-    assert not [l for l in model.layers if type(l).__name__.startswith("Random")]
+    assert not [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (8, SIZE, SIZE, 3)).astype("float32")  # raw 0..255, uint8 range
@@ -71,9 +71,9 @@ def test_too_small_input_is_refused_with_the_minimum():
 
 
 def test_layer_names_do_not_depend_on_what_was_built_before():
-    first = [l.name for l in create_model("mobilenet_v3_small", 3, (SIZE, SIZE, 3), alpha=0.75).layers]
+    first = [layer.name for layer in create_model("mobilenet_v3_small", 3, (SIZE, SIZE, 3), alpha=0.75).layers]
     create_model("inception_attention_cnn", 3, (SIZE, SIZE, 3))
-    again = [l.name for l in create_model("mobilenet_v3_small", 3, (SIZE, SIZE, 3), alpha=0.75).layers]
+    again = [layer.name for layer in create_model("mobilenet_v3_small", 3, (SIZE, SIZE, 3), alpha=0.75).layers]
     assert first == again
 
 
@@ -84,7 +84,8 @@ def test_backbone_weights_file_is_loaded_and_alpha_mismatch_is_explained(tmp_pat
     path = tmp_path / "backbone.weights.h5"
     reference.save_weights(path)
     model = create_model("mobilenet_v2", 3, (SIZE, SIZE, 3), alpha=0.35, weights=str(path))
-    np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0], reference.get_layer("Conv1").get_weights()[0])
+    np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0],
+                                  reference.get_layer("Conv1").get_weights()[0])
     with pytest.raises(UsageError, match="does not fit mobilenet_v2 alpha 0.5.*--weights none"):
         create_model("mobilenet_v2", 3, (SIZE, SIZE, 3), alpha=0.5, weights=str(path))
     with pytest.raises(UsageError, match="weights file not found"):

@@ -73,7 +73,9 @@ def make_onnx(path, *, classes=4, size=8, layout="NCHW", dtype="float32", head="
 
 def reference(img_bgr, W, b, mean, std, size, head):
     """What the ONNX model above should output for one BGR image, computed with numpy."""
-    img = cv2.resize(img_bgr, (size, size), interpolation=cv2.INTER_LINEAR) if img_bgr.shape[:2] != (size, size) else img_bgr
+    img = img_bgr
+    if img.shape[:2] != (size, size):
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
     x = (img[..., ::-1].astype(np.float64) - np.asarray(mean)) / np.asarray(std)
     z = x.mean(axis=(0, 1)) @ W + b
     if head == "sigmoid":

@@ -62,7 +62,7 @@ def test_train_cli_writes_the_run_directory(tmp_path, capsys):
     import keras
 
     model = keras.saving.load_model(run / "model.keras", compile=False)
-    assert not [l for l in model.layers if type(l).__name__.startswith("Random")]
+    assert not [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
 
 
 def test_train_cli_reports_an_empty_class_in_one_line(tmp_path, capsys):
@@ -133,8 +133,9 @@ def test_two_phase_transfer_freezes_then_fine_tunes_with_batchnorm_frozen(tmp_pa
         def on_epoch_begin(self, epoch, logs=None):
             layers = backbone_layers(self.model)
             seen.append({
-                "trainable_backbone": sum(1 for l in layers if l.trainable and l.weights),
-                "trainable_bn": sum(1 for l in layers if type(l).__name__ == "BatchNormalization" and l.trainable),
+                "trainable_backbone": sum(1 for layer in layers if layer.trainable and layer.weights),
+                "trainable_bn": sum(1 for layer in layers
+                                    if type(layer).__name__ == "BatchNormalization" and layer.trainable),
                 "trainable_head": self.model.get_layer("predictions").trainable,
                 "lr": float(self.model.optimizer.learning_rate.numpy()),
             })
@@ -150,7 +151,8 @@ def test_two_phase_transfer_freezes_then_fine_tunes_with_batchnorm_frozen(tmp_pa
     assert history["phase"] == ["frozen", "fine-tune"]
     # The bottom of the backbone was never trained: it still holds the file's weights.
     model = keras.saving.load_model(result.model_path, compile=False)
-    np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0], backbone.get_layer("Conv1").get_weights()[0])
+    np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0],
+                                  backbone.get_layer("Conv1").get_weights()[0])
     card = json.loads((result.run_dir / "model.keras.card.json").read_text())
     assert card["normalization"]["in_model"] == "x / 127.5 - 1" and card["architecture"] == "mobilenet_v2"
 

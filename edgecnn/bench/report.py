@@ -15,7 +15,8 @@ from edgecnn.table import human_size, markdown_table, text_table
 
 TIMED = ("latency = backend.run() on a preprocessed batch (the raw interpreter call); "
          "e2e = Classifier.predict() (resize/normalize + inference + softmax/top-k); "
-         "load = Classifier() construction; RSS = peak resident memory of a process that loads and runs only that model")
+         "load = Classifier() construction; "
+         "RSS = peak resident memory of a process that loads and runs only that model")
 
 
 def _ms(value: Optional[float]) -> str:
@@ -72,7 +73,8 @@ def render_text(rows: Sequence[Row], findings: Sequence[Finding]) -> str:
 
 def render_markdown(rows: Sequence[Row], findings: Sequence[Finding], machine: dict) -> str:
     headers, cells = table_rows(rows)
-    where = f"{machine.get('cpu')}, {machine.get('cores', {}).get('usable')} cores, {machine.get('os_pretty') or machine.get('os')}, Python {machine.get('python')}"
+    where = (f"{machine.get('cpu')}, {machine.get('cores', {}).get('usable')} cores, "
+             f"{machine.get('os_pretty') or machine.get('os')}, Python {machine.get('python')}")
     parts = [f"Measured on {where}.", "", markdown_table(headers, cells), "", f"Latencies in ms. {TIMED}."]
     notes = _notes(rows, findings, bullet="- ")
     return "\n".join(parts + ([""] + notes if notes else [])) + "\n"

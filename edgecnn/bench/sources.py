@@ -96,7 +96,8 @@ def export_folder(folder: Path, formats: list[Format], explicit: bool) -> list[C
     """The artifacts an export folder holds (the asked formats only when --formats was given)."""
     report = _read_report(folder)
     wanted = formats if explicit else list(FORMATS.values())
-    found = [_from_export(folder.name, f, folder / f.filename, report) for f in wanted if (folder / f.filename).exists()]
+    found = [_from_export(folder.name, f, folder / f.filename, report)
+             for f in wanted if (folder / f.filename).exists()]
     if not found:
         names = ", ".join(f.filename for f in wanted)
         raise ModelError(f"{folder} holds none of the exported models asked for ({names}); "

@@ -27,10 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="labeled images, one sub-folder per class, for top-1/top-5 accuracy "
                              "(default: synthetic images, no accuracy)")
     parser.add_argument("--formats", metavar="LIST",
-                        help="comma-separated format names or 'all' (default: all; for an export folder, what it holds)")
+                        help="comma-separated format names or 'all' "
+                             "(default: all; for an export folder, what it holds)")
     parser.add_argument("--threads", type=_threads, metavar="1,2,4",
                         help="interpreter thread counts to try (default: 1 and the number of cores)")
-    parser.add_argument("--runs", type=int_at_least(1), metavar="N", help="timed inferences per measurement (default: 100)")
+    parser.add_argument("--runs", type=int_at_least(1), metavar="N",
+                        help="timed inferences per measurement (default: 100)")
     parser.add_argument("--warmup", type=int_at_least(0), metavar="N", help="untimed inferences first (default: 10)")
     parser.add_argument("--batch", type=int_at_least(1), metavar="N",
                         help="also measure throughput at this batch size where the model allows (default: 1)")

@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="camera index (0), /dev/videoN, video file, image folder, rtsp://..., http://... or picamera2 "
                         "(default: 0)")
     p.add_argument("--headless", action="store_true", help="no window (automatic when there is no display)")
-    p.add_argument("--json", action="store_true", help="one JSON line per classified frame on stdout, then a summary line")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON line per classified frame on stdout, then a summary line")
     p.add_argument("--save", metavar="OUT.mp4", help="record the annotated video (mp4v) to this file")
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N processed frames")
     p.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")

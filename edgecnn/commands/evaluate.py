@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "evaluate a trained Keras model on an image folder: metrics, confusion matrix, predictions, Grad-CAM, feature maps"
+HELP = ("evaluate a trained Keras model on an image folder: "
+        "metrics, confusion matrix, predictions, Grad-CAM, feature maps")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -56,7 +56,8 @@ def scan_folder(root: str | os.PathLike, class_names: list[str] | None = None) -
     files: list[tuple[Path, int]] = []
     for index, name in enumerate(class_names):
         folder = root / name
-        members = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
+        members = (sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+                   if folder.is_dir() else [])
         if not members and name in found:
             raise DataError(f"class folder {folder} is empty; add images to it or remove it")
         files.extend((p, index) for p in members)

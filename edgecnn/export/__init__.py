@@ -139,7 +139,8 @@ def _validate(fmt: Format, dest: Path, check_set, reference, warnings: list[str]
             )
             return result
     if problems:
-        result["failures"] = f"{fmt.name} ({dest.name}) failed validation on {figures.images} images: " + "; ".join(problems)
+        result["failures"] = (f"{fmt.name} ({dest.name}) failed validation on {figures.images} images: "
+                              + "; ".join(problems))
     return result
 
 

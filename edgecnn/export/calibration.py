@@ -40,7 +40,8 @@ def calibration_images(run_config: dict, run_dir: Path | None, calib_data, shape
     """``count`` images for int8 calibration, real whenever any exist."""
     folder = Path(calib_data) if calib_data else _config_folder(run_config, "data", run_dir)
     if calib_data and not folder.is_dir():
-        raise DataError(f"--calib-data folder not found: {folder}; pass a folder of images (class sub-folders are fine)")
+        raise DataError(f"--calib-data folder not found: {folder}; "
+                        f"pass a folder of images (class sub-folders are fine)")
     if folder is None:
         return synthetic_images(shape, count, seed)
     return ImageSet(_fit_channels(_sample_folder(folder, shape[:2], count, seed), shape[2]), None, str(folder))

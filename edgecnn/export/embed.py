@@ -5,8 +5,9 @@ The reading side is :mod:`edgecnn.card_embed` (TF-free, for devices).
 
 from __future__ import annotations
 
+from edgecnn.card import EMBEDDED_CARD_KEY as CARD_KEY
+from edgecnn.card import EMBEDDED_LABELS_KEY as LABELS_KEY
 from edgecnn.card import ModelCard
-from edgecnn.card import EMBEDDED_CARD_KEY as CARD_KEY, EMBEDDED_LABELS_KEY as LABELS_KEY
 
 
 def card_entries(card: ModelCard) -> dict[str, bytes]:

@@ -10,7 +10,6 @@ from edgecnn.export.job import ExportJob
 from edgecnn.formats import Format
 
 
-
 def export_keras(job: ExportJob, fmt: Format, dest: Path) -> ModelCard:
     job.model.save(dest)
     return job.card_for(fmt)

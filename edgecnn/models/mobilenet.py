@@ -23,8 +23,8 @@ NORMALIZATION = "x / 127.5 - 1"
 
 def backbone_layers(model) -> list:
     """The layers of a transfer model's backbone, input to output (everything but input and head)."""
-    return [l for l in model.layers if l.name not in HEAD_LAYERS + INPUT_LAYERS
-            and type(l).__name__ != "InputLayer"]
+    return [layer for layer in model.layers if layer.name not in HEAD_LAYERS + INPUT_LAYERS
+            and type(layer).__name__ != "InputLayer"]
 
 
 def _head(x, num_classes: int, dropout: float):
@@ -59,7 +59,8 @@ def _load_pretrained(model, reference_factory, weights, arch: str) -> None:
     else:
         path = Path(os.fspath(weights)).expanduser()
         if not path.is_file():
-            raise UsageError(f"weights file not found: {path}; pass --weights imagenet, none or an existing .weights.h5 file")
+            raise UsageError(f"weights file not found: {path}; pass --weights imagenet, none or an existing "
+                             f".weights.h5 file")
         reference = reference_factory(None)
         try:
             with warnings.catch_warnings():
@@ -71,8 +72,8 @@ def _load_pretrained(model, reference_factory, weights, arch: str) -> None:
                 f"weights file {path} does not fit {arch} with these settings ({first}); "
                 f"the shared MobileNetV2 file is for alpha 1.0 without top: use --alpha 1.0, or --weights none"
             ) from None
-    sources = [l for l in reference.layers if l.weights]
-    targets = [l for l in backbone_layers(model) if l.weights]
+    sources = [layer for layer in reference.layers if layer.weights]
+    targets = [layer for layer in backbone_layers(model) if layer.weights]
     if len(sources) != len(targets):
         raise UsageError(f"pretrained {arch} has {len(sources)} weighted layers, the model {len(targets)}; "
                          f"use --weights none")
@@ -87,7 +88,8 @@ def mobilenet_v2(num_classes: int, input_shape=(224, 224, 3), alpha: float = 1.0
     from keras import layers
 
     if alpha not in MOBILENET_V2_ALPHAS:
-        raise UsageError(f"mobilenet_v2 alpha must be one of {', '.join(map(str, MOBILENET_V2_ALPHAS))}; received {alpha}")
+        raise UsageError(f"mobilenet_v2 alpha must be one of {', '.join(map(str, MOBILENET_V2_ALPHAS))}; received "
+                         f"{alpha}")
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(inputs)
     backbone = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=alpha, input_tensor=x)
@@ -99,7 +101,8 @@ def mobilenet_v2(num_classes: int, input_shape=(224, 224, 3), alpha: float = 1.0
     return model
 
 
-def _mobilenet_v3(variant: str, num_classes: int, input_shape, alpha: float, weights, dropout: float, minimalistic: bool):
+def _mobilenet_v3(variant: str, num_classes: int, input_shape, alpha: float, weights, dropout: float,
+                  minimalistic: bool):
     import keras
 
     app = keras.applications.MobileNetV3Small if variant == "small" else keras.applications.MobileNetV3Large
@@ -117,14 +120,16 @@ def _mobilenet_v3(variant: str, num_classes: int, input_shape, alpha: float, wei
     return model
 
 
-@register_model("mobilenet_v3_small", default_size=224, min_size=32, transfer=True, in_model_normalization=NORMALIZATION,
+@register_model("mobilenet_v3_small", default_size=224, min_size=32, transfer=True,
+                in_model_normalization=NORMALIZATION,
                 description="MobileNetV3-Small backbone (Keras' built-in preprocessing) + softmax head")
 def mobilenet_v3_small(num_classes: int, input_shape=(224, 224, 3), alpha: float = 1.0, weights=None,
                        dropout: float = 0.2, minimalistic: bool = False):
     return _mobilenet_v3("small", num_classes, input_shape, alpha, weights, dropout, minimalistic)
 
 
-@register_model("mobilenet_v3_large", default_size=224, min_size=32, transfer=True, in_model_normalization=NORMALIZATION,
+@register_model("mobilenet_v3_large", default_size=224, min_size=32, transfer=True,
+                in_model_normalization=NORMALIZATION,
                 description="MobileNetV3-Large backbone (Keras' built-in preprocessing) + softmax head")
 def mobilenet_v3_large(num_classes: int, input_shape=(224, 224, 3), alpha: float = 1.0, weights=None,
                        dropout: float = 0.2, minimalistic: bool = False):

@@ -65,7 +65,8 @@ def create_model(name: str, num_classes: int, input_shape=(32, 32, 3), **kwargs)
     if min(h, w) < spec.min_size:
         raise UsageError(f"{name} needs inputs of at least {spec.min_size}px; received {h}x{w}")
     if spec.binary and num_classes != 2:
-        raise UsageError(f"{name} is a binary (single sigmoid) model and needs exactly 2 classes; received {num_classes}")
+        raise UsageError(f"{name} is a binary (single sigmoid) model and needs exactly 2 classes; received "
+                         f"{num_classes}")
     if num_classes < 2:
         raise UsageError(f"a classifier needs at least 2 classes; received {num_classes}")
     if not spec.transfer and kwargs.get("weights") not in (None, "none"):

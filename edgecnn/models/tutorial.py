@@ -27,7 +27,8 @@ def _sequential(name: str, input_shape, body: list):
     )
 
 
-@register_model("simple_cnn", default_size=32, min_size=24, description="Tutorial's first CNN: 3 conv blocks + dense head")
+@register_model("simple_cnn", default_size=32, min_size=24,
+                description="Tutorial's first CNN: 3 conv blocks + dense head")
 def simple_cnn(num_classes: int, input_shape=(32, 32, 3)):
     from keras import layers
 

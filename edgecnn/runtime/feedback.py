@@ -12,7 +12,8 @@ FEEDBACK_LEVELS: tuple[tuple[float, str], ...] = (
 
 
 def confidence_feedback(score: float) -> str:
-    """``0.95 -> "Super confident!"``, ``> 0.7 -> "Pretty sure!"``, ``> 0.5 -> "Hmm, I think..."``, else "Not very sure..."."""
+    """``> 0.9 -> "Super confident!"``, ``> 0.7 -> "Pretty sure!"``, ``> 0.5 -> "Hmm, I think..."``,
+    else ``"Not very sure..."``."""
     for threshold, phrase in FEEDBACK_LEVELS:
         if score > threshold:
             return phrase

@@ -43,7 +43,8 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[InputItem]:
         if path.is_dir():
             found = _images_in(path)
             if not found:
-                yield InputItem(arg, f"no image files ({', '.join(sorted(IMAGE_SUFFIXES)[:4])}, ...) under folder {arg}")
+                shown = ", ".join(sorted(IMAGE_SUFFIXES)[:4])
+                yield InputItem(arg, f"no image files ({shown}, ...) under folder {arg}")
         elif path.exists() or not (_GLOB_CHARS & set(arg)):
             found = [arg]
         else:

@@ -16,7 +16,6 @@ from edgecnn.errors import BackendUnavailableError, ModelError
 from edgecnn.runtime.base import TensorSpec, check_model_file, guess_layout, inference_error
 
 
-
 def _import_keras():
     try:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -52,7 +51,8 @@ class KerasBackend:
                 self._signature = loaded.signatures["serving_default"]
                 specs = list(self._signature.structured_input_signature[1].values())
                 if len(specs) != 1:
-                    raise ModelError(f"{self.path} has {len(specs)} inputs; edgecnn runs single-input image classifiers")
+                    raise ModelError(
+                        f"{self.path} has {len(specs)} inputs; edgecnn runs single-input image classifiers")
                 self._input_key = next(iter(self._signature.structured_input_signature[1]))
                 in_shape, in_dtype, in_name = tuple(specs[0].shape), specs[0].dtype.as_numpy_dtype, specs[0].name
                 out_specs = self._signature.structured_outputs

@@ -17,10 +17,9 @@ import numpy as np
 
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError
-from edgecnn.versions import dist_version
 from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
 from edgecnn.runtime.tflite_meta import buffers_in_bounds, has_tflite_identifier, read_metadata
-
+from edgecnn.versions import dist_version
 
 NUMPY2_TFLITE_RUNTIME = "tflite_runtime crashes with numpy 2; pip install ai-edge-litert (or numpy<2)"
 INSTALL_HINT = "pip install ai-edge-litert (or: pip install 'edgecnn[device]')"

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Optional
 
 from edgecnn.errors import UsageError, did_you_mean
-from edgecnn.versions import dist_version
 from edgecnn.formats import backend_for_path
 from edgecnn.runtime.base import Backend, check_model_file
+from edgecnn.versions import dist_version
 
 # name -> "module:class", imported only when a model of that kind is loaded.
 BACKENDS: dict[str, str] = {
@@ -78,8 +78,8 @@ def probe_backends(import_tensorflow: bool = False) -> list[BackendStatus]:
     for module, name in INTERPRETER_SOURCES:
         if name == "tensorflow.lite" and not import_tensorflow:
             found = importlib.util.find_spec("tensorflow") is not None
-            out.append(BackendStatus("litert", name, found, dist_version("tensorflow", "tensorflow-cpu") if found else None,
-                                     "" if found else "not installed"))
+            version = dist_version("tensorflow", "tensorflow-cpu") if found else None
+            out.append(BackendStatus("litert", name, found, version, "" if found else "not installed"))
             continue
         src = probe_interpreter(name, module)
         out.append(BackendStatus("litert", name, src.available, src.version, src.detail))

@@ -14,7 +14,6 @@ from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError
 from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
 
-
 _ONNX_TYPES = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
@@ -66,7 +65,8 @@ class OnnxBackend:
             raise ModelError(f"{self.path} has no outputs; it is not a classifier")
         inp, out = inputs[0], outputs[0]
         if inp.type not in _ONNX_TYPES:
-            raise ModelError(f"{self.path} input {inp.name!r} has type {inp.type}; expected a float or 8-bit image tensor")
+            raise ModelError(f"{self.path} input {inp.name!r} has type {inp.type}; expected a float or 8-bit image "
+                             f"tensor")
         self._in_name = inp.name
         self._out_names = [out.name]
         shape = tuple(d if isinstance(d, int) and d > 0 else None for d in inp.shape)

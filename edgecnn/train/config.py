@@ -53,7 +53,8 @@ class TrainConfig:
         if self.fine_tune_layers < 1:
             raise UsageError(f"--fine-tune-layers must be at least 1; received {self.fine_tune_layers}")
         if self.class_weights not in CLASS_WEIGHTS:
-            raise UsageError(f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}; received {self.class_weights!r}")
+            raise UsageError(f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}; received "
+                             f"{self.class_weights!r}")
 
     @property
     def resolved_fine_tune_lr(self) -> float:

@@ -35,7 +35,8 @@ def load_trained(model: str | os.PathLike):
         net = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001  (Keras raises many types for bad files)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise ModelError(f"cannot load {path} as a Keras model ({first}); pass a model.keras saved by edgecnn train") from None
+        raise ModelError(f"cannot load {path} as a Keras model ({first}); "
+                         f"pass a model.keras saved by edgecnn train") from None
     card = find_card(path)
     if card is not None:
         return net, card.labels, card.input_size

@@ -67,9 +67,9 @@ def grad_cam(model, images: np.ndarray, classes: np.ndarray | None = None, layer
 
 def feature_maps(model, image: np.ndarray, max_layers: int = 8) -> list[tuple[str, np.ndarray]]:
     """(layer name, activations (H, W, C)) for up to ``max_layers`` conv layers spread over the depth."""
-    convs = [l for l in model.layers if type(l).__name__ in _SPATIAL_TYPES and _rank4(l)]
+    convs = [layer for layer in model.layers if type(layer).__name__ in _SPATIAL_TYPES and _rank4(layer)]
     if not convs:
         return []
     picked = [convs[i] for i in np.unique(np.linspace(0, len(convs) - 1, min(max_layers, len(convs))).astype(int))]
-    outputs = _probe(model, [l.name for l in picked])(np.asarray(image, dtype=np.float32)[None], training=False)
-    return [(l.name, np.asarray(o)[0]) for l, o in zip(picked, outputs)]
+    outputs = _probe(model, [layer.name for layer in picked])(np.asarray(image, dtype=np.float32)[None], training=False)
+    return [(layer.name, np.asarray(o)[0]) for layer, o in zip(picked, outputs)]

@@ -136,7 +136,8 @@ def train(config: TrainConfig, callbacks: list | None = None, printer=print) -> 
     train_ds = make_dataset(train_data, config.batch_size, shuffle=True, augmentation=augmentation,
                             seed=config.seed, binary=spec.binary)
     val_ds = make_dataset(val_data, config.batch_size, binary=spec.binary)
-    class_weight = balanced_class_weights(train_data.labels, len(class_names)) if config.class_weights == "auto" else None
+    class_weight = (balanced_class_weights(train_data.labels, len(class_names))
+                    if config.class_weights == "auto" else None)
 
     best = BestWeights(run_dir / CHECKPOINT_FILE)
     history: dict[str, list] = {}

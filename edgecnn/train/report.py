@@ -61,7 +61,8 @@ def write_run(run_dir: Path, model, config, spec, train_data, val_data, history:
     write_labels(run_dir / "labels.txt", class_names)
     write_json(run_dir / "config.json", config.to_dict())
     write_json(run_dir / "history.json", history)
-    fine_tune_start = history.get("phase", []).index("fine-tune") + 1 if "fine-tune" in history.get("phase", []) else None
+    phases = history.get("phase", [])
+    fine_tune_start = phases.index("fine-tune") + 1 if "fine-tune" in phases else None
     plot_history(history, run_dir / "history.png", fine_tune_start)
 
     probs = model.predict(val_ds, verbose=0)

@@ -23,7 +23,7 @@ def freeze_backbone(model) -> None:
 def unfreeze_top(model, num_layers: int) -> int:
     """Phase 2: the top ``num_layers`` backbone layers train, BatchNorm excepted. Returns how many train."""
     layers = backbone_layers(model)
-    top = set(id(l) for l in layers[-num_layers:])
+    top = set(id(layer) for layer in layers[-num_layers:])
     trainable = 0
     for layer in layers:
         layer.trainable = id(layer) in top and not _is_batchnorm(layer)
@@ -32,4 +32,4 @@ def unfreeze_top(model, num_layers: int) -> int:
 
 
 def batchnorm_layers(model) -> list:
-    return [l for l in model.layers if _is_batchnorm(l)]
+    return [layer for layer in model.layers if _is_batchnorm(layer)]

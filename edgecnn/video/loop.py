@@ -50,14 +50,12 @@ def run_loop(
     draw = any(getattr(s, "needs_image", False) for s in sinks)
     deadline = time.monotonic() + options.duration_s if options.duration_s else None
     result: Optional[FrameResult] = None
-    fps, last_t = 0.0, None
+    fps = _Fps()
 
     while True:
-        if stop.is_set():
-            stats.stop_reason = "stopped"
-            break
-        if deadline is not None and time.monotonic() >= deadline:
-            stats.stop_reason = "duration"
+        reason = _stop_requested(stop, deadline)
+        if reason:
+            stats.stop_reason = reason
             break
         try:
             frame = capture.get(timeout=POLL_S)
@@ -75,18 +73,12 @@ def run_loop(
         if classified:
             result = classify(frame.image, options.top_k)
             stats.add_latency(result.latency_ms)
-        now = time.perf_counter()
-        if last_t is not None and now > last_t:
-            instant = 1.0 / (now - last_t)
-            fps = instant if fps == 0 else fps + FPS_SMOOTHING * (instant - fps)
-        last_t = now
+        fps.tick()
         if draw and result is not None:
-            draw_overlay(frame.image, result.top, result.latency_ms["inference"], fps)
+            draw_overlay(frame.image, result.top, result.latency_ms["inference"], fps.value)
 
-        event = FrameEvent(frame.index, frame.t, frame.image, result, classified, capture.dropped, fps)
-        quit_requested = False
-        for sink in sinks:
-            quit_requested |= bool(sink.handle(event))
+        event = FrameEvent(frame.index, frame.t, frame.image, result, classified, capture.dropped, fps.value)
+        quit_requested = any([bool(sink.handle(event)) for sink in sinks])  # every sink sees the frame
         stats.frame_done(capture.dropped)
         if quit_requested:
             stats.stop_reason = "key"
@@ -97,3 +89,26 @@ def run_loop(
 
     stats.dropped = capture.dropped
     return outcome
+
+
+def _stop_requested(stop: threading.Event, deadline: Optional[float]) -> Optional[str]:
+    """Why the loop must stop before taking another frame, or None."""
+    if stop.is_set():
+        return "stopped"
+    if deadline is not None and time.monotonic() >= deadline:
+        return "duration"
+    return None
+
+
+class _Fps:
+    """Loop frames per second, smoothed exponentially."""
+
+    def __init__(self):
+        self.value, self._last = 0.0, None
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None and now > self._last:
+            instant = 1.0 / (now - self._last)
+            self.value = instant if self.value == 0 else self.value + FPS_SMOOTHING * (instant - self.value)
+        self._last = now

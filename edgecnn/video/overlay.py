@@ -11,7 +11,8 @@ from edgecnn.runtime.feedback import FEEDBACK_LEVELS, confidence_feedback
 
 # BGR bar colors per feedback level, most confident first (same order as FEEDBACK_LEVELS).
 LEVEL_COLORS = ((80, 200, 60), (60, 200, 200), (40, 160, 240), (60, 60, 220))
-_COLOR_BY_PHRASE = {phrase: LEVEL_COLORS[min(i, len(LEVEL_COLORS) - 1)] for i, (_, phrase) in enumerate(FEEDBACK_LEVELS)}
+_COLOR_BY_PHRASE = {phrase: LEVEL_COLORS[min(i, len(LEVEL_COLORS) - 1)]
+                    for i, (_, phrase) in enumerate(FEEDBACK_LEVELS)}
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE = (255, 255, 255)

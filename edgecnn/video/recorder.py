@@ -19,7 +19,8 @@ def check_video_path(path: str | os.PathLike) -> Path:
     """Fail up front on an output path the recorder cannot write."""
     path = Path(path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise UsageError(f"Received --save {path}; expected a file ending in {', '.join(VIDEO_SUFFIXES)} (e.g. out.mp4)")
+        raise UsageError(f"Received --save {path}; "
+                         f"expected a file ending in {', '.join(VIDEO_SUFFIXES)} (e.g. out.mp4)")
     if path.is_dir():
         raise UsageError(f"--save {path} is a folder; pass a file name such as {path / 'out.mp4'}")
     return path
@@ -63,7 +64,8 @@ class VideoRecorder:
         writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*FOURCC), self.fps, (width, height))
         if not writer.isOpened():
             self._tmp.unlink(missing_ok=True)
-            raise UsageError(f"cannot write {self.path} with the {FOURCC} codec; this OpenCV build lacks it, try --save out.avi")
+            raise UsageError(f"cannot write {self.path} with the {FOURCC} codec; this OpenCV build lacks it, try "
+                             f"--save out.avi")
         self._writer, self._size = writer, (width, height)
 
     def close(self) -> Optional[Path]:

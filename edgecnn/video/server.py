@@ -4,7 +4,8 @@ Endpoints: ``/`` (an HTML page showing the stream and polling the JSON),
 ``/stream.mjpg`` (multipart/x-mixed-replace JPEG frames) and
 ``/predictions.json`` (the latest prediction). Frames are JPEG-encoded in the
 clients' handler threads, once per frame however many clients watch, and not
-at all when nobody does; a stalled loop's last frame is re-sent twice a second. Binds 127.0.0.1 unless another host is given.
+at all when nobody does; a stalled loop's last frame is re-sent twice a second.
+Binds 127.0.0.1 unless another host is given.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def parse_address(text: str) -> tuple[str, int]:
     except ValueError:
         number = -1
     if not 0 <= number <= 65535:
-        raise UsageError(f"Received --serve {text!r}; expected HOST:PORT or PORT, e.g. --serve 8080 or --serve 0.0.0.0:8080")
+        raise UsageError(f"Received --serve {text!r}; expected HOST:PORT or PORT, e.g. --serve 8080 or --serve "
+                         f"0.0.0.0:8080")
     return host, number
 
 
@@ -201,7 +203,8 @@ class PreviewServer:
         try:
             self._httpd = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:
-            raise UsageError(f"cannot serve on {host}:{port} ({exc.strerror or exc}); pick another --serve port") from None
+            raise UsageError(
+                f"cannot serve on {host}:{port} ({exc.strerror or exc}); pick another --serve port") from None
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="edgecnn-preview", daemon=True)
 

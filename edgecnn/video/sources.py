@@ -28,7 +28,8 @@ from edgecnn.errors import SourceError
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 STREAM_TIMEOUT_MS = 5000
-SOURCE_HINT = "pass a camera index (0), /dev/videoN, a video file, a folder of images, rtsp://..., http://... or picamera2"
+SOURCE_HINT = ("pass a camera index (0), /dev/videoN, a video file, a folder of images, rtsp://..., http://... "
+               "or picamera2")
 
 
 class SourceReadError(Exception):
@@ -72,7 +73,8 @@ class OpenCVSource:
         cap = cv2.VideoCapture(*self._open_args(cv2))
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"cannot open video source {self.name}; check that it exists and is not in use ({SOURCE_HINT})")
+            raise SourceError(f"cannot open video source {self.name}; check that it exists and is not in use "
+                              f"({SOURCE_HINT})")
         if self.live:
             self._configure_camera(cap, cv2)
         fps = cap.get(cv2.CAP_PROP_FPS)
@@ -81,7 +83,8 @@ class OpenCVSource:
 
     def _open_args(self, cv2) -> tuple:
         if isinstance(self.target, str) and _is_stream_url(self.target):
-            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
+            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
             return self.target, cv2.CAP_ANY, timeouts
         return (self.target,)
 
@@ -126,7 +129,8 @@ class FolderSource:
     def open(self) -> None:
         self._paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self._paths:
-            raise SourceError(f"no images in folder {self.folder}; expected files ending in {', '.join(IMAGE_SUFFIXES)}")
+            raise SourceError(f"no images in folder {self.folder}; "
+                              f"expected files ending in {', '.join(IMAGE_SUFFIXES)}")
         self._next = 0
 
     def read(self) -> Optional[np.ndarray]:
@@ -170,11 +174,13 @@ class Picamera2Source:
             camera = Picamera2()
             # picamera2's "RGB888" is stored B, G, R in memory: OpenCV's order.
             controls = {"FrameRate": float(fps)} if fps else {}
-            config = camera.create_video_configuration(main={"size": (width, height), "format": "RGB888"}, controls=controls)
+            config = camera.create_video_configuration(main={"size": (width, height), "format": "RGB888"},
+                                                       controls=controls)
             camera.configure(config)
             camera.start()
         except Exception as exc:  # picamera2 raises RuntimeError/IndexError etc. without a common base
-            raise SourceError(f"cannot start the Pi camera ({exc}); check the ribbon cable and `rpicam-hello --list-cameras`") from None
+            raise SourceError(f"cannot start the Pi camera ({exc}); check the ribbon cable and `rpicam-hello "
+                              f"--list-cameras`") from None
         self._camera = camera
 
     def read(self) -> Optional[np.ndarray]:
