@@ -49,18 +49,6 @@ class MissingDependencyError(EdgeCNNError):
     """An optional dependency (an extra) is not installed."""
 
 
-def require(module: str, extra: str):
-    """Import ``module`` or raise a MissingDependencyError naming the pip extra."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{module} is not installed ({exc}); install it with: pip install 'edgecnn[{extra}]'"
-        ) from exc
-
-
 class SourceError(EdgeCNNError):
     """A camera, stream, video file or image folder that cannot be opened or read."""
 
@@ -77,3 +65,10 @@ def did_you_mean(name: str, choices) -> str:
 
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of ``exc``'s message (its type name when the message is empty), cut to ``limit`` characters."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    return text[:limit] if limit else text

@@ -66,6 +66,7 @@ FORMATS: dict[str, Format] = {
 }
 
 BACKEND_BY_SUFFIX = {".tflite": "litert", ".onnx": "onnx", ".keras": "keras", ".h5": "keras"}
+KERAS_SUFFIXES = tuple(suffix for suffix, backend in BACKEND_BY_SUFFIX.items() if backend == "keras")
 
 
 def get_format(name: str) -> Format:

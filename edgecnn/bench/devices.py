@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from edgecnn.errors import UsageError
+from edgecnn.errors import UsageError, did_you_mean
 
 PROFILE_FILE = "profile.json"
 BENCH_KEYS = ("formats", "threads", "runs", "warmup", "batch")
@@ -35,10 +35,7 @@ def load_profile(name: str) -> dict:
         path = devices_dir() / name / PROFILE_FILE
     if not path.is_file():
         known = list_devices()
-        import difflib
-
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(name, known)
         where = f"; known: {', '.join(known)}" if known else f"; no profiles in {devices_dir()} (set EDGECNN_DEVICES)"
         raise UsageError(f"unknown --device {name!r}{hint}{where}")
     try:

@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from edgecnn.bench.result import EXPORT_FAILED, OK, VALIDATION_FAILED
-from edgecnn.errors import EdgeCNNError, ModelError, UsageError
-from edgecnn.formats import FORMATS, Format, backend_for_path, format_for_path
-
-KERAS_SUFFIXES = (".keras", ".h5")
-RUN_MODEL = "model.keras"
+from edgecnn.errors import EdgeCNNError, ModelError, UsageError, first_line
+from edgecnn.formats import FORMATS, KERAS_SUFFIXES, Format, backend_for_path, format_for_path
+from edgecnn.rundir import EXPORT_REPORT_FILE, MODEL_FILE
 
 
 @dataclass
@@ -35,14 +33,14 @@ class Candidate:
 def is_keras_source(path: Path) -> bool:
     """A .keras/.h5 file, or a training run directory (model.keras, and not an export folder)."""
     if path.is_dir():
-        return (path / RUN_MODEL).is_file() and not is_export_folder(path)
+        return (path / MODEL_FILE).is_file() and not is_export_folder(path)
     return path.suffix.lower() in KERAS_SUFFIXES
 
 
 def is_export_folder(path: Path) -> bool:
     """A folder written by ``edgecnn export``: its report, or any exported artifact besides model.keras."""
-    return (path / "export_report.json").is_file() or any(
-        (path / f.filename).exists() for f in FORMATS.values() if f.filename != RUN_MODEL)
+    return (path / EXPORT_REPORT_FILE).is_file() or any(
+        (path / f.filename).exists() for f in FORMATS.values() if f.filename != MODEL_FILE)
 
 
 def resolve(models: list[str], formats: list[Format], explicit_formats: bool, out: Path,
@@ -70,7 +68,7 @@ def resolve(models: list[str], formats: list[Format], explicit_formats: bool, ou
 
 
 def _name(path: Path) -> str:
-    return (path.parent.name if path.name == RUN_MODEL else path.stem) or "model"
+    return (path.parent.name if path.name == MODEL_FILE else path.stem) or "model"
 
 
 def model_file(path: Path, model: str) -> Candidate:
@@ -106,7 +104,7 @@ def export_folder(folder: Path, formats: list[Format], explicit: bool) -> list[C
 
 
 def _read_report(folder: Path) -> dict:
-    path = folder / "export_report.json"
+    path = folder / EXPORT_REPORT_FILE
     try:
         return {a["format"]: a for a in json.loads(path.read_text())["artifacts"]}
     except (OSError, ValueError, KeyError, TypeError):
@@ -157,5 +155,4 @@ def export_source_one(source: Path, fmt: Format, out: Path, log) -> list[Candida
 
 
 def _failed(model: str, fmt: Format, exc) -> Candidate:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return Candidate(model, fmt.name, fmt.backend, fmt.quantization, None, EXPORT_FAILED, first[:300])
+    return Candidate(model, fmt.name, fmt.backend, fmt.quantization, None, EXPORT_FAILED, first_line(exc, 300))

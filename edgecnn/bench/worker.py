@@ -21,6 +21,7 @@ from pathlib import Path
 
 from edgecnn.bench.memory import current_rss_mb, peak_rss_mb
 from edgecnn.bench.stats import latency_stats, throughput
+from edgecnn.errors import first_line
 
 SAMPLE_IMAGES = 8  # images cycled through in the timed loops
 ACCURACY_CHUNK = 32
@@ -105,7 +106,7 @@ def _batch_throughput(run, inputs, batch: int, runs: int, warmup: int) -> dict:
     try:
         run(x)
     except Exception as exc:  # noqa: BLE001  a fixed batch size is the model's limit, not an error
-        return {"batch_note": f"batch {batch} not supported: {str(exc).splitlines()[0][:160]}"}
+        return {"batch_note": f"batch {batch} not supported: {first_line(exc, 160)}"}
     _time(lambda i: run(x), max(1, warmup // batch))
     stats = latency_stats(_time(lambda i: run(x), runs))
     return {"batch": batch, "batch_latency_ms": stats, "batch_throughput": throughput(batch, stats["mean"])}
@@ -125,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         out = measure(args.model, args.images, args.threads, args.runs, args.warmup, args.batch, args.accuracy)
         code = 0
     except Exception as exc:  # noqa: BLE001  reported to the parent as data, never a traceback
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        out, code = {"model": str(args.model), "error": first[:500]}, 1
+        out, code = {"model": str(args.model), "error": first_line(exc, 500)}, 1
     sys.stdout.write(json.dumps(out) + "\n")
     return code
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from edgecnn.card import OUTPUT_KINDS
 from edgecnn.commands._args import positive_int
 
 HELP = "classify images (files, folders, globs) with a .tflite/.onnx/.keras model"
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--std", type=_floats, metavar="S", help="see --mean (default without a card: 127.5)")
     parser.add_argument("--crop", choices=["stretch", "center"],
                         help="resize by stretching (default) or center-crop to the model's aspect ratio first")
-    parser.add_argument("--output-kind", choices=["softmax", "sigmoid", "logits"],
+    parser.add_argument("--output-kind", choices=OUTPUT_KINDS,
                         help="what the model outputs (default: the model card's; logits get a softmax)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the backend and preprocessing used")
 

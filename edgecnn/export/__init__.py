@@ -22,6 +22,7 @@ from edgecnn.export.report import ArtifactReport, ExportReport, file_facts, vers
 from edgecnn.export.source import load_source
 from edgecnn.formats import Format, parse_formats
 from edgecnn.labels import write_labels
+from edgecnn.rundir import LABELS_FILE
 
 __all__ = ["ExportReport", "export"]
 
@@ -88,7 +89,7 @@ def export(
         job.workdir = Path(workdir)
         for fmt in fmts:
             report.artifacts.append(_export_one(job, fmt, out, check_set, reference, say, report.warnings))
-    write_labels(out / "labels.txt", source.card.labels)
+    write_labels(out / LABELS_FILE, source.card.labels)
     path = report.save()
     say(f"report: {path}")
     if report.failed:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.card import ModelCard
-from edgecnn.errors import ExportError
+from edgecnn.errors import ExportError, first_line
 from edgecnn.export.embed import embed_in_onnx
 from edgecnn.export.job import ExportJob
 from edgecnn.export.trace import INPUT_NAME, inference_function, offending_layers
@@ -43,7 +43,7 @@ def export_int8(job: ExportJob, fmt: Format, dest: Path) -> ModelCard:
             calibrate_method=CalibrationMethod.MinMax,
         )
     except Exception as exc:  # noqa: BLE001
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        first = first_line(exc, 300)
         raise ExportError(f"{fmt.name}: onnxruntime quantization failed ({first}); export 'onnx' instead") from None
     card = job.card_for(fmt, opset=job.opset, **job.calibration_note())
     model = onnx.load_model(str(quantized))
@@ -103,7 +103,7 @@ def _conversion_error(job: ExportJob, fmt: Format, exc: Exception) -> ExportErro
     message = str(exc)
     ops = sorted(set(re.findall(r"'(\w+)'", message)) & _tf_op_like(message))
     layers = offending_layers(job.model, message)
-    first = (message.strip().splitlines() or [type(exc).__name__])[0][:300]
+    first = first_line(exc, 300)
     where = f" in layer {', '.join(layers)}" if layers else ""
     what = f"op {', '.join(ops)}" if ops else f"this model ({first})"
     return ExportError(f"{fmt.name} cannot take {what}{where}; try another --opset or format")

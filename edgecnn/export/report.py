@@ -10,9 +10,9 @@ from typing import Any
 
 from edgecnn import __version__
 from edgecnn._io import write_json
+from edgecnn.rundir import EXPORT_REPORT_FILE
 from edgecnn.versions import package_versions
 
-REPORT_FILE = "export_report.json"
 VERSIONED = ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
 
 
@@ -53,7 +53,7 @@ class ExportReport:
         return asdict(self)
 
     def save(self) -> Path:
-        return write_json(Path(self.out) / REPORT_FILE, self.to_dict())
+        return write_json(Path(self.out) / EXPORT_REPORT_FILE, self.to_dict())
 
 
 def file_facts(path: Path) -> tuple[int, str]:

@@ -7,9 +7,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +15,7 @@ from typing import Any
 from edgecnn.card import ModelCard, Normalization, find_card
 from edgecnn.errors import CardError, LabelsError, ModelError
 from edgecnn.labels import align_labels, read_labels
-
-RUN_MODEL = "model.keras"
-KERAS_SUFFIXES = (".keras", ".h5")
+from edgecnn.rundir import LABELS_FILE, load_keras, model_file, run_config
 
 
 @dataclass
@@ -38,67 +34,17 @@ class ExportSource:
 def load_source(model, labels: str | os.PathLike | list[str] | None = None) -> ExportSource:
     """Resolve ``model`` (run dir, .keras file or keras.Model) and its labels into an ExportSource."""
     if isinstance(model, (str, os.PathLike)):
-        path, run_dir = _model_file(Path(model))
-        keras_model = _load_keras(path)
+        path, run_dir = model_file(model)
+        keras_model = load_keras(path)
         card = find_card(path)
-        run_config = _run_config(run_dir) if run_dir else {}
-        run_labels = run_dir / "labels.txt" if run_dir else None
+        config = run_config(run_dir) if run_dir else {}
+        run_labels = run_dir / LABELS_FILE if run_dir else None
     else:
-        path, keras_model, card, run_config, run_labels = None, model, None, {}, None
+        path, keras_model, card, config, run_labels = None, model, None, {}, None
     _check_classifier(keras_model, path)
     assumed = card is None
     card = _card(keras_model, card, labels, run_labels, source=str(path or "the model"))
-    return ExportSource(keras_model, card, path, run_config, card_assumed=assumed)
-
-
-def _model_file(path: Path) -> tuple[Path, Path | None]:
-    """(model file, run directory or None)."""
-    if not path.exists():
-        raise ModelError(f"model not found: {path}; pass a training run directory or a .keras file")
-    if path.is_dir():
-        if not (path / RUN_MODEL).is_file():
-            raise ModelError(f"{path} is a folder without {RUN_MODEL}; pass a training run directory or a .keras file")
-        return path / RUN_MODEL, path
-    if path.suffix.lower() not in KERAS_SUFFIXES:
-        raise ModelError(f"{path} is not a Keras model (expected a .keras file or a run directory); "
-                         f"to run an already exported model use `edgecnn predict`")
-    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
-        raise ModelError(f"{path} is not a Keras model (a .keras file is a zip archive); "
-                         f"save the model with model.save('model.keras')")
-    run_dir = path.parent if path.name == RUN_MODEL and (path.parent / "config.json").is_file() else None
-    return path, run_dir
-
-
-def _load_keras(path: Path):
-    import keras
-
-    _register_custom_layers()
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # noqa: BLE001  (Keras raises many types for bad files)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ModelError(f"cannot load {path} as a Keras model ({first}); "
-                         f"pass a .keras file saved by keras.Model.save") from None
-
-
-def _register_custom_layers() -> None:
-    """Import edgecnn's architectures so their custom layers can be deserialized."""
-    try:
-        from edgecnn.models import list_models
-
-        list_models()
-    except ImportError:
-        pass
-
-
-def _run_config(run_dir: Path) -> dict[str, Any]:
-    config = run_dir / "config.json"
-    if not config.is_file():
-        return {}
-    try:
-        return json.loads(config.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{config} is not valid JSON ({exc}); fix or remove it") from None
+    return ExportSource(keras_model, card, path, config, card_assumed=assumed)
 
 
 def _check_classifier(model, path: Path | None) -> None:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from edgecnn.card import ModelCard
-from edgecnn.errors import ExportError
+from edgecnn.errors import ExportError, first_line
 from edgecnn.export.embed import embed_in_tflite
 from edgecnn.export.job import ExportJob
 from edgecnn.export.keras_formats import scratch_saved_model
@@ -90,7 +90,7 @@ def _conversion_error(job: ExportJob, fmt: Format, exc: Exception) -> ExportErro
     if layers:
         what.append(f"layer {', '.join(layers)}")
     if not what:
-        first = (message.strip().splitlines() or [type(exc).__name__])[0][:300]
+        first = first_line(exc, 300)
         return ExportError(f"{fmt.name}: conversion failed ({first}); try another format or report the model")
     hint = ("pass --allow-tf-ops to keep it as a TensorFlow op (the device then needs the Flex delegate)"
             if not job.allow_tf_ops else "replace the layer with TFLite-supported operations")

@@ -11,7 +11,7 @@ import os
 import warnings
 from pathlib import Path
 
-from edgecnn.errors import UsageError
+from edgecnn.errors import UsageError, first_line
 from edgecnn.models.naming import stabilize_names
 from edgecnn.models.registry import register_model
 
@@ -67,7 +67,7 @@ def _load_pretrained(model, reference_factory, weights, arch: str) -> None:
                 warnings.simplefilter("ignore")
                 reference.load_weights(str(path))
         except Exception as exc:  # noqa: BLE001
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            first = first_line(exc, 160)
             raise UsageError(
                 f"weights file {path} does not fit {arch} with these settings ({first}); "
                 f"the shared MobileNetV2 file is for alpha 1.0 without top: use --alpha 1.0, or --weights none"

@@ -19,7 +19,7 @@ from typing import Optional, Protocol, runtime_checkable
 
 import numpy as np
 
-from edgecnn.errors import ModelError
+from edgecnn.errors import ModelError, first_line
 
 LAYOUTS = ("NHWC", "NCHW")
 
@@ -156,8 +156,7 @@ def check_model_file(path: str | os.PathLike, kind: str) -> Path:
 
 
 def inference_error(path: Path, exc: BaseException) -> ModelError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ModelError(
-        f"inference failed for {path}: {first[:300]}; the model file may be corrupt or use "
+        f"inference failed for {path}: {first_line(exc, 300)}; the model file may be corrupt or use "
         f"operators this runtime does not support (re-export it, or try another --backend)"
     )

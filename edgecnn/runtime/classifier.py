@@ -22,7 +22,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from edgecnn.card import ModelCard, find_card
+from edgecnn.card import OUTPUT_KINDS, ModelCard, find_card
 from edgecnn.errors import LabelsError, ModelError, UsageError
 from edgecnn.labels import align_labels, read_labels
 from edgecnn.runtime.base import Backend, TensorSpec, guess_layout
@@ -34,8 +34,6 @@ log = logging.getLogger("edgecnn.runtime")
 
 DEFAULT_FLOAT_MEAN = 127.5
 DEFAULT_FLOAT_STD = 127.5
-
-OUTPUT_KIND_CHOICES = ("softmax", "sigmoid", "logits")
 
 
 @dataclass(frozen=True)
@@ -135,8 +133,8 @@ class Classifier:
         card: Optional[ModelCard] = None,
     ):
         self.path = Path(model)
-        if output_kind is not None and output_kind not in OUTPUT_KIND_CHOICES:
-            raise UsageError(f"Received output_kind={output_kind!r}; expected one of: {', '.join(OUTPUT_KIND_CHOICES)}")
+        if output_kind is not None and output_kind not in OUTPUT_KINDS:
+            raise UsageError(f"Received output_kind={output_kind!r}; expected one of: {', '.join(OUTPUT_KINDS)}")
         if crop is not None and crop not in CROPS:
             raise UsageError(f"Received crop={crop!r}; expected one of: {', '.join(CROPS)}")
         self.backend: Backend = load_backend(self.path, backend=backend, threads=threads, delegate=delegate)

@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 from edgecnn.card import SAVED_MODEL_CARD_FILE
-from edgecnn.errors import BackendUnavailableError, ModelError
+from edgecnn.errors import BackendUnavailableError, ModelError, first_line
 from edgecnn.runtime.base import TensorSpec, check_model_file, guess_layout, inference_error
 
 
@@ -71,7 +71,7 @@ class KerasBackend:
         except ModelError:
             raise
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ModelError(
                 f"{self.path} is not a loadable Keras model / SavedModel ({first[:200]}); re-export or re-download it"
             ) from None

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
-from edgecnn.errors import BackendUnavailableError, ModelError
+from edgecnn.errors import BackendUnavailableError, ModelError, first_line
 from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
 from edgecnn.runtime.tflite_meta import buffers_in_bounds, has_tflite_identifier, read_metadata
 from edgecnn.versions import dist_version
@@ -86,7 +86,7 @@ def probe_interpreter(name: str, module: str, with_version: bool = True) -> Inte
 
 
 def _broken(name: str, exc: BaseException) -> InterpreterSource:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     if name == "tflite_runtime" and _numpy_major() >= 2:
         return InterpreterSource(name, False, detail=f"{NUMPY2_TFLITE_RUNTIME} ({type(exc).__name__}: {text})")
     return InterpreterSource(name, False, detail=f"import failed: {type(exc).__name__}: {text}")
@@ -159,7 +159,7 @@ class LiteRTBackend:
                 ctypes.CDLL(delegate)  # fail here first: a failed load_delegate() also spews a __del__ traceback
                 delegates = [src.load_delegate(delegate)]
             except Exception as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                first = first_line(exc)
                 raise ModelError(
                     f"cannot load delegate {delegate!r} ({first}); check that the library is installed "
                     f"(e.g. libedgetpu.so.1 for a Coral Edge TPU: apt install libedgetpu1-std) and the device is "
@@ -174,7 +174,7 @@ class LiteRTBackend:
             self._interp = src.interpreter(**kwargs)
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ModelError(
                 f"{self.path} is not a valid TFLite model ({first}); it may be truncated or corrupt: "
                 f"re-export or re-download it"

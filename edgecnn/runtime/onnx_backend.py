@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
-from edgecnn.errors import BackendUnavailableError, ModelError
+from edgecnn.errors import BackendUnavailableError, ModelError, first_line
 from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
 
 _ONNX_TYPES = {
@@ -49,7 +49,7 @@ class OnnxBackend:
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own pybind exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             kind = "truncated, corrupt or not an ONNX model" if "protobuf" in first.lower() else "not loadable"
             raise ModelError(
                 f"{self.path} is not a valid ONNX model ({kind}: {first[:200]}); re-export or re-download it"

@@ -10,40 +10,22 @@ import numpy as np
 from edgecnn._io import write_json
 from edgecnn.card import find_card
 from edgecnn.data.folder import load_folder
-from edgecnn.errors import LabelsError, ModelError
+from edgecnn.errors import LabelsError, first_line
 from edgecnn.labels import read_labels
-
-
-def _model_path(model: str | os.PathLike) -> Path:
-    path = Path(model)
-    if path.is_dir():
-        path = path / "model.keras"
-    if not path.is_file():
-        raise ModelError(f"model not found: {path}; pass a run directory or its model.keras")
-    return path
+from edgecnn.rundir import LABELS_FILE, load_keras, model_file
 
 
 def load_trained(model: str | os.PathLike):
-    """(keras model, labels, (height, width)) from a run directory or a .keras file with its card/labels.txt."""
-    import keras
-
-    from edgecnn.models import list_models
-
-    path = _model_path(model)
-    list_models()  # register the architecture modules
-    try:
-        net = keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # noqa: BLE001  (Keras raises many types for bad files)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise ModelError(f"cannot load {path} as a Keras model ({first}); "
-                         f"pass a model.keras saved by edgecnn train") from None
+    """(keras model, labels, (height, width), model file) from a run directory or a .keras file with its card/labels."""
+    path, _ = model_file(model)
+    net = load_keras(path)
     card = find_card(path)
     if card is not None:
-        return net, card.labels, card.input_size
-    labels_file = path.parent / "labels.txt"
+        return net, card.labels, card.input_size, path
+    labels_file = path.parent / LABELS_FILE
     if not labels_file.is_file():
-        raise LabelsError(f"no card or labels.txt next to {path}; evaluate a run directory written by edgecnn train")
-    return net, read_labels(labels_file), tuple(net.input_shape[1:3])
+        raise LabelsError(f"no card or {LABELS_FILE} next to {path}; evaluate a run directory written by edgecnn train")
+    return net, read_labels(labels_file), tuple(net.input_shape[1:3]), path
 
 
 def _spread(n: int, count: int) -> np.ndarray:
@@ -57,8 +39,8 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     from edgecnn.train.explain import feature_maps, grad_cam
     from edgecnn.train.metrics import as_class_probs, classification_metrics
 
-    net, labels, size = load_trained(model)
-    out = Path(out) if out else _model_path(model).parent / "eval"
+    net, labels, size, path = load_trained(model)
+    out = Path(out) if out else path.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
     images = load_folder(data, size, class_names=labels)
     probs = as_class_probs(net.predict(images.images.astype(np.float32), batch_size=batch_size, verbose=0))
@@ -79,11 +61,11 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         titles = [f"{labels[int(np.argmax(p))]} {np.max(p):.0%}" for p in probs[pick]]
         figures["gradcam"] = plots.plot_gradcam(shown, heatmaps, titles, out / "gradcam.png", layer)
     except Exception as exc:  # noqa: BLE001  a foreign graph (e.g. a nested backbone) Grad-CAM cannot walk
-        skipped_figures["gradcam"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        skipped_figures["gradcam"] = f"{type(exc).__name__}: {first_line(exc)}"
     try:
         maps = feature_maps(net, shown[0])
         if maps:
             figures["feature_maps"] = plots.plot_feature_maps(maps, out / "feature_maps.png")
     except Exception as exc:  # noqa: BLE001
-        skipped_figures["feature_maps"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        skipped_figures["feature_maps"] = f"{type(exc).__name__}: {first_line(exc)}"
     return {"metrics": metrics, "out": out, "figures": figures, "skipped_figures": skipped_figures}

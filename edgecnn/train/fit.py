@@ -17,8 +17,8 @@ from edgecnn.card import ModelCard
 from edgecnn.data.folder import LoadedImages, load_folder
 from edgecnn.errors import DataError, UsageError
 from edgecnn.models import create_model, get_spec
+from edgecnn.rundir import MODEL_FILE
 from edgecnn.train.config import TrainConfig
-from edgecnn.train.report import MODEL_FILE
 from edgecnn.train.split import stratified_split
 
 __all__ = ["MODEL_FILE", "RunResult", "TrainConfig", "train"]

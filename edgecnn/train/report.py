@@ -9,8 +9,7 @@ import numpy as np
 from edgecnn._io import atomic_path, write_json
 from edgecnn.card import ModelCard, Normalization
 from edgecnn.labels import write_labels
-
-MODEL_FILE = "model.keras"
+from edgecnn.rundir import CONFIG_FILE, LABELS_FILE, MODEL_FILE
 
 
 def skipped_files(*datasets) -> list[dict]:
@@ -58,8 +57,8 @@ def write_run(run_dir: Path, model, config, spec, train_data, val_data, history:
         architecture=config.arch,
     )
     card.save(model_path)
-    write_labels(run_dir / "labels.txt", class_names)
-    write_json(run_dir / "config.json", config.to_dict())
+    write_labels(run_dir / LABELS_FILE, class_names)
+    write_json(run_dir / CONFIG_FILE, config.to_dict())
     write_json(run_dir / "history.json", history)
     phases = history.get("phase", [])
     fine_tune_start = phases.index("fine-tune") + 1 if "fine-tune" in phases else None

@@ -24,9 +24,9 @@ from typing import Optional, Protocol, Union
 import numpy as np
 
 from edgecnn.errors import SourceError
+from edgecnn.runtime.preprocess import IMAGE_SUFFIXES
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 STREAM_TIMEOUT_MS = 5000
 SOURCE_HINT = ("pass a camera index (0), /dev/videoN, a video file, a folder of images, rtsp://..., http://... "
                "or picamera2")
@@ -130,7 +130,7 @@ class FolderSource:
         self._paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self._paths:
             raise SourceError(f"no images in folder {self.folder}; "
-                              f"expected files ending in {', '.join(IMAGE_SUFFIXES)}")
+                              f"expected image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self._next = 0
 
     def read(self) -> Optional[np.ndarray]:

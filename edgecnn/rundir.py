@@ -1,0 +1,67 @@
+"""File names of a training run directory and an export folder, and loading the run's Keras model.
+
+A run directory (``edgecnn train``) holds ``model.keras`` with its card,
+``labels.txt`` and ``config.json``; an export folder (``edgecnn export``) holds
+the artifacts named in :data:`edgecnn.formats.FORMATS`, ``labels.txt`` and
+``export_report.json``. Keras is imported only by :func:`load_keras`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from edgecnn.errors import ModelError, first_line
+from edgecnn.formats import FORMATS, KERAS_SUFFIXES
+
+MODEL_FILE = FORMATS["keras"].filename  # model.keras: a run's model is the keras format's artifact
+LABELS_FILE = "labels.txt"
+CONFIG_FILE = "config.json"
+EXPORT_REPORT_FILE = "export_report.json"
+
+
+def model_file(path: str | os.PathLike) -> tuple[Path, Path | None]:
+    """(Keras model file, run directory or None) for a run directory or a .keras/.h5 file."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model not found: {path}; pass a training run directory or a .keras file")
+    if path.is_dir():
+        if not (path / MODEL_FILE).is_file():
+            raise ModelError(f"{path} is a folder without {MODEL_FILE}; pass a training run directory or a .keras file")
+        return path / MODEL_FILE, path
+    if path.suffix.lower() not in KERAS_SUFFIXES:
+        raise ModelError(f"{path} is not a Keras model (expected a .keras file or a run directory); "
+                         f"to run an already exported model use `edgecnn predict`")
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path} is not a Keras model (a .keras file is a zip archive); "
+                         f"save the model with model.save('model.keras')")
+    run_dir = path.parent if path.name == MODEL_FILE and (path.parent / CONFIG_FILE).is_file() else None
+    return path, run_dir
+
+
+def run_config(run_dir: Path) -> dict[str, Any]:
+    """The run's ``config.json`` as a dict (empty when there is none)."""
+    config = run_dir / CONFIG_FILE
+    if not config.is_file():
+        return {}
+    try:
+        return json.loads(config.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{config} is not valid JSON ({exc}); fix or remove it") from None
+
+
+def load_keras(path: str | os.PathLike):
+    """Load a Keras model file (edgecnn's custom layers registered first); ModelError when it cannot."""
+    import keras
+
+    from edgecnn.models import list_models
+
+    list_models()  # import the architecture modules so their custom layers deserialize
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001  (Keras raises many types for bad files)
+        raise ModelError(f"cannot load {path} as a Keras model ({first_line(exc, 200)}); "
+                         f"pass a .keras file saved by keras.Model.save") from None
