@@ -3,7 +3,7 @@
 Reports which inference backends import (and why not), package versions, CPU
 model/features/cores, cameras and whether a display is available. Backends come
 from :func:`edgecnn.runtime.probe_backends`; machine facts from
-:mod:`edgecnn.bench.machine`. Nothing heavy is imported unless asked.
+:mod:`edgecnn.machine`. Nothing heavy is imported unless asked.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgecnn.bench.machine import cores, cpu_features, cpu_model, cpuinfo, package_versions
+from edgecnn.machine import cores, cpu_features, cpu_model, cpuinfo, package_versions
 from edgecnn.table import text_table
 
 INSTALL_DEVICE = "pip install 'edgecnn[device]'"
-DOCTOR_PACKAGES = ("edgecnn", "numpy", "opencv-python-headless", "opencv-python", "ai-edge-litert", "tflite-runtime",
-                   "onnxruntime", "tensorflow", "tensorflow-cpu", "keras", "picamera2")
 
 
 @dataclass
@@ -66,7 +64,7 @@ def diagnose(import_tensorflow: bool = False) -> Report:
 
     backends = [asdict(b) for b in probe_backends(import_tensorflow=import_tensorflow)]
     info = cpuinfo()
-    report = Report(backends, package_versions(DOCTOR_PACKAGES), cpu_model(info), cpu_features(info), cores(),
+    report = Report(backends, package_versions(), cpu_model(info), cpu_features(info), cores(),
                     platform.machine(), cameras(), display())
     report.advice = advice(report)
     return report

@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from edgecnn.bench.machine import cpu_features, cpu_model
 from edgecnn.doctor import INSTALL_DEVICE
+from edgecnn.machine import cpu_features, cpu_model
 
 BLOCKED = ("ai_edge_litert", "tflite_runtime", "tensorflow", "onnxruntime", "keras")
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from edgecnn.card import ModelCard
-from edgecnn.card_embed import read_embedded_card
 from edgecnn.errors import EdgeCNNError, ExportError, LabelsError, ModelError, UsageError
 from edgecnn.formats import FORMATS
 
@@ -139,6 +138,17 @@ def _check_report(report, out, fmts):
     assert (out / "labels.txt").read_text().split() == report_labels(out)
 
 
+def embedded_card(path):
+    """The card embedded in an exported model, read the way the device runtime reads it."""
+    from edgecnn.runtime import load_backend
+
+    backend = load_backend(path)
+    try:
+        return ModelCard.from_json(backend.embedded_card())
+    finally:
+        backend.close()
+
+
 def report_labels(out):
     return ModelCard.load(next(out.glob("*.card.json"))).labels
 
@@ -184,7 +194,7 @@ def test_augmentation_and_attention_model_exports_to_every_format(colour_data, t
     np.testing.assert_allclose(got, expected, atol=1e-4)
     # The card is embedded in the TFLite and ONNX files, and uint8 frames go straight into int8 TFLite.
     for name in ("model_fp32.tflite", "model_int8.tflite", "model.onnx", "model_int8.onnx"):
-        assert read_embedded_card(out / name) == ModelCard.load(out / name)
+        assert embedded_card(out / name) == ModelCard.load(out / name)
     from ai_edge_litert.interpreter import Interpreter
 
     detail = Interpreter(model_path=str(out / "model_int8.tflite")).get_input_details()[0]
@@ -241,8 +251,8 @@ def test_card_reader_is_tensorflow_free(small_run, tmp_path):
     from edgecnn.export import export
 
     export(small_run, "tflite-int8", tmp_path, calib_samples=8, validate=False)
-    code = ("import sys; from edgecnn.card_embed import read_embedded_card; "
-            f"c = read_embedded_card({str(tmp_path / 'model_int8.tflite')!r}); "
+    code = ("import sys; from edgecnn.card import ModelCard; from edgecnn.runtime import load_backend; "
+            f"c = ModelCard.from_json(load_backend({str(tmp_path / 'model_int8.tflite')!r}).embedded_card()); "
             "print(c.quantization, c.labels, 'tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "int8 ['red', 'green', 'blue'] False"

@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
+from edgecnn.data.imageset import ImageSet, synthetic_images
 from edgecnn.errors import DataError
 
 SYNTHETIC_IMAGES = 32
 
 
-@dataclass
-class ImageSet:
-    images: np.ndarray  # uint8 RGB NHWC at the model's input size
-    labels: Optional[np.ndarray]  # class indices in the model's label order; None for synthetic images
-    source: str
-
-    def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, np.ascontiguousarray(self.images))
-        return path
-
-
 def load(data: Optional[str], size: tuple[int, int], labels: Optional[list[str]], seed: int = 0) -> ImageSet:
-    """Images of ``size`` (h, w): every image under ``data`` when given, else synthetic noise."""
+    """Images of ``size`` (h, w): every image under ``data`` when given, else synthetic ones."""
     if data is None:
-        rng = np.random.default_rng(seed)
-        return ImageSet(rng.integers(0, 256, (SYNTHETIC_IMAGES, *size, 3), dtype=np.uint8), None,
-                        f"{SYNTHETIC_IMAGES} synthetic images")
+        return synthetic_images((*size, 3), SYNTHETIC_IMAGES, seed)
     loaded = _load_folder(Path(data), size, labels)
-    return ImageSet(loaded.images, loaded.labels, f"{len(loaded.labels)} images from {data}")
+    return ImageSet(loaded.images, loaded.labels, str(data))
 
 
 def _load_folder(root: Path, size: tuple[int, int], labels: Optional[list[str]]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -65,5 +66,48 @@ class Row:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Row":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def take(self, result: "WorkerResult") -> None:
+        """Copy a worker's measurements onto this row (every WorkerResult field that names a Row field)."""
+        if result.error is not None:
+            self.status, self.reason = FAILED, result.error
+            return
+        mine = {f.name for f in dataclasses.fields(self)}
+        for f in dataclasses.fields(result):
+            if f.name in mine:
+                setattr(self, f.name, getattr(result, f.name))
+
+
+@dataclass
+class WorkerResult:
+    """What one measuring subprocess (:mod:`edgecnn.bench.worker`) reports, as one JSON line."""
+
+    error: Optional[str] = None  # first line of the failure; nothing else is set then
+    runtime: Optional[str] = None  # the interpreter that ran it, e.g. ai_edge_litert
+    input: Optional[str] = None  # the model input, described
+    num_classes: Optional[int] = None
+    import_ms: Optional[float] = None  # importing the interpreter library
+    rss_before_load_mb: Optional[float] = None
+    load_ms: Optional[float] = None  # Classifier() construction
+    first_inference_ms: Optional[float] = None
+    latency_ms: dict[str, float] = field(default_factory=dict)  # backend.run, batch 1
+    times_ms: list[float] = field(default_factory=list)
+    throughput: Optional[float] = None
+    classifier_latency_ms: dict[str, float] = field(default_factory=dict)  # Classifier.predict, end to end
+    peak_rss_mb: Optional[float] = None
+    top_k: Optional[list[list[int]]] = None  # per image, the top-5 class indices (with --accuracy)
+    batch: Optional[int] = None
+    batch_latency_ms: Optional[dict[str, float]] = None
+    batch_throughput: Optional[float] = None
+    batch_note: Optional[str] = None  # why the batch size could not be measured
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "WorkerResult":
+        data = json.loads(text)
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})

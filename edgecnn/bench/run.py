@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -15,14 +14,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
+
 from edgecnn.bench import findings as findings_mod
 from edgecnn.bench import images as images_mod
-from edgecnn.bench.machine import cores, machine_info
 from edgecnn.bench.progress import Progress
-from edgecnn.bench.result import FAILED, Row
+from edgecnn.bench.result import FAILED, Row, WorkerResult
 from edgecnn.bench.sources import Candidate, resolve
 from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.formats import parse_formats
+from edgecnn.machine import cores, machine_info
 
 WORKER_TIMEOUT_S = 1800
 
@@ -50,6 +51,16 @@ class BenchConfig:
         for t in self.threads or []:
             if t is not None and (not isinstance(t, int) or t < 1):
                 raise UsageError(f"Received --threads value {t!r}; expected whole numbers >= 1, e.g. 1,2,4")
+
+
+@dataclass
+class ModelImages:
+    """The images one model is measured on, saved as .npy for its workers."""
+
+    npy: Optional[Path] = None
+    labels: Optional[np.ndarray] = None  # class indices in the model's label order; None without labels
+    source: str = "none"  # ImageSet.summary(), for results.json
+    error: Optional[str] = None  # the model could not be loaded to size its images: its rows fail with this
 
 
 @dataclass
@@ -116,8 +127,6 @@ def measure_files(paths: list[str | Path], images, labels=None, threads: Optiona
     The one measuring path for callers that hold their images already (e.g. quickstart):
     each file runs in its own worker subprocess, as in ``edgecnn benchmark``.
     """
-    import numpy as np
-
     from edgecnn.bench.sources import model_file
 
     config = BenchConfig(models=[str(p) for p in paths], runs=runs, warmup=warmup)
@@ -127,8 +136,7 @@ def measure_files(paths: list[str | Path], images, labels=None, threads: Optiona
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as tmp:
         npy = Path(tmp) / "images.npy"
         np.save(npy, np.ascontiguousarray(images))
-        sets = {"model": {"npy": npy, "labels": None if labels is None else np.asarray(labels),
-                          "source": f"{len(images)} images"}}
+        sets = {"model": ModelImages(npy, None if labels is None else np.asarray(labels), f"{len(images)} images")}
         for cand in candidates:
             row, top = _measure(cand, threads, sets, config, accuracy=True)
             rows.append(row)
@@ -145,21 +153,20 @@ def _check_data(data: Optional[str]) -> None:
         raise DataError(f"--data folder not found: {data}; pass a folder with one sub-folder of images per class")
 
 
-def _image_sets(candidates: list[Candidate], data: Optional[str], tmp: Path) -> dict[str, dict]:
-    """Per model: {"npy": path, "labels": class indices or None, "source": text, "size": (h, w)}."""
-    sets: dict[str, dict] = {}
+def _image_sets(candidates: list[Candidate], data: Optional[str], tmp: Path) -> dict[str, ModelImages]:
+    """The images of each model (by model name), at its input size."""
+    sets: dict[str, ModelImages] = {}
     for cand in candidates:
         if cand.path is None or cand.model in sets:
             continue
         try:
             size, labels = _input_size_and_labels(cand.path)
         except EdgeCNNError as exc:  # a model that does not load is a failed row, not the end of the benchmark
-            sets[cand.model] = {"error": str(exc), "source": "none", "labels": None}
+            sets[cand.model] = ModelImages(error=str(exc))
             continue
         found = images_mod.load(data, size, labels)
         npy = found.save(tmp / f"{len(sets)}_{size[0]}x{size[1]}.npy")
-        sets[cand.model] = {"npy": npy, "labels": found.labels, "source": found.source, "size": size,
-                            "num_labels": len(labels) if labels else None}
+        sets[cand.model] = ModelImages(npy, found.labels, found.summary())
     return sets
 
 
@@ -179,54 +186,45 @@ def _input_size_and_labels(path: Path) -> tuple[tuple[int, int], Optional[list[s
         return (int(clf.input_spec.height), int(clf.input_spec.width)), None
 
 
-def _measure(cand: Candidate, threads: Optional[int], sets: dict, config: BenchConfig, accuracy: bool):
+def _measure(cand: Candidate, threads: Optional[int], sets: dict[str, ModelImages], config: BenchConfig,
+             accuracy: bool) -> tuple[Row, Optional[list[list[int]]]]:
     row = Row(cand.model, cand.format, cand.backend, cand.quantization, threads, cand.status, cand.reason,
               str(cand.path) if cand.path else None)
     if cand.path is None:
         return row, None
     row.size_bytes = path_size(cand.path)
-    image_set = sets[cand.model]
-    if "error" in image_set:
-        row.status, row.reason = FAILED, image_set["error"]
+    images = sets[cand.model]
+    if images.error is not None:
+        row.status, row.reason = FAILED, images.error
         return row, None
-    cmd = [sys.executable, "-m", "edgecnn.bench.worker", str(cand.path), str(image_set["npy"]),
+    cmd = [sys.executable, "-m", "edgecnn.bench.worker", str(cand.path), str(images.npy),
            "--runs", str(config.runs), "--warmup", str(config.warmup), "--batch", str(config.batch)]
     if threads is not None:
         cmd += ["--threads", str(threads)]
     if accuracy:
         cmd.append("--accuracy")
-    data = _run_worker(cmd)
-    if "error" in data:
-        row.status, row.reason = FAILED, data["error"]
-        return row, None
-    for key in ("import_ms", "load_ms", "first_inference_ms", "latency_ms", "classifier_latency_ms", "times_ms",
-                "throughput", "batch", "batch_throughput", "batch_note", "rss_before_load_mb", "peak_rss_mb",
-                "input", "num_classes"):
-        if key in data:
-            setattr(row, key, data[key])
-    row.runtime = data.get("backend")
-    return row, data.get("top_k")
+    result = _run_worker(cmd)
+    row.take(result)
+    return row, result.top_k
 
 
-def _run_worker(cmd: list[str]) -> dict:
+def _run_worker(cmd: list[str]) -> WorkerResult:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {WORKER_TIMEOUT_S} s"}
+        return WorkerResult(error=f"timed out after {WORKER_TIMEOUT_S} s")
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if lines:
         try:
-            return json.loads(lines[-1])
-        except ValueError:
+            return WorkerResult.from_json(lines[-1])
+        except (ValueError, TypeError):
             pass
     tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-    return {"error": f"measuring process failed: {tail[:300]}"}
+    return WorkerResult(error=f"measuring process failed: {tail[:300]}")
 
 
 def _accuracy(rows: list[Row], candidates: list[Candidate], predictions: dict, sets: dict) -> None:
     """top-1/top-5 against the labels and top-1 agreement with the Keras row, copied to every thread count."""
-    import numpy as np
-
     by_format = {(c.model, c.format): c for c in candidates}
     for row in rows:
         top = predictions.get((row.model, row.format))
@@ -234,7 +232,7 @@ def _accuracy(rows: list[Row], candidates: list[Candidate], predictions: dict, s
             continue
         top = np.asarray(top)
         row.images = len(top)
-        labels = sets[row.model]["labels"]
+        labels = sets[row.model].labels
         if labels is not None:
             row.top1 = round(float(np.mean(top[:, 0] == labels)), 6)
             if top.shape[1] >= 5 and (row.num_classes or 0) >= 5:
@@ -267,7 +265,7 @@ def path_size(path: Path) -> int:
 def _config_dict(config: BenchConfig, threads, sets: dict) -> dict:
     data = asdict(config)
     data["threads"] = threads
-    data["images"] = {m: s["source"] for m, s in sets.items()}
+    data["images"] = {m: s.source for m, s in sets.items()}
     data["accuracy_note"] = "accuracy and agreement are measured once per format (first thread count)"
     data["date"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
     return data

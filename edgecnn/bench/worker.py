@@ -3,6 +3,7 @@
     python -m edgecnn.bench.worker MODEL IMAGES.npy [--threads N] [--runs 100] [--warmup 10]
                                    [--batch 1] [--accuracy]
 
+It prints one :class:`edgecnn.bench.result.WorkerResult` as JSON.
 IMAGES.npy holds uint8 RGB NHWC images (already at the model's size, so no
 decoding or resizing happens in the timed loops). Timed, each on its own:
 ``backend.run`` on a preprocessed batch (the raw interpreter call) and
@@ -14,12 +15,12 @@ the batch throughput run, so it covers loading and running the model only. On fa
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 from edgecnn.bench.memory import current_rss_mb, peak_rss_mb
+from edgecnn.bench.result import WorkerResult
 from edgecnn.bench.stats import latency_stats, throughput
 from edgecnn.errors import first_line
 
@@ -49,8 +50,12 @@ def _time(fn, runs: int) -> list[float]:
     return times
 
 
+def _ms_since(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000.0, 2)
+
+
 def measure(model: Path, images_path: Path, threads: int | None, runs: int, warmup: int, batch: int,
-            accuracy: bool) -> dict:
+            accuracy: bool) -> WorkerResult:
     import numpy as np
 
     from edgecnn.formats import backend_for_path
@@ -58,58 +63,58 @@ def measure(model: Path, images_path: Path, threads: int | None, runs: int, warm
 
     images = np.load(images_path, mmap_mode="r")
     sample = np.ascontiguousarray(images[:SAMPLE_IMAGES])
-    result: dict = {"model": str(model), "threads": threads}
+    result = WorkerResult()
 
     t0 = time.perf_counter()
     _preimport(backend_for_path(model))
-    result["import_ms"] = round((time.perf_counter() - t0) * 1000.0, 2)
-    result["rss_before_load_mb"] = current_rss_mb()
+    result.import_ms = _ms_since(t0)
+    result.rss_before_load_mb = current_rss_mb()
 
     t0 = time.perf_counter()
     clf = Classifier(model, threads=threads)
-    result["load_ms"] = round((time.perf_counter() - t0) * 1000.0, 2)
+    result.load_ms = _ms_since(t0)
     t0 = time.perf_counter()
     clf.predict(sample[0], top_k=1, order="RGB")
-    result["first_inference_ms"] = round((time.perf_counter() - t0) * 1000.0, 2)
-    spec = clf.input_spec
-    result["backend"] = getattr(clf.backend, "source", clf.backend.name)
-    result["input"] = spec.describe()
-    result["num_classes"] = clf.num_classes
+    result.first_inference_ms = _ms_since(t0)
+    result.runtime = clf.backend.source
+    result.input = clf.input_spec.describe()
+    result.num_classes = clf.num_classes
 
     inputs = [clf.preprocess(img, order="RGB") for img in sample]
     run = clf.backend.run
     _time(lambda i: run(inputs[i % len(inputs)]), warmup)
     times = _time(lambda i: run(inputs[i % len(inputs)]), runs)
-    result["latency_ms"] = latency_stats(times)
-    result["times_ms"] = [round(t, 4) for t in times]
-    result["throughput"] = throughput(1, result["latency_ms"]["mean"])
-    result["classifier_latency_ms"] = latency_stats(
+    result.latency_ms = latency_stats(times)
+    result.times_ms = [round(t, 4) for t in times]
+    result.throughput = throughput(1, result.latency_ms["mean"])
+    result.classifier_latency_ms = latency_stats(
         _time(lambda i: clf.predict(sample[i % len(sample)], top_k=TOP_K, order="RGB"), runs))
-    result["peak_rss_mb"] = peak_rss_mb()
+    result.peak_rss_mb = peak_rss_mb()
 
     if accuracy:
         top = []
         for start in range(0, len(images), ACCURACY_CHUNK):
             chunk = np.ascontiguousarray(images[start:start + ACCURACY_CHUNK])
             top += [[c.index for c in p.top] for p in clf.predict_batch(list(chunk), top_k=TOP_K, order="RGB")]
-        result["top_k"] = top
+        result.top_k = top
     if batch > 1:  # last: a model that cannot take the batch may be left unusable
-        result.update(_batch_throughput(run, inputs, batch, max(5, runs // batch), warmup))
+        _batch_throughput(result, run, inputs, batch, max(5, runs // batch), warmup)
     clf.close()
     return result
 
 
-def _batch_throughput(run, inputs, batch: int, runs: int, warmup: int) -> dict:
+def _batch_throughput(result: WorkerResult, run, inputs, batch: int, runs: int, warmup: int) -> None:
     import numpy as np
 
     x = np.concatenate([inputs[i % len(inputs)] for i in range(batch)])
     try:
         run(x)
     except Exception as exc:  # noqa: BLE001  a fixed batch size is the model's limit, not an error
-        return {"batch_note": f"batch {batch} not supported: {first_line(exc, 160)}"}
+        result.batch_note = f"batch {batch} not supported: {first_line(exc, 160)}"
+        return
     _time(lambda i: run(x), max(1, warmup // batch))
     stats = latency_stats(_time(lambda i: run(x), runs))
-    return {"batch": batch, "batch_latency_ms": stats, "batch_throughput": throughput(batch, stats["mean"])}
+    result.batch, result.batch_latency_ms, result.batch_throughput = batch, stats, throughput(batch, stats["mean"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         out = measure(args.model, args.images, args.threads, args.runs, args.warmup, args.batch, args.accuracy)
         code = 0
     except Exception as exc:  # noqa: BLE001  reported to the parent as data, never a traceback
-        out, code = {"model": str(args.model), "error": first_line(exc, 500)}, 1
-    sys.stdout.write(json.dumps(out) + "\n")
+        out, code = WorkerResult(error=first_line(exc, 500)), 1
+    sys.stdout.write(out.to_json() + "\n")
     return code
 
 

@@ -22,6 +22,7 @@ from edgecnn.export.report import ArtifactReport, ExportReport, file_facts, vers
 from edgecnn.export.source import load_source
 from edgecnn.formats import Format, parse_formats
 from edgecnn.labels import write_labels
+from edgecnn.machine import x86_without_vnni
 from edgecnn.rundir import LABELS_FILE
 
 __all__ = ["ExportReport", "export"]
@@ -128,7 +129,7 @@ def _validate(fmt: Format, dest: Path, check_set, reference, warnings: list[str]
     figures = validate.compare(reference, validate.run_artifact(dest, check_set.images), check_set.labels)
     problems = validate.failures(fmt, figures)
     result = {**figures.to_dict(), "passed": not problems}
-    if problems and fmt.backend == "onnx" and fmt.quantization == "int8" and validate.x86_without_vnni():
+    if problems and fmt.backend == "onnx" and fmt.quantization == "int8" and x86_without_vnni():
         exact = validate.compare(reference, validate.exact_onnx_int8(dest, check_set.images), check_set.labels)
         result["exact_int8"] = exact.to_dict()
         if not validate.failures(fmt, exact):

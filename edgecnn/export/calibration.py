@@ -9,30 +9,17 @@ folder (same ``val_split``/``seed`` as training), else ``--calib-data``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgecnn.data import load_folder
 from edgecnn.data.decode import decode_rgb, resize
+from edgecnn.data.imageset import ImageSet, fit_channels, synthetic_images
+from edgecnn.data.split import spread, stratified_split
 from edgecnn.errors import DataError
 
 MIN_CALIBRATION_IMAGES = 100
-
-
-@dataclass
-class ImageSet:
-    images: np.ndarray  # uint8 NHWC RGB (or 1 channel for grayscale models)
-    labels: np.ndarray | None  # class indices, None when the folder has no matching class sub-folders
-    source: str  # the folder, or "synthetic"
-
-    @property
-    def synthetic(self) -> bool:
-        return self.source == "synthetic"
-
-    def describe(self) -> dict:
-        return {"source": self.source, "count": int(len(self.images)), "labeled": self.labels is not None}
 
 
 def calibration_images(run_config: dict, run_dir: Path | None, calib_data, shape, count: int,
@@ -44,7 +31,7 @@ def calibration_images(run_config: dict, run_dir: Path | None, calib_data, shape
                         f"pass a folder of images (class sub-folders are fine)")
     if folder is None:
         return synthetic_images(shape, count, seed)
-    return ImageSet(_fit_channels(_sample_folder(folder, shape[:2], count, seed), shape[2]), None, str(folder))
+    return ImageSet(fit_channels(_sample_folder(folder, shape[:2], count, seed), shape[2]), None, str(folder))
 
 
 def validation_images(run_config: dict, run_dir: Path | None, calib_data, labels: list[str], shape,
@@ -60,20 +47,7 @@ def validation_images(run_config: dict, run_dir: Path | None, calib_data, labels
         found = _labeled(Path(calib_data), labels, shape, count, seed)
     else:
         return synthetic_images(shape, count, seed + 1)
-    return ImageSet(_fit_channels(found.images, shape[2]), found.labels, found.source)
-
-
-def synthetic_images(shape, count: int, seed: int = 0) -> ImageSet:
-    """Smooth random colour fields with noise: a last resort when no real images exist."""
-    import cv2
-
-    h, w, c = shape
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(count, 4, 4, 3), dtype=np.uint8)
-    images = np.stack([cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR) for img in coarse])
-    noise = rng.normal(0, 12, size=images.shape)
-    images = np.clip(images + noise, 0, 255).astype(np.uint8)
-    return ImageSet(_fit_channels(images, c), None, "synthetic")
+    return ImageSet(fit_channels(found.images, shape[2]), found.labels, found.source)
 
 
 def _config_folder(run_config: dict, key: str, run_dir: Path | None) -> Path | None:
@@ -109,7 +83,7 @@ def _labeled(folder: Path, labels: list[str], shape, count: int, seed: int) -> I
         data = load_folder(folder, shape[:2], class_names=labels, limit_per_class=per_class)
     except DataError:
         return ImageSet(_sample_folder(folder, shape[:2], count, seed), None, str(folder))
-    keep = _spread(len(data), count)
+    keep = spread(len(data), count)
     return ImageSet(data.images[keep], data.labels[keep], str(folder))
 
 
@@ -122,27 +96,7 @@ def _held_out(folder: Path, labels: list[str], shape, count: int, run_config: di
     split = float(run_config.get("val_split") or 0)
     source = str(folder)
     if 0 < split < 1:
-        try:
-            from edgecnn.train.split import stratified_split
-        except ImportError:
-            pass
-        else:
-            _, data = stratified_split(data, split, int(run_config.get("seed") or 0))
-            source = f"{folder} (held-out {split:g} split)"
-    keep = _spread(len(data), count)
+        _, data = stratified_split(data, split, int(run_config.get("seed") or 0))
+        source = f"{folder} (held-out {split:g} split)"
+    keep = spread(len(data), count)
     return ImageSet(data.images[keep], data.labels[keep], source)
-
-
-def _spread(n: int, count: int) -> np.ndarray:
-    """Indices of ``count`` items spread evenly over ``n`` (all of them when n <= count)."""
-    if n <= count:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, count).round().astype(int))
-
-
-def _fit_channels(images: np.ndarray, channels: int) -> np.ndarray:
-    if channels == 1 and images.shape[-1] == 3:
-        gray = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        return np.clip(gray + 0.5, 0, 255).astype(np.uint8)[..., None]
-    return images
-

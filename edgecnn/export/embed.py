@@ -1,6 +1,7 @@
 """Embed the ModelCard (and labels) inside TFLite and ONNX artifacts.
 
-The reading side is :mod:`edgecnn.card_embed` (TF-free, for devices).
+The reading side is each runtime backend's ``embedded_card()`` / ``embedded_labels()``
+(TF-free, for devices): :mod:`edgecnn.runtime.tflite_meta` for TFLite, onnxruntime for ONNX.
 """
 
 from __future__ import annotations

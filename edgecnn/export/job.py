@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.card import ModelCard
-from edgecnn.export.calibration import ImageSet
+from edgecnn.data.imageset import ImageSet
 from edgecnn.export.source import ExportSource
 from edgecnn.formats import Format
 

@@ -10,10 +10,8 @@ from typing import Any
 
 from edgecnn import __version__
 from edgecnn._io import write_json
+from edgecnn.machine import package_versions
 from edgecnn.rundir import EXPORT_REPORT_FILE
-from edgecnn.versions import package_versions
-
-VERSIONED = ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
 
 
 @dataclass
@@ -71,4 +69,4 @@ def file_facts(path: Path) -> tuple[int, str]:
 
 def versions() -> dict[str, str]:
     """Versions of edgecnn, Python and the converters/runtimes (from package metadata, no imports)."""
-    return {"edgecnn": __version__, "python": platform.python_version(), **package_versions(VERSIONED)}
+    return {"edgecnn": __version__, "python": platform.python_version(), **package_versions()}

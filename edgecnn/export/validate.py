@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.errors import ValidationError
 from edgecnn.formats import Format, Tolerance
-from edgecnn.train.metrics import as_class_probs
+from edgecnn.runtime.postprocess import as_class_probs
 
 CHUNK = 32  # images per runtime call: bounds memory for batch-capable backends
 
@@ -76,13 +75,6 @@ def failures(fmt: Format, figures: Figures) -> list[str]:
     return out
 
 
-def check(fmt: Format, figures: Figures, path: Path) -> None:
-    problems = failures(fmt, figures)
-    if problems:
-        raise ValidationError(f"{fmt.name} export {path.name} failed validation on {figures.images} images: "
-                              f"{'; '.join(problems)}")
-
-
 def run_artifact(path: Path, images: np.ndarray) -> np.ndarray:
     """Class probabilities of the exported model at ``path`` for uint8 RGB ``images``.
 
@@ -115,15 +107,3 @@ def exact_onnx_int8(path: Path, images: np.ndarray) -> np.ndarray:
     return np.concatenate([session.run(None, {name: images[i:i + CHUNK].astype(np.float32)})[0]
                            for i in range(0, len(images), CHUNK)])
 
-
-def x86_without_vnni() -> bool:
-    """True on an x86 CPU without VNNI, where ONNX Runtime's int8 kernels can saturate."""
-    import platform
-
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "vnni" not in flags

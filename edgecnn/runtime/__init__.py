@@ -6,9 +6,10 @@ when a model of that kind is loaded.
 """
 
 from edgecnn.runtime.base import Backend, TensorSpec
-from edgecnn.runtime.classifier import Classifier, ClassScore, Prediction, sigmoid, softmax
+from edgecnn.runtime.classifier import Classifier, ClassScore, Prediction
 from edgecnn.runtime.feedback import FEEDBACK_LEVELS, confidence_feedback
 from edgecnn.runtime.load import BACKENDS, BackendStatus, load_backend, probe_backends
+from edgecnn.runtime.postprocess import as_class_probs, sigmoid, softmax, to_probabilities
 from edgecnn.runtime.preprocess import IMAGE_SUFFIXES, Preprocessor, as_uint8_color, read_image
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Prediction",
     "Preprocessor",
     "TensorSpec",
+    "as_class_probs",
     "as_uint8_color",
     "confidence_feedback",
     "load_backend",
@@ -29,4 +31,5 @@ __all__ = [
     "read_image",
     "sigmoid",
     "softmax",
+    "to_probabilities",
 ]

@@ -111,28 +111,41 @@ def dequantize(values: np.ndarray, scale: Optional[float], zero_point: int) -> n
 
 @runtime_checkable
 class Backend(Protocol):
-    """One model file loaded in one runtime.
+    """One model file loaded in one runtime: everything :class:`~edgecnn.runtime.Classifier` uses.
 
-    - ``name``: the backend's table name (``litert``, ``onnx``, ``keras``).
-    - ``path``: the model file.
-    - ``input_spec`` / ``output_spec``: the single image input and the class output.
-    - ``run(batch)``: ``batch`` is laid out exactly as ``input_spec`` (dtype,
-      layout; batch size 1 unless ``input_spec.batch`` is None or equal to it);
-      returns the output as float32, shape (N, K), dequantized.
-    - ``embedded_card()``: the ``edgecnn.card`` JSON embedded in the model, or None.
-    - ``close()``: free the interpreter/session.
+    A backend is built as ``cls(path, threads=None, delegate=None)`` by
+    :func:`edgecnn.runtime.load_backend` and raises :class:`ModelError` (or
+    :class:`BackendUnavailableError`) for a model it cannot load. Not thread-safe.
     """
 
     name: str
+    """The backend's table name in :data:`edgecnn.runtime.load.BACKENDS`: ``litert``, ``onnx`` or ``keras``."""
+    source: str
+    """The library that runs the model, e.g. ``ai_edge_litert``, ``tflite_runtime``, ``onnxruntime``."""
     path: Path
+    """The model file (or SavedModel folder)."""
     input_spec: TensorSpec
+    """The single image input: shape (``None`` for dynamic dimensions), dtype, layout, quantization."""
     output_spec: TensorSpec
+    """The class output; its last dimension is the number of outputs when known."""
 
-    def run(self, batch: np.ndarray) -> np.ndarray: ...
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch laid out exactly as ``input_spec`` (dtype, layout; batch size 1 unless
+        ``input_spec.batch`` is None or equal to it); return the output as float32, shape (N, K),
+        dequantized. Failures raise :class:`ModelError` (see :func:`inference_error`)."""
+        ...
 
-    def embedded_card(self) -> Optional[str]: ...
+    def embedded_card(self) -> Optional[str]:
+        """The ``edgecnn.card`` JSON embedded in the model (SavedModel: its card file), or None."""
+        ...
 
-    def close(self) -> None: ...
+    def embedded_labels(self) -> Optional[list[str]]:
+        """Labels embedded in the model (``edgecnn.labels`` metadata or a TFLite label file), or None."""
+        ...
+
+    def close(self) -> None:
+        """Free the interpreter/session; the backend is not used afterwards."""
+        ...
 
 
 def check_model_file(path: str | os.PathLike, kind: str) -> Path:

@@ -25,9 +25,10 @@ import numpy as np
 from edgecnn.card import OUTPUT_KINDS, ModelCard, find_card
 from edgecnn.errors import LabelsError, ModelError, UsageError
 from edgecnn.labels import align_labels, read_labels
-from edgecnn.runtime.base import Backend, TensorSpec, guess_layout
+from edgecnn.runtime.base import LAYOUTS, Backend, TensorSpec, guess_layout
 from edgecnn.runtime.feedback import confidence_feedback
 from edgecnn.runtime.load import load_backend
+from edgecnn.runtime.postprocess import to_probabilities
 from edgecnn.runtime.preprocess import CROPS, ImageLike, Preprocessor, load_image
 
 log = logging.getLogger("edgecnn.runtime")
@@ -85,17 +86,6 @@ class Prediction:
             "top": [t.to_dict() for t in self.top],
             "latency_ms": round(float(self.latency_ms), 3),
         }
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    z = x - x.max(axis=-1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=-1, keepdims=True)
-    return z
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 class Classifier:
@@ -171,7 +161,7 @@ class Classifier:
             )
         layout = guess_layout(spec.shape, default="")
         if not layout:
-            layout = self.card.layout if self.card and self.card.layout in ("NHWC", "NCHW") else "NHWC"
+            layout = self.card.layout if self.card and self.card.layout in LAYOUTS else "NHWC"
         if not (np.issubdtype(spec.dtype, np.floating) or spec.dtype in (np.uint8, np.int8)):
             raise ModelError(
                 f"{self.path} input {spec.describe()} has dtype {spec.dtype}; expected float32, uint8 or int8"
@@ -304,20 +294,7 @@ class Classifier:
 
     def postprocess(self, raw: np.ndarray) -> np.ndarray:
         """Raw (N, K) float32 output -> class probabilities (N, num_classes)."""
-        kind = self.output_kind
-        if raw.shape[1] == 1:  # one sigmoid unit: binary, [1 - p, p]
-            p = raw[:, 0]
-            if kind == "logits" or (kind is None and (p.min() < 0.0 or p.max() > 1.0)):
-                p = sigmoid(p)
-            return np.stack([1.0 - p, p], axis=1).astype(np.float32, copy=False)
-        if kind == "logits":
-            return softmax(raw.copy())
-        if kind is None:
-            rows = (raw.min(axis=1) < -1e-3) | (raw.max(axis=1) > 1.0 + 1e-3)
-            if rows.any():
-                raw = raw.copy()
-                raw[rows] = softmax(raw[rows])
-        return raw
+        return to_probabilities(raw, self.output_kind)
 
     def topk(self, probs: np.ndarray, top_k: int = 5) -> list[ClassScore]:
         """The ``top_k`` best classes of one probability vector, best first (ties: lower index first)."""
@@ -331,15 +308,10 @@ class Classifier:
         labels = self.labels
         return [ClassScore(labels[i], int(i), float(probs[i])) for i in idx]
 
-    # Older names, kept for callers written against them.
-    _postprocess = postprocess
-    _top = topk
-
     # ---------------------------------------------------------------- misc
     def describe(self) -> str:
-        source = getattr(self.backend, "source", self.backend.name)
         card = "card" if self.card else "no card"
-        return (f"{self.path.name}: {source}, input {self.input_spec.describe()}, "
+        return (f"{self.path.name}: {self.backend.source}, input {self.input_spec.describe()}, "
                 f"{self.num_classes} classes, {card}; preprocessing {self.preprocessor.describe()}")
 
     def close(self) -> None:

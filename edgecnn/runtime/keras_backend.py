@@ -33,6 +33,7 @@ class KerasBackend:
     """A Keras model (``.keras``/``.h5``) or a TensorFlow SavedModel folder."""
 
     name = "keras"
+    source = "keras"
 
     def __init__(self, path: str | os.PathLike, threads: Optional[int] = None, delegate: Optional[str] = None):
         self.path = check_model_file(path, "Keras")
@@ -79,7 +80,6 @@ class KerasBackend:
         self.input_spec = TensorSpec(str(in_name), shape, np.dtype(in_dtype), guess_layout(shape))
         self.output_spec = TensorSpec("output", tuple(None if d is None else int(d) for d in out_shape),
                                       np.dtype(np.float32), "NC")
-        self.num_outputs = 1
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         try:

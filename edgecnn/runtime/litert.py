@@ -17,9 +17,9 @@ import numpy as np
 
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError, first_line
+from edgecnn.machine import dist_version
 from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
 from edgecnn.runtime.tflite_meta import buffers_in_bounds, has_tflite_identifier, read_metadata
-from edgecnn.versions import dist_version
 
 NUMPY2_TFLITE_RUNTIME = "tflite_runtime crashes with numpy 2; pip install ai-edge-litert (or numpy<2)"
 INSTALL_HINT = "pip install ai-edge-litert (or: pip install 'edgecnn[device]')"
@@ -194,7 +194,6 @@ class LiteRTBackend:
         self._shape = tuple(int(d) for d in self._in["shape"])
         self.input_spec = _spec(self._in)
         self.output_spec = _spec(self._out)
-        self.num_outputs = len(outputs)
         self._out_scale = self.output_spec.scale if self.output_spec.is_quantized else None
         self._out_zp = self.output_spec.zero_point
 

@@ -11,8 +11,8 @@ from typing import Optional
 
 from edgecnn.errors import UsageError, did_you_mean
 from edgecnn.formats import backend_for_path
+from edgecnn.machine import dist_version
 from edgecnn.runtime.base import Backend, check_model_file
-from edgecnn.versions import dist_version
 
 # name -> "module:class", imported only when a model of that kind is loaded.
 BACKENDS: dict[str, str] = {

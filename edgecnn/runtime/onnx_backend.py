@@ -37,6 +37,7 @@ class OnnxBackend:
     """An ``.onnx`` model in an ONNX Runtime CPU session."""
 
     name = "onnx"
+    source = "onnxruntime"
 
     def __init__(self, path: str | os.PathLike, threads: Optional[int] = None, delegate: Optional[str] = None):
         self.path = check_model_file(path, "ONNX")
@@ -74,7 +75,6 @@ class OnnxBackend:
         out_shape = tuple(d if isinstance(d, int) and d > 0 else None for d in (out.shape or ()))
         out_dtype = np.dtype(_ONNX_TYPES.get(out.type, np.float32))
         self.output_spec = TensorSpec(out.name, out_shape, out_dtype, "NC")
-        self.num_outputs = len(outputs)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         try:

@@ -10,6 +10,7 @@ import numpy as np
 from edgecnn._io import write_json
 from edgecnn.card import find_card
 from edgecnn.data.folder import load_folder
+from edgecnn.data.split import spread
 from edgecnn.errors import LabelsError, first_line
 from edgecnn.labels import read_labels
 from edgecnn.rundir import LABELS_FILE, load_keras, model_file
@@ -28,16 +29,13 @@ def load_trained(model: str | os.PathLike):
     return net, read_labels(labels_file), tuple(net.input_shape[1:3]), path
 
 
-def _spread(n: int, count: int) -> np.ndarray:
-    return np.unique(np.linspace(0, n - 1, min(n, count)).astype(int))
-
-
 def evaluate(model: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike | None = None, *,
              batch_size: int = 32, samples: int = 12) -> dict:
     """Accuracy, top-5, per-class P/R/F1 and figures (confusion matrix, predictions, Grad-CAM, feature maps)."""
+    from edgecnn.runtime.postprocess import as_class_probs
     from edgecnn.train import plots
     from edgecnn.train.explain import feature_maps, grad_cam
-    from edgecnn.train.metrics import as_class_probs, classification_metrics
+    from edgecnn.train.metrics import classification_metrics
 
     net, labels, size, path = load_trained(model)
     out = Path(out) if out else path.parent / "eval"
@@ -51,7 +49,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
 
     figures = {"confusion_matrix": plots.plot_confusion(np.asarray(metrics["confusion_matrix"]), labels,
                                                         out / "confusion_matrix.png")}
-    pick = _spread(len(images), samples)
+    pick = spread(len(images), samples)
     shown = images.images[pick]
     figures["predictions"] = plots.plot_predictions(shown, images.labels[pick], probs[pick], labels,
                                                     out / "predictions.png")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgecnn.data.split import spread
+
 _SPATIAL_TYPES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
 
 
@@ -70,6 +72,6 @@ def feature_maps(model, image: np.ndarray, max_layers: int = 8) -> list[tuple[st
     convs = [layer for layer in model.layers if type(layer).__name__ in _SPATIAL_TYPES and _rank4(layer)]
     if not convs:
         return []
-    picked = [convs[i] for i in np.unique(np.linspace(0, len(convs) - 1, min(max_layers, len(convs))).astype(int))]
+    picked = [convs[i] for i in spread(len(convs), max_layers)]
     outputs = _probe(model, [layer.name for layer in picked])(np.asarray(image, dtype=np.float32)[None], training=False)
     return [(layer.name, np.asarray(o)[0]) for layer, o in zip(picked, outputs)]

@@ -10,29 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from edgecnn.card import ModelCard
 from edgecnn.data.folder import LoadedImages, load_folder
+from edgecnn.data.split import stratified_split
 from edgecnn.errors import DataError, UsageError
 from edgecnn.models import create_model, get_spec
 from edgecnn.rundir import MODEL_FILE
 from edgecnn.train.config import TrainConfig
-from edgecnn.train.split import stratified_split
+from edgecnn.train.report import RunResult
 
 __all__ = ["MODEL_FILE", "RunResult", "TrainConfig", "train"]
 CHECKPOINT_FILE = "checkpoint.weights.h5"
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    model_path: Path
-    card: ModelCard
-    metrics: dict
-    val: LoadedImages
-    interrupted: bool = False
 
 
 def load_datasets(config: TrainConfig, img_size: int) -> tuple[LoadedImages, LoadedImages]:
@@ -181,5 +170,5 @@ def train(config: TrainConfig, callbacks: list | None = None, printer=print) -> 
         run_dir, model, config, spec, train_data, val_data, history, best,
         timing={"train_seconds": round(seconds, 2),
                 "train_images_per_second": round(len(train_data) * epoch / seconds, 2) if seconds else None},
-        interrupted=interrupted, result_type=RunResult, val_ds=val_ds, printer=printer,
+        interrupted=interrupted, val_ds=val_ds, printer=printer,
     )

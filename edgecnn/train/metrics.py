@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def as_class_probs(outputs: np.ndarray) -> np.ndarray:
-    """Model outputs as (N, classes) probabilities; a single sigmoid unit becomes [1 - p, p]."""
-    outputs = np.asarray(outputs, dtype=np.float64)
-    if outputs.ndim == 2 and outputs.shape[1] == 1:
-        return np.concatenate([1.0 - outputs, outputs], axis=1)
-    return outputs
+from edgecnn.runtime.postprocess import as_class_probs
 
 
 def top_k_accuracy(labels: np.ndarray, probs: np.ndarray, k: int) -> float:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgecnn._io import atomic_path, write_json
 from edgecnn.card import ModelCard, Normalization
+from edgecnn.data.folder import LoadedImages
 from edgecnn.labels import write_labels
 from edgecnn.rundir import CONFIG_FILE, LABELS_FILE, MODEL_FILE
 
@@ -37,9 +39,21 @@ def _phase_best(history: dict, phase: str) -> float | None:
     return max(values) if values else None
 
 
+@dataclass
+class RunResult:
+    """A finished (or interrupted) training run: where it is, its card and validation figures."""
+
+    run_dir: Path
+    model_path: Path
+    card: ModelCard
+    metrics: dict
+    val: LoadedImages
+    interrupted: bool = False
+
+
 def write_run(run_dir: Path, model, config, spec, train_data, val_data, history: dict, best, *, timing: dict,
-              interrupted: bool, result_type, val_ds, printer=print):
-    """Save the model and every report; return ``result_type(run_dir, model_path, card, metrics, val, interrupted)``."""
+              interrupted: bool, val_ds, printer=print) -> RunResult:
+    """Save the model and every report into ``run_dir``."""
     from edgecnn.train.metrics import classification_metrics
     from edgecnn.train.plots import plot_history
 
@@ -91,4 +105,4 @@ def write_run(run_dir: Path, model, config, spec, train_data, val_data, history:
         "skipped": skipped_files(train_data, val_data),
     })
     printer(f"val_accuracy {metrics['val_accuracy']:.4f} (best epoch {best.best_epoch}); saved {model_path}")
-    return result_type(run_dir, model_path, card, metrics, val_data, interrupted)
+    return RunResult(run_dir, model_path, card, metrics, val_data, interrupted)

@@ -1,6 +1,7 @@
-"""Facts about this machine: CPU model and features, cores, OS, Python, package versions.
+"""Facts about this machine: CPU model and features, cores, OS, Python, installed package versions.
 
-Read from /proc and package metadata only; nothing heavy is imported.
+The one source of them for ``edgecnn doctor``, benchmark results and export
+reports. Read from /proc and package metadata only; nothing heavy is imported.
 """
 
 from __future__ import annotations
@@ -8,12 +9,12 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
+from typing import Iterable, Optional
 
-from edgecnn import versions
-
-# Distributions whose versions a benchmark or doctor report records.
+# Distributions whose versions doctor, benchmark results and export reports record (the installed ones).
 PACKAGES = ("edgecnn", "numpy", "opencv-python-headless", "opencv-python", "ai-edge-litert", "tflite-runtime",
-            "onnxruntime", "tensorflow", "tensorflow-cpu", "keras", "psutil", "rich", "matplotlib")
+            "onnxruntime", "tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "picamera2", "psutil", "rich",
+            "matplotlib")
 
 # CPU flags worth knowing for inference speed, by the name /proc/cpuinfo uses.
 INTERESTING_FLAGS = ("neon", "asimd", "asimddp", "fphp", "asimdhp", "sse4_2", "avx", "avx2", "fma",
@@ -42,11 +43,24 @@ def cpu_model(info: dict[str, str] | None = None) -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def cpu_features(info: dict[str, str] | None = None) -> list[str]:
-    """The inference-relevant CPU flags present (x86 ``flags``, ARM ``Features``)."""
+def cpu_flags(info: dict[str, str] | None = None) -> set[str]:
+    """Every CPU flag /proc/cpuinfo lists (x86 ``flags``, ARM ``Features``)."""
     info = cpuinfo() if info is None else info
-    flags = set((info.get("flags") or info.get("Features") or "").split())
+    return set((info.get("flags") or info.get("Features") or "").split())
+
+
+def cpu_features(info: dict[str, str] | None = None) -> list[str]:
+    """The inference-relevant CPU flags present."""
+    flags = cpu_flags(info)
     return [f for f in INTERESTING_FLAGS if f in flags]
+
+
+def x86_without_vnni(info: dict[str, str] | None = None) -> bool:
+    """True on an x86 CPU without VNNI (any ``*vnni*`` flag), where ONNX Runtime's int8 kernels can saturate."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    flags = cpu_flags(info)
+    return bool(flags) and not any("vnni" in f for f in flags)
 
 
 def cores() -> dict[str, int | None]:
@@ -54,9 +68,26 @@ def cores() -> dict[str, int | None]:
     return {"logical": os.cpu_count(), "usable": usable}
 
 
-def package_versions(names=PACKAGES) -> dict[str, str]:
-    """Installed versions from package metadata (no imports); missing packages are left out."""
-    return versions.package_versions(names)
+def dist_version(*names: str) -> Optional[str]:
+    """Version of the first installed distribution among ``names`` (e.g. tensorflow, tensorflow-cpu), else None."""
+    from importlib import metadata
+
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
+    """``{name: version}`` of the installed ones among ``names``, from package metadata (no imports)."""
+    found = {}
+    for name in names:
+        version = dist_version(name)
+        if version is not None:
+            found[name] = version
+    return found
 
 
 def machine_info() -> dict:

@@ -1,4 +1,4 @@
-"""Seeded, stratified train/validation split of loaded images."""
+"""Seeded, stratified train/validation split of loaded images, and evenly spread samples."""
 
 from __future__ import annotations
 
@@ -31,3 +31,10 @@ def _subset(data: LoadedImages, mask: np.ndarray) -> LoadedImages:
         paths=[data.paths[i] for i in idx],
         skipped=data.skipped,
     )
+
+
+def spread(n: int, count: int) -> np.ndarray:
+    """Indices of ``count`` items spread evenly over ``n`` (all of them when n <= count)."""
+    if n <= count:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, count).round().astype(int))
