@@ -3,12 +3,17 @@
 A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int``, keeping heavy imports inside ``run``. Register it in
 COMMANDS below. User errors (EdgeCNNError) print one ``error:`` line, exit 2.
+
+Results go to stdout; every other message goes through ``logging`` (loggers
+``edgecnn.<package>``), configured here once: to stderr as plain lines, INFO
+and up by default, WARNING and up with ``--quiet``, DEBUG with ``-v``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -36,15 +41,47 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a CNN image classifier, export it for the edge, run and benchmark it on a device.",
     )
     parser.add_argument("--version", action="version", version=f"edgecnn {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    _add_common(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in COMMANDS:
         module = importlib.import_module(f"edgecnn.commands.{name.replace('-', '_')}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        _add_common(p, sub_command=True)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
+
+
+def _add_common(parser: argparse.ArgumentParser, sub_command: bool = False) -> None:
+    """--debug, -v and -q, taken before or after the command name (documented once, on the main parser)."""
+    for flags, text in ((["--debug"], "show full tracebacks instead of one-line errors"),
+                        (["-v", "--verbose"], "more detail: debug messages too (e.g. the backend and preprocessing)"),
+                        (["-q", "--quiet"], "only warnings and errors: no progress messages")):
+        parser.add_argument(*flags, action="store_true", default=argparse.SUPPRESS if sub_command else False,
+                            help=argparse.SUPPRESS if sub_command else text)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes each message to whatever ``sys.stderr`` is at that moment (tests and pipes swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """The one logging set-up: messages of the ``edgecnn`` loggers, as they are, to stderr."""
+    logger = logging.getLogger("edgecnn")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    configure_logging(verbose=args.verbose, quiet=args.quiet)
     try:
         return int(args._run(args) or 0)
     except EdgeCNNError as exc:

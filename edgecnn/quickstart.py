@@ -6,16 +6,18 @@ validation images with each through the runtime -> comparison table.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from edgecnn._io import write_json
 from edgecnn.errors import DataError
 from edgecnn.table import human_size, text_table
 
 QUICKSTART_FORMATS = ("tflite-fp32", "tflite-int8", "onnx")
+
+log = logging.getLogger("edgecnn.quickstart")
 
 
 @dataclass
@@ -58,9 +60,18 @@ def measure(paths: list[Path], formats: list[str], images, labels) -> list[Forma
     return results
 
 
+def results_table(results: list[FormatResult]) -> str:
+    """The comparison table: format, size, validation accuracy, median latency."""
+    return text_table(
+        ["format", "size", "val accuracy", "median latency"],
+        [[r.format, human_size(r.size_bytes), f"{r.accuracy:.1%}", f"{r.median_ms:.2f} ms"] for r in results],
+    )
+
+
 def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | None = None, *, epochs: int = 8,
                    arch: str = "simple_cnn", img_size: int | None = None, formats=QUICKSTART_FORMATS,
-                   log: Callable[[str], None] = print, verbose: int = 1) -> list[FormatResult]:
+                   verbose: int = 1) -> list[FormatResult]:
+    """Train, export, run and compare; steps go to the ``edgecnn.quickstart`` logger, results are returned."""
     out = Path(out)
     t0 = time.perf_counter()
     train_dir, val_dir, builtin = resolve_data(data, out)  # bad --data fails before TensorFlow loads
@@ -69,32 +80,27 @@ def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | No
     from edgecnn.train.config import TrainConfig
     from edgecnn.train.fit import train
 
-    log(f"[1/4] data: {train_dir}" + (f" (validation: {val_dir})" if val_dir else " (20% held out for validation)"))
+    held_out = f" (validation: {val_dir})" if val_dir else " (20% held out for validation)"
+    log.info(f"[1/4] data: {train_dir}{held_out}")
     config = TrainConfig(
         arch=arch, data=str(train_dir), val=str(val_dir) if val_dir else None, out=str(out / "run"),
         img_size=img_size, epochs=epochs, verbose=verbose,
     )
     if builtin:
         config.augment = []  # flipped or rotated digits change meaning; photos keep the default augmentation
-    log(f"[2/4] training {arch} for up to {epochs} epochs")
+    log.info(f"[2/4] training {arch} for up to {epochs} epochs")
     run = train(config)
-    log(f"      validation accuracy (Keras): {run.metrics['val_accuracy']:.1%}")
-    log(f"[3/4] exporting {', '.join(formats)}")
-    report = export(run.run_dir, list(formats), out / "export", force=True, progress=lambda m: log(f"      {m}"))
-    log(f"[4/4] classifying {len(run.val)} validation images with each format through the runtime")
+    log.info(f"      validation accuracy (Keras): {run.metrics['val_accuracy']:.1%}")
+    log.info(f"[3/4] exporting {', '.join(formats)}")
+    report = export(run.run_dir, list(formats), out / "export", force=True)
+    log.info(f"[4/4] classifying {len(run.val)} validation images with each format through the runtime")
     results = measure([Path(a.path) for a in report.artifacts], [a.format for a in report.artifacts],
                       run.val.images, run.val.labels)
-    table = text_table(
-        ["format", "size", "val accuracy", "median latency"],
-        [[r.format, human_size(r.size_bytes), f"{r.accuracy:.1%}", f"{r.median_ms:.2f} ms"] for r in results],
-    )
     write_json(out / "quickstart.json", {
         "keras_val_accuracy": run.metrics["val_accuracy"],
         "results": [{"format": r.format, "path": str(r.path), "size_bytes": r.size_bytes,
                      "accuracy": r.accuracy, "median_latency_ms": r.median_ms} for r in results],
         "seconds": time.perf_counter() - t0,
     })
-    log("")
-    log(table)
-    log(f"\ndone in {time.perf_counter() - t0:.0f} s; models and reports in {out}/")
+    log.info(f"done in {time.perf_counter() - t0:.0f} s; models and reports in {out}/")
     return results

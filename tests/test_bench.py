@@ -53,7 +53,7 @@ def bench_run(tmp_path_factory):
     data = _write_images(tmp / "val")
     config = BenchConfig(models=[str(run_dir)], data=str(data), formats="keras,tflite-fp32,tflite-dynamic,tflite-int8",
                          threads=[1], runs=20, warmup=2, batch=4, out=str(tmp / "out"), plain_progress=True)
-    result = benchmark(config, log=lambda m: None)
+    result = benchmark(config)
     return result, Path(config.out), data
 
 
@@ -121,7 +121,7 @@ def test_exported_files_are_measured_as_they_are(bench_run, tmp_path):
     bad.write_bytes(b"TFL3" * 10)
     config = BenchConfig(models=[str(export_dir), str(bad)], formats="tflite-fp32", threads=[1, 2], runs=5,
                          warmup=1, out=str(tmp_path / "out"), plots=False, plain_progress=True)
-    rows = benchmark(config, log=lambda m: None).rows
+    rows = benchmark(config).rows
     assert [(r.format, r.threads, r.status) for r in rows] == [
         ("tflite-fp32", 1, "ok"), ("tflite-fp32", 2, "ok"),
         ("broken.tflite", 1, "failed"), ("broken.tflite", 2, "failed")]

@@ -231,17 +231,17 @@ def test_tflite_int8_io_float32_and_existing_artifacts_need_force(small_run, tmp
     export(small_run, "tflite-int8", out, force=True, validate=False, calib_samples=24)
 
 
-def test_synthetic_calibration_only_without_images_and_flagged_in_card(small_run, tmp_path):
+def test_synthetic_calibration_only_without_images_and_flagged_in_card(small_run, tmp_path, caplog):
     from edgecnn.export import export
 
     standalone = tmp_path / "standalone.keras"  # no run directory: no images anywhere
     standalone.write_bytes((small_run / "model.keras").read_bytes())
-    messages = []
-    export(standalone, "tflite-int8", tmp_path / "out", labels=small_run / "labels.txt",
-           calib_samples=16, validate=False, progress=messages.append)
+    with caplog.at_level("INFO", logger="edgecnn.export"):
+        export(standalone, "tflite-int8", tmp_path / "out", labels=small_run / "labels.txt",
+               calib_samples=16, validate=False)
     card = ModelCard.load(tmp_path / "out" / "model_int8.tflite")
     assert card.extra["calibration"]["source"] == "synthetic" and "synthetic" in card.extra["calibration"]["warning"]
-    assert any("synthetic" in m for m in messages)
+    assert any("synthetic" in m for m in caplog.messages)
 
 
 def test_card_reader_is_tensorflow_free(small_run, tmp_path):

@@ -22,10 +22,9 @@ def test_digits_dataset_is_a_real_stratified_image_folder(tmp_path):
 
 @pytest.mark.slow
 def test_quickstart_end_to_end(tmp_path):
-    from edgecnn.quickstart import QUICKSTART_FORMATS, run_quickstart
+    from edgecnn.quickstart import QUICKSTART_FORMATS, results_table, run_quickstart
 
-    lines = []
-    results = run_quickstart(tmp_path / "qs", epochs=3, log=lines.append, verbose=0)
+    results = run_quickstart(tmp_path / "qs", epochs=3, verbose=0)
     assert [r.format for r in results] == list(QUICKSTART_FORMATS)
     by_format = {r.format: r for r in results}
     for r in results:
@@ -34,7 +33,7 @@ def test_quickstart_end_to_end(tmp_path):
         assert r.median_ms > 0
     assert abs(by_format["tflite-int8"].accuracy - by_format["tflite-fp32"].accuracy) <= 0.03
     assert by_format["tflite-int8"].size_bytes < 0.5 * by_format["tflite-fp32"].size_bytes
-    table = "\n".join(lines)
+    table = results_table(results)
     assert "format" in table and "median latency" in table and "tflite-int8" in table
     saved = json.loads((tmp_path / "qs" / "quickstart.json").read_text())
     assert [r["format"] for r in saved["results"]] == list(QUICKSTART_FORMATS)

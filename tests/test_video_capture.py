@@ -128,10 +128,10 @@ def test_paced_file_source_runs_at_the_requested_rate():
     assert 0.08 <= elapsed < 2.0
 
 
-def test_failed_reconnects_raise_source_lost_after_each_attempt_is_logged():
-    logs = []
+def test_failed_reconnects_raise_source_lost_after_each_attempt_is_logged(caplog):
+    caplog.set_level("INFO", logger="edgecnn.video")
     source = FailingSource(fail_after=3)
-    capture = LatestFrameCapture(source, reconnect=FAST, log=logs.append).start()
+    capture = LatestFrameCapture(source, reconnect=FAST).start()
     taken = []
     with pytest.raises(SourceLostError, match="2 reconnect attempts failed"):
         while True:
@@ -140,19 +140,19 @@ def test_failed_reconnects_raise_source_lost_after_each_attempt_is_logged():
                 taken.append(frame.index)
     capture.stop()
     assert len(taken) >= 1 and taken[-1] <= 2
-    attempts = [line for line in logs if "reconnect attempt" in line and " in " in line]
+    attempts = [line for line in caplog.messages if "reconnect attempt" in line and " in " in line]
     assert [a.split("reconnect attempt ")[1][:3] for a in attempts] == ["1/2", "2/2"]
     assert source.opened == 3  # the first open plus two reconnects
 
 
-def test_successful_reconnect_resumes_numbering():
-    logs = []
+def test_successful_reconnect_resumes_numbering(caplog):
+    caplog.set_level("INFO", logger="edgecnn.video")
     source = FailingSource(fail_after=5, reopen_ok=1)
     source.n = 12
-    with LatestFrameCapture(source, lossless=True, reconnect=FAST, log=logs.append) as capture:
+    with LatestFrameCapture(source, lossless=True, reconnect=FAST) as capture:
         taken = drain(capture)
     assert taken == list(range(12))
-    assert any("reconnected to failing-cam" in line for line in logs)
+    assert any("reconnected to failing-cam" in line for line in caplog.messages)
 
 
 def test_capture_stop_releases_a_live_source_promptly():
@@ -208,7 +208,7 @@ def test_loop_stops_on_max_frames_key_and_stop_event():
 
 
 def test_loop_reports_a_lost_source_instead_of_raising():
-    capture = LatestFrameCapture(FailingSource(fail_after=4), reconnect=FAST, log=lambda _: None).start()
+    capture = LatestFrameCapture(FailingSource(fail_after=4), reconnect=FAST).start()
     outcome = run_loop(capture, fake_classify(), LoopOptions())
     capture.stop()
     assert isinstance(outcome.error, SourceLostError)

@@ -57,7 +57,7 @@ def test_picamera2_missing_names_the_package(monkeypatch):
         Picamera2Source().open()
 
 
-def test_folder_source_reads_images_in_name_order_and_skips_broken(tmp_path, capsys):
+def test_folder_source_reads_images_in_name_order_and_skips_broken(tmp_path, caplog):
     for i, value in enumerate((10, 20, 30)):
         cv2.imwrite(str(tmp_path / f"{i:02d}.png"), np.full((6, 8, 3), value, np.uint8))
     (tmp_path / "01b.jpg").write_bytes(b"broken")
@@ -65,10 +65,11 @@ def test_folder_source_reads_images_in_name_order_and_skips_broken(tmp_path, cap
     source = open_source(str(tmp_path))
     source.open()
     values = []
-    while (image := source.read()) is not None:
-        values.append(int(image[0, 0, 0]))
+    with caplog.at_level("WARNING", logger="edgecnn.video"):
+        while (image := source.read()) is not None:
+            values.append(int(image[0, 0, 0]))
     assert values == [10, 20, 30]
-    assert "skipping" in capsys.readouterr().err
+    assert caplog.messages == [f"notice: skipping {tmp_path / '01b.jpg'}: not a readable image"]
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(SourceError, match="no images in folder"):
@@ -203,7 +204,7 @@ def test_latency_series_memory_is_bounded_and_percentiles_stay_close():
 # --- window -----------------------------------------------------------------------------------
 
 
-def test_window_falls_back_to_headless_when_opencv_has_no_gui(monkeypatch):
+def test_window_falls_back_to_headless_when_opencv_has_no_gui(monkeypatch, caplog):
     from edgecnn.video.display import open_window
 
     def no_gui(*args, **kwargs):
@@ -211,9 +212,9 @@ def test_window_falls_back_to_headless_when_opencv_has_no_gui(monkeypatch):
 
     monkeypatch.setenv("DISPLAY", ":99")
     monkeypatch.setattr(cv2, "namedWindow", no_gui)
-    notices = []
-    assert open_window("edgecnn", notices.append) is None
-    assert notices == ["notice: this OpenCV build has no GUI (opencv-python-headless); running headless"]
+    with caplog.at_level("WARNING", logger="edgecnn.video"):
+        assert open_window("edgecnn") is None
+    assert caplog.messages == ["notice: this OpenCV build has no GUI (opencv-python-headless); running headless"]
 
 
 def test_window_stops_on_q_or_escape(monkeypatch):

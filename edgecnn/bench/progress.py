@@ -1,17 +1,17 @@
-"""A progress bar: rich when importable, else one plain line per step (device-only installs)."""
+"""A progress bar: rich when importable, else one plain log line per step (device-only installs)."""
 
 from __future__ import annotations
 
-import sys
-from typing import Callable, Optional
+import logging
+
+log = logging.getLogger("edgecnn.bench")
 
 
 class Progress:
     """``with Progress(total) as bar: bar.step("tflite-int8 t=2")``."""
 
-    def __init__(self, total: int, plain: bool = False, write: Optional[Callable[[str], None]] = None):
+    def __init__(self, total: int, plain: bool = False):
         self.total, self.done = total, 0
-        self._write = write or (lambda line: print(line, file=sys.stderr, flush=True))
         self._rich = None if plain else _rich_progress()
         self._task = None
 
@@ -26,7 +26,7 @@ class Progress:
         if self._rich is not None:
             self._rich.update(self._task, description=what, completed=self.done)
         else:
-            self._write(f"[{self.done + 1}/{self.total}] {what}")
+            log.info(f"[{self.done + 1}/{self.total}] {what}")
         self.done += 1
 
     def __exit__(self, *exc) -> None:

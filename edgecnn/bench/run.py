@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -77,7 +77,7 @@ def default_threads() -> list[int]:
     return sorted({1, usable})
 
 
-def benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> BenchResult:
+def benchmark(config: BenchConfig) -> BenchResult:
     """Run the whole benchmark; write results.{json,csv,md} and the plots into ``config.out``."""
     config.check()
     out = Path(config.out)
@@ -89,7 +89,7 @@ def benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> BenchR
     formats = parse_formats(config.formats if explicit else "all")
     _check_data(config.data)
 
-    candidates = resolve(config.models, formats, explicit, out, log)
+    candidates = resolve(config.models, formats, explicit, out)
     rows: list[Row] = []
     predictions: dict[tuple[str, str], list[list[int]]] = {}
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as tmp:

@@ -8,14 +8,17 @@ is measured as it is.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from edgecnn.bench.result import EXPORT_FAILED, OK, VALIDATION_FAILED
 from edgecnn.errors import EdgeCNNError, ModelError, UsageError, first_line
 from edgecnn.formats import FORMATS, KERAS_SUFFIXES, Format, backend_for_path, format_for_path
 from edgecnn.rundir import EXPORT_REPORT_FILE, MODEL_FILE
+
+log = logging.getLogger("edgecnn.bench")
 
 
 @dataclass
@@ -43,8 +46,7 @@ def is_export_folder(path: Path) -> bool:
         (path / f.filename).exists() for f in FORMATS.values() if f.filename != MODEL_FILE)
 
 
-def resolve(models: list[str], formats: list[Format], explicit_formats: bool, out: Path,
-            log: Callable[[str], None]) -> list[Candidate]:
+def resolve(models: list[str], formats: list[Format], explicit_formats: bool, out: Path) -> list[Candidate]:
     """Candidates for every MODEL argument, in argument then table order."""
     found: list[Candidate] = []
     for arg in models:
@@ -53,13 +55,13 @@ def resolve(models: list[str], formats: list[Format], explicit_formats: bool, ou
             raise ModelError(f"model not found: {path}; pass a .keras file, a training run directory, "
                              f"an export folder or exported model files")
         if is_keras_source(path):
-            found += export_source(path, formats, out / "models" / _name(path), log)
+            found += export_source(path, formats, out / "models" / _name(path))
         elif path.is_dir() and not (path / "saved_model.pb").is_file():
             found += export_folder(path, formats, explicit_formats)
         else:
             cand = model_file(path, _name(path.parent) if format_for_path(path) else path.stem)
             if explicit_formats and cand.format in FORMATS and FORMATS[cand.format] not in formats:
-                log(f"note: skipping {path}: its format {cand.format} is not in --formats")
+                log.warning(f"note: skipping {path}: its format {cand.format} is not in --formats")
                 continue
             found.append(cand)
     if not found:
@@ -120,33 +122,33 @@ def _from_export(model: str, fmt: Format, path: Path, report: dict) -> Candidate
     return Candidate(model, fmt.name, fmt.backend, fmt.quantization, path, status, reason, validation)
 
 
-def export_source(source: Path, formats: list[Format], out: Path, log: Callable[[str], None]) -> list[Candidate]:
+def export_source(source: Path, formats: list[Format], out: Path) -> list[Candidate]:
     """Export ``source`` to ``formats`` in ``out``; a failing format becomes an "export failed" row."""
     from edgecnn.errors import ValidationError
     from edgecnn.export import export
 
     name = out.name
-    log(f"exporting {source} to {', '.join(f.name for f in formats)} in {out}")
+    log.info(f"exporting {source} to {', '.join(f.name for f in formats)} in {out}")
     try:
-        export(source, [f.name for f in formats], out, force=True, progress=lambda m: log(f"  export: {m}"))
+        export(source, [f.name for f in formats], out, force=True)
     except ValidationError:
         pass  # every artifact is written; the report says which failed
     except EdgeCNNError as exc:
         if len(formats) == 1:
             return [_failed(name, formats[0], exc)]
-        log(f"  export of all formats failed ({exc}); exporting one format at a time")
-        return [c for f in formats for c in export_source_one(source, f, out, log)]
+        log.warning(f"export of all formats failed ({exc}); exporting one format at a time")
+        return [c for f in formats for c in export_source_one(source, f, out)]
     report = _read_report(out)
     return [_from_export(name, f, out / f.filename, report) if (out / f.filename).exists() else
             _failed(name, f, "no file written") for f in formats]
 
 
-def export_source_one(source: Path, fmt: Format, out: Path, log) -> list[Candidate]:
+def export_source_one(source: Path, fmt: Format, out: Path) -> list[Candidate]:
     from edgecnn.errors import ValidationError
     from edgecnn.export import export
 
     try:
-        export(source, [fmt.name], out, force=True, progress=lambda m: log(f"  export: {m}"))
+        export(source, [fmt.name], out, force=True)
     except ValidationError:
         pass
     except Exception as exc:  # noqa: BLE001  one format failing must not stop the others

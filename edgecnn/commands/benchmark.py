@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from edgecnn.commands._args import int_at_least
 
@@ -64,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(render_text(result.rows, result.findings))
     for note in result.notes:
-        print(note)
+        logging.getLogger("edgecnn.commands").warning(note)
     print(f"\nresults: {', '.join(str(f) for f in result.files)}")
     return 0 if any(r.measured for r in result.rows) else 1

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
-import sys
 import threading
 
 from edgecnn.commands._args import non_negative_int, positive_float, positive_int
 
 HELP = "classify live video from a camera, video file, stream, Pi camera or image folder"
 
-EXIT_SOURCE_LOST = 3  # SourceLostError.exit_code: reconnect attempts exhausted
+log = logging.getLogger("edgecnn.commands")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -88,14 +88,14 @@ def run(args: argparse.Namespace) -> int:
         restore()
 
     if args.save:
-        print(f"saved {_recorded_frames(sinks)} frames to {args.save}", file=sys.stderr)
+        log.info(f"saved {_recorded_frames(sinks)} frames to {args.save}")
     summary = outcome.stats.summary()
     if args.json:
         print(json.dumps({"summary": summary}), flush=True)
     else:
         print(format_summary(summary), flush=True)
     if outcome.error is not None:
-        print(f"error: {outcome.error}", file=sys.stderr)
+        log.error(f"error: {outcome.error}")
         return outcome.error.exit_code
     return 0
 
@@ -106,18 +106,15 @@ def _build_sinks(args: argparse.Namespace, address, fps: float) -> list:
     from edgecnn.video.server import PreviewServer
     from edgecnn.video.sinks import HumanLines, JsonLines, PreviewSink, RecorderSink, WindowSink
 
-    def notice(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
     sinks: list = [JsonLines() if args.json else HumanLines()]
     if args.save:
         sinks.append(RecorderSink(VideoRecorder(args.save, fps)))
     if address is not None:
         server = PreviewServer(*address).start()
-        notice(f"preview at {server.url} (Ctrl-C to stop)")
+        log.info(f"preview at {server.url} (Ctrl-C to stop)")
         sinks.append(PreviewSink(server))
     if not args.headless:
-        window = open_window(f"edgecnn: {args.model}", notice)
+        window = open_window(f"edgecnn: {args.model}")
         if window is not None:
             sinks.append(WindowSink(window))
     return sinks

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import sys
+    import logging
 
     from edgecnn.train.evaluate import evaluate
 
@@ -33,6 +33,6 @@ def run(args) -> int:
     for name, m in metrics["per_class"].items():
         print(f"{name.ljust(width)}  {m['precision']:.3f}      {m['recall']:.3f}   {m['f1']:.3f}  {m['support']}")
     for name, reason in report["skipped_figures"].items():
-        print(f"note: {name} figure skipped for this model ({reason})", file=sys.stderr)
+        logging.getLogger("edgecnn.commands").warning(f"note: {name} figure skipped for this model ({reason})")
     print(f"reports in {report['out']}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 HELP = "export a trained model to TFLite / ONNX / SavedModel, validated against Keras on real images"
@@ -42,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.formats, out, labels=args.labels, calib_data=args.calib_data,
         calib_samples=args.calib_samples, int8_io=args.int8_io, opset=args.opset, force=args.force,
         validate=args.validate, val_samples=args.val_samples, allow_tf_ops=args.allow_tf_ops,
-        progress=lambda message: print(message, file=sys.stderr, flush=True),
     )
     print(f"{'format':16} {'file':24} {'KB':>8}  validation")
     for a in report.artifacts:

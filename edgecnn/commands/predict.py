@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from edgecnn.card import OUTPUT_KINDS
 from edgecnn.commands._args import positive_int
 
 HELP = "classify images (files, folders, globs) with a .tflite/.onnx/.keras model"
+
+log = logging.getLogger("edgecnn.commands")
 
 
 def _floats(text: str) -> list[float]:
@@ -45,7 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="resize by stretching (default) or center-crop to the model's aspect ratio first")
     parser.add_argument("--output-kind", choices=OUTPUT_KINDS,
                         help="what the model outputs (default: the model card's; logits get a softmax)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="print the backend and preprocessing used")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
     from edgecnn.runtime.classifier import Classifier
     from edgecnn.runtime.inputs import expand_inputs
 
-    _show_notes()
     clf = Classifier(
         args.model,
         labels=args.labels,
@@ -68,21 +69,20 @@ def run(args: argparse.Namespace) -> int:
         crop=args.crop,
         output_kind=args.output_kind,
     )
-    if args.verbose:
-        print(clf.describe(), file=sys.stderr)
+    log.debug(clf.describe())
     failed = 0
     total = 0
     for item in expand_inputs(args.inputs):
         total += 1
         if item.error:
             failed += 1
-            print(f"error: {item.error}", file=sys.stderr)
+            log.error(f"error: {item.error}")
             continue
         try:
             pred = clf.predict(item.path, top_k=args.top_k)
         except DataError as exc:
             failed += 1
-            print(f"error: {exc}", file=sys.stderr)
+            log.error(f"error: {exc}")
             continue
         if args.json:
             print(json.dumps(pred.to_dict(), ensure_ascii=False))
@@ -90,33 +90,9 @@ def run(args: argparse.Namespace) -> int:
             _print_human(pred)
         sys.stdout.flush()
     if failed:
-        print(f"{failed} of {total} input(s) failed", file=sys.stderr)
+        log.error(f"{failed} of {total} input(s) failed")
         return 1
     return 0
-
-
-def _show_notes() -> None:
-    """Send the runtime's notes (``note: ...`` warnings) to the current stderr, once per process."""
-    import logging
-    import sys
-
-    class _Stderr(logging.StreamHandler):
-        @property
-        def stream(self):
-            return sys.stderr
-
-        @stream.setter
-        def stream(self, value):
-            pass
-
-    logger = logging.getLogger("edgecnn")
-    if not any(getattr(h, "_edgecnn_notes", False) for h in logger.handlers):
-        handler = _Stderr()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._edgecnn_notes = True
-        logger.addHandler(handler)
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.WARNING)
 
 
 def _print_human(pred) -> None:

@@ -16,9 +16,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgecnn.errors import UsageError
-    from edgecnn.quickstart import run_quickstart
+    from edgecnn.quickstart import results_table, run_quickstart
 
     if args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1; received {args.epochs}")
-    run_quickstart(args.out, args.data, epochs=args.epochs, img_size=args.img_size)
+    results = run_quickstart(args.out, args.data, epochs=args.epochs, img_size=args.img_size)
+    print(results_table(results))
     return 0

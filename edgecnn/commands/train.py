@@ -43,7 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="early stopping: epochs without val_accuracy gain (default: 5)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for split, shuffling and init (default: 0)")
     parser.add_argument("--out", default="runs/train", metavar="RUN_DIR", help="run directory (default: runs/train)")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     parser.add_argument("--eager", action="store_true",
                         help="run eagerly (no graph tracing): faster on tiny datasets, easier to debug")
 
@@ -55,7 +54,7 @@ def config_from_args(args):
     return TrainConfig(
         arch=args.arch, data=args.data, out=args.out, val=args.val, val_split=args.val_split,
         img_size=args.img_size, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        seed=args.seed, augment=augment, patience=args.patience, verbose=0 if args.quiet else 1,
+        seed=args.seed, augment=augment, patience=args.patience, verbose=0 if getattr(args, "quiet", False) else 1,
         weights=args.weights, alpha=args.alpha, fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_layers=args.fine_tune_layers, fine_tune_lr=args.fine_tune_lr,
         class_weights=args.class_weights, eager=args.eager,
@@ -63,10 +62,12 @@ def config_from_args(args):
 
 
 def run(args) -> int:
+    import logging
+
     from edgecnn.train.fit import train
 
     result = train(config_from_args(args))
     if result.interrupted:
-        print(f"interrupted: best model so far saved in {result.run_dir}")
+        logging.getLogger("edgecnn.commands").warning(f"interrupted: best model so far saved in {result.run_dir}")
         return 130
     return 0

@@ -8,6 +8,7 @@ Keras model on real images. Heavy libraries are imported only by the exporters.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import tempfile
 import time
@@ -27,6 +28,8 @@ from edgecnn.rundir import LABELS_FILE
 
 __all__ = ["ExportReport", "export"]
 
+log = logging.getLogger("edgecnn.export")
+
 
 def export(
     model,
@@ -43,15 +46,14 @@ def export(
     val_samples: int = 100,
     allow_tf_ops: bool = False,
     seed: int = 0,
-    progress: Callable[[str], None] | None = None,
 ) -> ExportReport:
     """Export ``model`` (run dir, .keras file or keras.Model) to ``formats`` in ``out``.
 
-    Returns the :class:`ExportReport` (also saved as ``out/export_report.json``).
+    Returns the :class:`ExportReport` (also saved as ``out/export_report.json``); progress and
+    warnings go to the ``edgecnn.export`` logger.
     Raises :class:`ValidationError` after writing everything when an artifact
     misses its format's tolerance; any other bad input raises before ``out`` is touched.
     """
-    say = progress or (lambda message: None)
     fmts = parse_formats(formats)
     _check_options(int8_io, calib_samples, val_samples, opset)
     source = load_source(model, labels)
@@ -80,28 +82,27 @@ def export(
         report.warnings.append("the model has no edgecnn card: assuming it takes raw RGB pixels 0..255 and "
                                "normalizes inside itself; if it expects normalized input, the device will misclassify")
     for warning in report.warnings:
-        say(f"warning: {warning}")
+        log.warning(f"warning: {warning}")
     if check_set is not None:
         reference = source.model.predict(check_set.images.astype("float32"), batch_size=32, verbose=0)
-        say(f"validating on {len(check_set.images)} images from {check_set.source}")
+        log.info(f"validating on {len(check_set.images)} images from {check_set.source}")
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edgecnn-export-") as workdir:
         job.workdir = Path(workdir)
         for fmt in fmts:
-            report.artifacts.append(_export_one(job, fmt, out, check_set, reference, say, report.warnings))
+            report.artifacts.append(_export_one(job, fmt, out, check_set, reference, report.warnings))
     write_labels(out / LABELS_FILE, source.card.labels)
     path = report.save()
-    say(f"report: {path}")
+    log.info(f"report: {path}")
     if report.failed:
         raise ValidationError("; ".join(a.validation["failures"] for a in report.failed)
                               + f" (figures in {path})")
     return report
 
 
-def _export_one(job: ExportJob, fmt: Format, out: Path, check_set, reference, say,
-                warnings: list[str]) -> ArtifactReport:
-    say(f"{fmt.name}: exporting {fmt.filename}")
+def _export_one(job: ExportJob, fmt: Format, out: Path, check_set, reference, warnings: list[str]) -> ArtifactReport:
+    log.info(f"{fmt.name}: exporting {fmt.filename}")
     exporter = _exporter(fmt)
     dest = out / fmt.filename
     start = time.perf_counter()
@@ -115,11 +116,11 @@ def _export_one(job: ExportJob, fmt: Format, out: Path, check_set, reference, sa
     if check_set is not None:
         noted = len(warnings)
         entry.validation = _validate(fmt, dest, check_set, reference, warnings)
-        say(f"{fmt.name}: {size / 1024:.0f} KB, {_summary(entry.validation)}")
+        log.info(f"{fmt.name}: {size / 1024:.0f} KB, {_summary(entry.validation)}")
         for warning in warnings[noted:]:
-            say(f"warning: {warning}")
+            log.warning(f"warning: {warning}")
     else:
-        say(f"{fmt.name}: {size / 1024:.0f} KB (not validated)")
+        log.info(f"{fmt.name}: {size / 1024:.0f} KB (not validated)")
     return entry
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from edgecnn._io import atomic_path
+
+log = logging.getLogger("edgecnn.train")
 
 
 def _keras_callback():
@@ -15,13 +18,13 @@ def _keras_callback():
 
 
 class EpochLogger(_keras_callback()):
-    """Prints ``epoch 3/7 [fine-tune] loss 0.41 acc 0.86 val_loss 0.52 val_acc 0.82 lr 1e-04 12.3s``."""
+    """Logs ``epoch 3/7 [fine-tune] loss 0.41 acc 0.86 val_loss 0.52 val_acc 0.82 lr 1e-04 12.3s`` at ``level``."""
 
-    def __init__(self, total_epochs: int, phase: str, printer=print):
+    def __init__(self, total_epochs: int, phase: str, level: int = logging.INFO):
         super().__init__()
         self.total_epochs = total_epochs
         self.phase = phase
-        self.printer = printer
+        self.level = level
         self.lrs: list[float] = []
         self.seconds: list[float] = []
 
@@ -37,7 +40,7 @@ class EpochLogger(_keras_callback()):
         fields = " ".join(f"{short} {logs[key]:.4f}" for key, short in
                           (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss"), ("val_accuracy", "val_acc"))
                           if key in logs)
-        self.printer(f"epoch {epoch + 1}/{self.total_epochs} [{self.phase}] {fields} lr {lr:.1e} {seconds:.1f}s")
+        log.log(self.level, f"epoch {epoch + 1}/{self.total_epochs} [{self.phase}] {fields} lr {lr:.1e} {seconds:.1f}s")
 
 
 class BestWeights(_keras_callback()):

@@ -9,6 +9,7 @@ when training is interrupted with Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from edgecnn.train.report import RunResult
 
 __all__ = ["MODEL_FILE", "RunResult", "TrainConfig", "train"]
 CHECKPOINT_FILE = "checkpoint.weights.h5"
+
+log = logging.getLogger("edgecnn.train")
 
 
 def load_datasets(config: TrainConfig, img_size: int) -> tuple[LoadedImages, LoadedImages]:
@@ -87,15 +90,12 @@ def _phases(config: TrainConfig, spec) -> list[tuple[str, int]]:
     return [(first, config.epochs)] + ([("fine-tune", config.fine_tune_epochs)] if config.fine_tune_epochs else [])
 
 
-def _silent(*_args) -> None:
-    pass
-
-
-def train(config: TrainConfig, callbacks: list | None = None, printer=print) -> RunResult:
+def train(config: TrainConfig, callbacks: list | None = None) -> RunResult:
     """Fit ``config.arch`` on ``config.data`` and save model, card, labels and reports in ``config.out``.
 
     ``callbacks`` are extra Keras callbacks for every phase. Ctrl-C stops
     training, keeps the best epoch so far and returns ``interrupted=True``.
+    Progress goes to the ``edgecnn.train`` logger: at INFO, or at DEBUG with ``config.verbose = 0``.
     """
     import keras
 
@@ -106,12 +106,11 @@ def train(config: TrainConfig, callbacks: list | None = None, printer=print) -> 
     from edgecnn.train.transfer import freeze_backbone, unfreeze_top
 
     spec = resolve(config)
-    if not config.verbose:
-        printer = _silent
+    level = logging.INFO if config.verbose else logging.DEBUG
     train_data, val_data = load_datasets(config, config.img_size)
     class_names = train_data.class_names
     skipped = report.skipped_files(train_data, val_data)
-    printer(f"data: {len(train_data)} train / {len(val_data)} val images, {len(class_names)} classes"
+    log.log(level, f"data: {len(train_data)} train / {len(val_data)} val images, {len(class_names)} classes"
             + (f", {len(skipped)} unreadable files skipped (listed in data_report.json)" if skipped else ""))
 
     run_dir = Path(config.out)
@@ -143,7 +142,7 @@ def train(config: TrainConfig, callbacks: list | None = None, printer=print) -> 
                     unfreeze_top(model, config.fine_tune_layers)
                 _compile(model, config.resolved_fine_tune_lr if phase == "fine-tune" else config.learning_rate,
                          spec.binary, config.eager)
-            logger = EpochLogger(total, phase, printer)
+            logger = EpochLogger(total, phase, level)
             phase_callbacks = [
                 logger, best,
                 keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience),
@@ -162,7 +161,7 @@ def train(config: TrainConfig, callbacks: list | None = None, printer=print) -> 
         interrupted = True
         if not best.has_weights:
             raise
-        printer(f"interrupted: keeping the best epoch so far ({best.best_epoch}, val_accuracy {best.best:.4f})")
+        log.warning(f"interrupted: keeping the best epoch so far ({best.best_epoch}, val_accuracy {best.best:.4f})")
     seconds = time.perf_counter() - started
     best.restore(model)
     history["phase"] = phase_epochs
@@ -170,5 +169,5 @@ def train(config: TrainConfig, callbacks: list | None = None, printer=print) -> 
         run_dir, model, config, spec, train_data, val_data, history, best,
         timing={"train_seconds": round(seconds, 2),
                 "train_images_per_second": round(len(train_data) * epoch / seconds, 2) if seconds else None},
-        interrupted=interrupted, val_ds=val_ds, printer=printer,
+        interrupted=interrupted, val_ds=val_ds, level=level,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from edgecnn.card import ModelCard, Normalization
 from edgecnn.data.folder import LoadedImages
 from edgecnn.labels import write_labels
 from edgecnn.rundir import CONFIG_FILE, LABELS_FILE, MODEL_FILE
+
+log = logging.getLogger("edgecnn.train")
 
 
 def skipped_files(*datasets) -> list[dict]:
@@ -52,7 +55,7 @@ class RunResult:
 
 
 def write_run(run_dir: Path, model, config, spec, train_data, val_data, history: dict, best, *, timing: dict,
-              interrupted: bool, val_ds, printer=print) -> RunResult:
+              interrupted: bool, val_ds, level: int = logging.INFO) -> RunResult:
     """Save the model and every report into ``run_dir``."""
     from edgecnn.train.metrics import classification_metrics
     from edgecnn.train.plots import plot_history
@@ -104,5 +107,5 @@ def write_run(run_dir: Path, model, config, spec, train_data, val_data, history:
         "skipped_count": len(skipped_files(train_data, val_data)),
         "skipped": skipped_files(train_data, val_data),
     })
-    printer(f"val_accuracy {metrics['val_accuracy']:.4f} (best epoch {best.best_epoch}); saved {model_path}")
+    log.log(level, f"val_accuracy {metrics['val_accuracy']:.4f} (best epoch {best.best_epoch}); saved {model_path}")
     return RunResult(run_dir, model_path, card, metrics, val_data, interrupted)

@@ -17,16 +17,18 @@ after the last failure :meth:`LatestFrameCapture.get` raises
 
 from __future__ import annotations
 
-import sys
+import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
 from edgecnn.errors import SourceError, SourceLostError
 from edgecnn.video.sources import Source, SourceReadError
+
+log = logging.getLogger("edgecnn.video")
 
 DEFAULT_FPS = 30.0  # pacing and recording rate when a source does not say
 
@@ -53,10 +55,6 @@ class Reconnect:
         return min(self.max_s, self.initial_s * 2 ** (attempt - 1))
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 class LatestFrameCapture:
     """A reader thread with a one-frame slot; see the module docstring."""
 
@@ -67,14 +65,12 @@ class LatestFrameCapture:
         pace_fps: Optional[float] = None,
         realtime: bool = False,
         reconnect: Optional[Reconnect] = None,
-        log: Callable[[str], None] = _log,
     ):
         self.source = source
         self.lossless = lossless
         self.pace_fps = pace_fps
         self.realtime = realtime
         self.reconnect = reconnect or Reconnect()
-        self.log = log
         self.dropped = 0
         self.captured = 0
         self._slot: Optional[Frame] = None
@@ -181,15 +177,15 @@ class LatestFrameCapture:
                 f"check the camera or stream, or raise --reconnect"
             )
         delay = self.reconnect.delay(failures)
-        self.log(f"warning: {exc}; reconnect attempt {failures}/{attempts} in {delay:.1f} s")
+        log.warning("warning: %s; reconnect attempt %d/%d in %.1f s", exc, failures, attempts, delay)
         if self._stop.wait(delay):
             return
         try:
             self.source.open()
         except SourceError as open_exc:
-            self.log(f"warning: reconnect attempt {failures}/{attempts} failed: {open_exc}")
+            log.warning("warning: reconnect attempt %d/%d failed: %s", failures, attempts, open_exc)
             return
-        self.log(f"reconnected to {self.source.name} (attempt {failures}/{attempts})")
+        log.info("reconnected to %s (attempt %d/%d)", self.source.name, failures, attempts)
 
     def _wait_until(self, deadline: float) -> None:
         delay = deadline - time.monotonic()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
+
+log = logging.getLogger("edgecnn.video")
 
 STOP_KEYS = (ord("q"), ord("Q"), 27)  # q, ESC
 
@@ -36,16 +39,16 @@ class Window:
             pass
 
 
-def open_window(title: str, notice: Callable[[str], None]) -> Optional[Window]:
-    """A Window if this machine can show one, else None after printing why via ``notice``."""
+def open_window(title: str) -> Optional[Window]:
+    """A Window if this machine can show one, else None after logging why."""
     import cv2
 
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        notice("notice: no display found (DISPLAY is not set); running headless (pass --headless to silence this)")
+        log.warning("notice: no display found (DISPLAY is not set); running headless (pass --headless to silence this)")
         return None
     try:
         cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
     except cv2.error:
-        notice("notice: this OpenCV build has no GUI (opencv-python-headless); running headless")
+        log.warning("notice: this OpenCV build has no GUI (opencv-python-headless); running headless")
         return None
     return Window(title)

@@ -15,9 +15,9 @@ interface:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Optional, Protocol, Union
 
@@ -25,6 +25,8 @@ import numpy as np
 
 from edgecnn.errors import SourceError
 from edgecnn.runtime.preprocess import IMAGE_SUFFIXES
+
+log = logging.getLogger("edgecnn.video")
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 STREAM_TIMEOUT_MS = 5000
@@ -142,7 +144,7 @@ class FolderSource:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is not None:
                 return image
-            print(f"notice: skipping {path}: not a readable image", file=sys.stderr)
+            log.warning("notice: skipping %s: not a readable image", path)
         return None
 
     def close(self) -> None:
