@@ -43,10 +43,6 @@ class Normalization:
     def raw(cls, in_model: str) -> "Normalization":
         return cls(in_model=in_model)
 
-    @property
-    def is_identity(self) -> bool:
-        return all(m == 0 for m in self.mean) and all(s == 1 for s in self.std)
-
 
 @dataclass
 class ModelCard:

@@ -45,10 +45,6 @@ class ValidationError(ExportError):
     """An exported model disagrees with the Keras model beyond its tolerance."""
 
 
-class MissingDependencyError(EdgeCNNError):
-    """An optional dependency (an extra) is not installed."""
-
-
 class SourceError(EdgeCNNError):
     """A camera, stream, video file or image folder that cannot be opened or read."""
 

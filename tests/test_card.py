@@ -22,7 +22,7 @@ def test_round_trip_through_sidecar(tmp_path):
     loaded = ModelCard.load(artifact)
     assert loaded == card
     assert loaded.input_size == (32, 48) and loaded.num_classes == 2
-    assert loaded.normalization.is_identity and loaded.normalization.in_model == "x / 255"
+    assert loaded.normalization == Normalization([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], "x / 255")
     assert find_card(artifact) == card
 
 

@@ -41,17 +41,16 @@ def _folder(tmp_path, classes: list[str], per_class: int = 2):
 
 
 def test_evaluate_writes_metrics_and_figures(tmp_path, capsys):
-    classes = [f"c{i}" for i in range(5)]
+    classes = [f"c{i}" for i in range(6)]
     run = _run_dir(tmp_path, "simple_cnn", classes)
     data = _folder(tmp_path, classes)
     out = tmp_path / "eval"
     assert main(["evaluate", str(run), "--data", str(data), "--out", str(out), "--samples", "4"]) == 0
-    assert "top-5" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["images"] == 10 and 0 <= metrics["accuracy"] <= 1
-    assert metrics["top5_accuracy"] == pytest.approx(1.0)  # 5 classes: the true one is always in the top 5
+    assert f"top-5 {metrics['top5_accuracy']:.4f}" in capsys.readouterr().out
+    assert metrics["images"] == 12 and 0 <= metrics["accuracy"] <= metrics["top5_accuracy"] <= 1
     assert set(metrics["per_class"]) == set(classes)
-    assert np.asarray(metrics["confusion_matrix"]).sum() == 10
+    assert np.asarray(metrics["confusion_matrix"]).sum() == 12
     for name in ("confusion_matrix.png", "predictions.png", "gradcam.png", "feature_maps.png"):
         assert (out / name).stat().st_size > 1000, name
 
@@ -84,6 +83,16 @@ def test_classification_metrics_match_hand_computed_values():
     assert m["accuracy"] == 0.75 and m["confusion_matrix"] == [[1, 1], [0, 2]]
     assert m["per_class"]["a"]["precision"] == 1.0 and m["per_class"]["b"]["recall"] == 1.0
     assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
+
+
+def test_top5_only_with_more_than_five_classes():
+    # Six classes: the first image's true class has the lowest score, every other image's the highest.
+    probs = np.eye(6) * 0.9 + 0.02
+    probs[0] = [0.0, 0.2, 0.2, 0.2, 0.2, 0.2]
+    m = classification_metrics(np.arange(6), probs, [f"c{i}" for i in range(6)])
+    assert m["accuracy"] == pytest.approx(5 / 6) and m["top5_accuracy"] == pytest.approx(5 / 6)
+    # Five classes: top-5 would be 100% by construction, so it is not reported.
+    assert "top5_accuracy" not in classification_metrics(np.arange(5), np.eye(5), [f"c{i}" for i in range(5)])
 
 
 def test_missing_model_is_a_clear_error(tmp_path):

@@ -42,7 +42,7 @@ class Row:
     num_classes: Optional[int] = None
     images: Optional[int] = None  # images classified for accuracy / agreement
     top1: Optional[float] = None  # 0..1, on --data
-    top5: Optional[float] = None  # 0..1, with 5 or more classes (as edgecnn evaluate)
+    top5: Optional[float] = None  # 0..1, only with more than 5 classes (as edgecnn evaluate)
     agreement: Optional[float] = None  # top-1 agreement with the Keras reference, 0..1
     agreement_source: Optional[str] = None  # "keras row" | "export validation"
 

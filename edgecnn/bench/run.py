@@ -21,6 +21,7 @@ from edgecnn.bench import images as images_mod
 from edgecnn.bench.progress import Progress
 from edgecnn.bench.result import FAILED, Row, WorkerResult
 from edgecnn.bench.sources import Candidate, resolve
+from edgecnn.bench.worker import TOP_K
 from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.formats import parse_formats
 from edgecnn.machine import cores, machine_info
@@ -235,8 +236,8 @@ def _accuracy(rows: list[Row], candidates: list[Candidate], predictions: dict, s
         labels = sets[row.model].labels
         if labels is not None:
             row.top1 = round(float(np.mean(top[:, 0] == labels)), 6)
-            if top.shape[1] >= 5 and (row.num_classes or 0) >= 5:
-                row.top5 = round(float(np.mean((top[:, :5] == labels[:, None]).any(axis=1))), 6)
+            if top.shape[1] >= TOP_K and (row.num_classes or 0) > TOP_K:  # with 5 classes top-5 is always 100%
+                row.top5 = round(float(np.mean((top[:, :TOP_K] == labels[:, None]).any(axis=1))), 6)
         reference = _keras_reference(row.model, predictions, candidates)
         if reference is not None and len(reference) == len(top):
             row.agreement = round(float(np.mean(np.asarray(reference)[:, 0] == top[:, 0])), 6)

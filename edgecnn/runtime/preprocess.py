@@ -219,13 +219,6 @@ class Preprocessor:
         np.copyto(out, img, casting="unsafe")
         return out
 
-    def batch(self, images: Sequence[np.ndarray], order: str = "BGR") -> np.ndarray:
-        """Stack already-decoded HxWx3 uint8 images into one (N, ...) input batch."""
-        out = np.empty((len(images),) + self.sample_shape, self.dtype)
-        for i, image in enumerate(images):
-            self(image, order=order, out=out[i])
-        return out
-
     def describe(self) -> str:
         norm = "raw pixels" if self.lut is None else f"mean {list(self.mean)}, std {list(self.std)}"
         return (f"{self.width}x{self.height}x{self.channels} {self.layout} {self.dtype.name}, {self.crop}, "

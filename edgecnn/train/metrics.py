@@ -6,6 +6,8 @@ import numpy as np
 
 from edgecnn.runtime.postprocess import as_class_probs
 
+TOP_K = 5  # top-5 accuracy, reported only with more than TOP_K classes
+
 
 def top_k_accuracy(labels: np.ndarray, probs: np.ndarray, k: int) -> float:
     top = np.argsort(-probs, axis=1)[:, :k]
@@ -13,7 +15,8 @@ def top_k_accuracy(labels: np.ndarray, probs: np.ndarray, k: int) -> float:
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict:
-    """Accuracy (and top-5 with ≥5 classes), per-class precision/recall/F1/support, confusion matrix."""
+    """Accuracy, top-5 (only with more than 5 classes: with 5 it is 100% by construction), per-class
+    precision/recall/F1/support and the confusion matrix."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     labels = np.asarray(labels)
@@ -23,8 +26,8 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: l
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=indices, zero_division=0)
     metrics = {"accuracy": float(np.mean(predicted == labels)), "images": int(len(labels))}
-    if len(class_names) >= 5:
-        metrics["top5_accuracy"] = top_k_accuracy(labels, probs, 5)
+    if len(class_names) > TOP_K:
+        metrics["top5_accuracy"] = top_k_accuracy(labels, probs, TOP_K)
     metrics["per_class"] = {
         name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
         for name, p, r, f, s in zip(class_names, precision, recall, f1, support)

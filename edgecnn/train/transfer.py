@@ -30,6 +30,3 @@ def unfreeze_top(model, num_layers: int) -> int:
         trainable += bool(layer.trainable and layer.weights)
     return trainable
 
-
-def batchnorm_layers(model) -> list:
-    return [layer for layer in model.layers if _is_batchnorm(layer)]
