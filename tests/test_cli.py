@@ -34,12 +34,14 @@ def test_bad_option_value_exits_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["quickstart", "--epochs", "many"])
     assert exc.value.code == 2
-    assert "invalid int value: 'many'" in capsys.readouterr().err
+    assert "argument --epochs: Received 'many'; expected a whole number >= 1" in capsys.readouterr().err
 
 
 def test_user_error_raised_inside_a_command(capsys, tmp_path):
-    assert main(["quickstart", "--epochs", "0", "--data", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == "error: --epochs must be at least 1; received 0"
+    missing = tmp_path / "missing"
+    assert main(["export", str(missing)]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: model not found: {missing}; "
+                                               f"pass a training run directory or a .keras file")
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -24,6 +24,17 @@ positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 
 
+def fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected a number between 0 and 1, e.g. 0.2")
+    return value
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgecnn.commands._args import positive_int
+
 HELP = ("evaluate a trained Keras model on an image folder: "
         "metrics, confusion matrix, predictions, Grad-CAM, feature maps")
 
@@ -12,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a run directory or its model.keras (labels from the card or labels.txt)")
     parser.add_argument("--data", required=True, metavar="DIR", help="images, one sub-folder per class")
     parser.add_argument("--out", metavar="DIR", help="report folder (default: <run dir>/eval)")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="default: 32")
-    parser.add_argument("--samples", type=int, default=12, metavar="N",
+    parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="default: 32")
+    parser.add_argument("--samples", type=positive_int, default=12, metavar="N",
                         help="images shown in the predictions and Grad-CAM grids (default: 12)")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgecnn.commands._args import int_at_least, positive_int
+
 HELP = "export a trained model to TFLite / ONNX / SavedModel, validated against Keras on real images"
 
 
@@ -18,13 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default: MODEL/export for a run directory, else ./export)")
     parser.add_argument("--calib-data", metavar="DIR",
                         help="images for int8 calibration (default: the run's training folder)")
-    parser.add_argument("--calib-samples", type=int, default=200, metavar="N",
+    parser.add_argument("--calib-samples", type=positive_int, default=200, metavar="N",
                         help="calibration images for int8 formats (default 200; fewer than 100 warns)")
     parser.add_argument("--int8-io", choices=("uint8", "int8", "float32"), default="uint8",
                         help="input/output type of tflite-int8 (default uint8: camera frames go in as they are)")
     parser.add_argument("--labels", metavar="FILE", help="labels file, one class a line (overrides the card)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    parser.add_argument("--val-samples", type=int, default=100, metavar="N",
+    parser.add_argument("--opset", type=int_at_least(13), default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--val-samples", type=positive_int, default=100, metavar="N",
                         help="validation images per export (default 100)")
     parser.add_argument("--force", action="store_true", help="overwrite existing artifacts in --out")
     parser.add_argument("--no-validate", dest="validate", action="store_false",

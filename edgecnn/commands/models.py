@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from edgecnn.commands._args import int_at_least
+
 HELP = "list the trainable architectures (name, default input size, parameters)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pattern", nargs="?", default="*", help="shell-style name filter, e.g. 'mobilenet*'")
-    parser.add_argument("--classes", type=int, default=5, metavar="N",
+    parser.add_argument("--classes", type=int_at_least(2), default=5, metavar="N",
                         help="classes assumed for the parameter count (default: 5; binary models have 2)")
     parser.add_argument("--no-params", action="store_true", help="skip building models to count parameters (fast)")
 

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import argparse
 
+from edgecnn.commands._args import int_at_least, positive_int
+
 HELP = "train, export, run and compare a classifier end to end (built-in digits or --data DIR)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="edgecnn-quickstart", help="output folder (default: %(default)s)")
     p.add_argument("--data", help="your own images: a folder with one sub-folder per class, or train/ and val/")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs (default: %(default)s)")
-    p.add_argument("--img-size", type=int, help="input size in pixels (default: the architecture's)")
+    p.add_argument("--epochs", type=positive_int, default=8, help="training epochs (default: %(default)s)")
+    p.add_argument("--img-size", type=int_at_least(8), help="input size in pixels (default: the architecture's)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgecnn.errors import UsageError
     from edgecnn.quickstart import results_table, run_quickstart
 
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be at least 1; received {args.epochs}")
     results = run_quickstart(args.out, args.data, epochs=args.epochs, img_size=args.img_size)
     print(results_table(results))
     return 0

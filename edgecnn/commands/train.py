@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgecnn.commands._args import fraction, int_at_least, non_negative_int, positive_float, positive_int
+
 HELP = "train a CNN classifier on a class-per-folder image dataset (writes a run directory)"
 
 
@@ -17,31 +19,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", required=True, metavar="NAME", help="architecture (see `edgecnn models`)")
     parser.add_argument("--data", required=True, metavar="DIR", help="training images, one sub-folder per class")
     parser.add_argument("--val", metavar="DIR", help="validation images (same class folders); default: split --data")
-    parser.add_argument("--val-split", type=float, default=0.2, metavar="F",
+    parser.add_argument("--val-split", type=fraction, default=0.2, metavar="F",
                         help="fraction of --data held out for validation when --val is absent (default: 0.2)")
-    parser.add_argument("--img-size", type=int, metavar="N", help="square input size (default: the architecture's)")
-    parser.add_argument("--epochs", type=int, default=10, metavar="N",
+    parser.add_argument("--img-size", type=int_at_least(8), metavar="N",
+                        help="square input size (default: the architecture's)")
+    parser.add_argument("--epochs", type=positive_int, default=10, metavar="N",
                         help="epochs (the frozen-backbone phase for transfer architectures; default: 10)")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="default: 32")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, metavar="LR", help="default: 0.001")
+    parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="default: 32")
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-3, metavar="LR", help="default: 0.001")
     parser.add_argument("--weights", metavar="imagenet|none|PATH",
                         help="backbone weights for mobilenet_*: imagenet (Keras download, the default), none, "
                              "or a Keras .weights.h5 backbone file")
-    parser.add_argument("--alpha", type=float, metavar="A", help="MobileNet width multiplier (default: 1.0)")
-    parser.add_argument("--fine-tune-epochs", type=int, default=0, metavar="N",
+    parser.add_argument("--alpha", type=positive_float, metavar="A", help="MobileNet width multiplier (default: 1.0)")
+    parser.add_argument("--fine-tune-epochs", type=non_negative_int, default=0, metavar="N",
                         help="epochs fine-tuning the top backbone layers after the frozen phase (default: 0)")
-    parser.add_argument("--fine-tune-layers", type=int, default=40, metavar="N",
+    parser.add_argument("--fine-tune-layers", type=positive_int, default=40, metavar="N",
                         help="top backbone layers to unfreeze when fine-tuning; BatchNorm stays frozen (default: 40)")
-    parser.add_argument("--fine-tune-lr", type=float, metavar="LR",
+    parser.add_argument("--fine-tune-lr", type=positive_float, metavar="LR",
                         help="fine-tuning learning rate (default: --learning-rate / 10)")
     parser.add_argument("--augment", type=_augment_list, default="flip,rotation,zoom,contrast", metavar="LIST",
                         help=f"comma-separated training augmentations from {','.join(AUGMENTATIONS)}, "
                              f"or none (default: flip,rotation,zoom,contrast)")
     parser.add_argument("--class-weights", choices=("none", "auto"), default="none",
                         help="auto: weight classes inversely to their frequency (imbalanced data)")
-    parser.add_argument("--patience", type=int, default=5, metavar="N",
+    parser.add_argument("--patience", type=non_negative_int, default=5, metavar="N",
                         help="early stopping: epochs without val_accuracy gain (default: 5)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for split, shuffling and init (default: 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="random seed for split, shuffling and init (default: 0)")
     parser.add_argument("--out", default="runs/train", metavar="RUN_DIR", help="run directory (default: runs/train)")
     parser.add_argument("--eager", action="store_true",
                         help="run eagerly (no graph tracing): faster on tiny datasets, easier to debug")
