@@ -57,6 +57,7 @@ def bench_run(tmp_path_factory):
     return result, Path(config.out), data
 
 
+@pytest.mark.slow
 def test_every_format_is_measured_with_all_figures(bench_run):
     result, out, _ = bench_run
     assert [r.format for r in result.rows] == ["keras", "tflite-fp32", "tflite-dynamic", "tflite-int8"]
@@ -72,6 +73,7 @@ def test_every_format_is_measured_with_all_figures(bench_run):
     assert all(r.peak_rss_mb < 400 for r in result.rows if r.backend == "litert")
 
 
+@pytest.mark.slow
 def test_percentiles_are_ordered(bench_run):
     for row in bench_run[0].rows:
         lat = row.latency_ms
@@ -79,11 +81,13 @@ def test_percentiles_are_ordered(bench_run):
         assert lat["min"] <= lat["mean"] <= lat["max"]
 
 
+@pytest.mark.slow
 def test_batch_throughput_where_the_model_allows(bench_run):
     tflite = [r for r in bench_run[0].rows if r.backend == "litert"]
     assert all(r.batch == 4 and r.batch_throughput > 0 for r in tflite)
 
 
+@pytest.mark.slow
 def test_accuracy_equals_a_direct_classifier_run(bench_run):
     from edgecnn.data import load_folder
     from edgecnn.runtime import Classifier
@@ -98,6 +102,7 @@ def test_accuracy_equals_a_direct_classifier_run(bench_run):
         assert row.top1 == pytest.approx(float(np.mean(np.array(predicted) == images.labels)))
 
 
+@pytest.mark.slow
 def test_output_files_exist_and_parse(bench_run):
     result, out, _ = bench_run
     doc = json.loads((out / "results.json").read_text())
@@ -113,6 +118,7 @@ def test_output_files_exist_and_parse(bench_run):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_exported_files_are_measured_as_they_are(bench_run, tmp_path):
     """An export folder, no --data: synthetic images, no accuracy; a corrupt file is a failed row, not a crash."""
     result, out, _ = bench_run
@@ -178,6 +184,7 @@ def test_device_profiles_parse_and_name_known_formats():
         load_profile("raspberry-pi-6")
 
 
+@pytest.mark.slow
 def test_measure_files_on_in_memory_images_matches_the_benchmark(bench_run):
     from edgecnn.bench.run import measure_files
     from edgecnn.data import load_folder

@@ -29,6 +29,7 @@ def test_unknown_name_lists_known_ones_and_suggests_closest():
         get_spec("mobilenet2")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_architecture_takes_raw_pixels_and_trains_one_epoch(name):
     import keras

@@ -565,7 +565,13 @@ def test_probe_backends_lists_every_runtime():
     assert ("litert", "ai_edge_litert") in names and ("onnx", "onnxruntime") in names and ("keras", "keras") in names
     onnx_status = next(s for s in statuses if s.module == "onnxruntime")
     assert onnx_status.available and onnx_status.version
-    assert all(isinstance(s.line(), str) for s in statuses)
+    import onnxruntime
+
+    assert onnx_status.line() == f"onnx    onnxruntime      ok ({onnxruntime.__version__})"
+    for status in statuses:  # one aligned line each: backend, module, ok/missing, and why not
+        line = status.line()
+        assert line.startswith(f"{status.backend:7s} {status.module:16s} ") and status.detail in line
+        assert line.split()[2].startswith("ok" if status.available else "missing")
 
 
 def test_tflite_metadata_reader_is_robust(coral_dir, tmp_path):

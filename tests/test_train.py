@@ -33,6 +33,7 @@ def _config(tmp_path, **changes) -> TrainConfig:
     return TrainConfig(**{**base, **changes})
 
 
+@pytest.mark.slow
 def test_train_cli_writes_the_run_directory(tmp_path, capsys):
     data = make_colour_folder(tmp_path / "data")
     (data / "red" / "junk.txt").write_text("not an image")
@@ -74,6 +75,7 @@ def test_train_cli_reports_an_empty_class_in_one_line(tmp_path, capsys):
     assert err.startswith("error: class folder") and "empty_class is empty" in err and "\n" not in err
 
 
+@pytest.mark.slow
 def test_messy_folder_without_the_empty_class_trains_and_lists_skipped(tmp_path):
     from test_data import make_messy_folder
 
@@ -84,6 +86,7 @@ def test_messy_folder_without_the_empty_class_trains_and_lists_skipped(tmp_path)
     assert sorted(p["path"].rsplit("/", 1)[-1] for p in report["skipped"]) == ["corrupt.jpg", "notes.txt"]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_run(tmp_path):
     first = train(_config(tmp_path / "a", epochs=2, augment=["flip", "rotation"]))
     second = train(_config(tmp_path / "b", epochs=2, augment=["flip", "rotation"]))
@@ -93,6 +96,7 @@ def test_same_seed_gives_the_same_run(tmp_path):
     np.testing.assert_allclose(h1["val_loss"], h2["val_loss"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_best_epoch_and_writes_the_run(tmp_path):
     import keras
 
@@ -107,6 +111,7 @@ def test_ctrl_c_keeps_the_best_epoch_and_writes_the_run(tmp_path):
     assert metrics["interrupted"] is True and metrics["epochs_run"] == 2 and metrics["best_epoch"] in (1, 2)
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_any_epoch_propagates(tmp_path):
     import keras
 
@@ -118,6 +123,7 @@ def test_ctrl_c_before_any_epoch_propagates(tmp_path):
         train(_config(tmp_path), callbacks=[Interrupt()])
 
 
+@pytest.mark.slow
 def test_two_phase_transfer_freezes_then_fine_tunes_with_batchnorm_frozen(tmp_path):
     import keras
 
@@ -157,6 +163,7 @@ def test_two_phase_transfer_freezes_then_fine_tunes_with_batchnorm_frozen(tmp_pa
     assert card["normalization"]["in_model"] == "x / 127.5 - 1" and card["architecture"] == "mobilenet_v2"
 
 
+@pytest.mark.slow
 def test_binary_pet_cnn_trains_with_a_sigmoid_card(tmp_path):
     data = make_colour_folder(tmp_path / "data")
     import shutil

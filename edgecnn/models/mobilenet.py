@@ -101,6 +101,9 @@ def mobilenet_v2(num_classes: int, input_shape=(224, 224, 3), alpha: float = 1.0
     return model
 
 
+_V3_SPEC = {"default_size": 224, "min_size": 32, "transfer": True, "in_model_normalization": NORMALIZATION}
+
+
 def _mobilenet_v3(variant: str, num_classes: int, input_shape, alpha: float, weights, dropout: float,
                   minimalistic: bool):
     import keras
@@ -120,16 +123,14 @@ def _mobilenet_v3(variant: str, num_classes: int, input_shape, alpha: float, wei
     return model
 
 
-@register_model("mobilenet_v3_small", default_size=224, min_size=32, transfer=True,
-                in_model_normalization=NORMALIZATION,
+@register_model("mobilenet_v3_small", **_V3_SPEC,
                 description="MobileNetV3-Small backbone (Keras' built-in preprocessing) + softmax head")
 def mobilenet_v3_small(num_classes: int, input_shape=(224, 224, 3), alpha: float = 1.0, weights=None,
                        dropout: float = 0.2, minimalistic: bool = False):
     return _mobilenet_v3("small", num_classes, input_shape, alpha, weights, dropout, minimalistic)
 
 
-@register_model("mobilenet_v3_large", default_size=224, min_size=32, transfer=True,
-                in_model_normalization=NORMALIZATION,
+@register_model("mobilenet_v3_large", **_V3_SPEC,
                 description="MobileNetV3-Large backbone (Keras' built-in preprocessing) + softmax head")
 def mobilenet_v3_large(num_classes: int, input_shape=(224, 224, 3), alpha: float = 1.0, weights=None,
                        dropout: float = 0.2, minimalistic: bool = False):

@@ -59,33 +59,29 @@ def regularized_cnn(num_classes: int, input_shape=(32, 32, 3)):
     ])
 
 
+def _three_blocks_gap(name: str, input_shape, padding: str, fc_units: int, outputs: int, activation: str):
+    """Three conv/BN/pool blocks (32, 64, 128 filters), global average pooling, a dropout dense head."""
+    from keras import layers
+
+    return _sequential(name, input_shape, [
+        *_conv_bn_pool(layers, 32, "block1", padding=padding),
+        *_conv_bn_pool(layers, 64, "block2", padding=padding),
+        *_conv_bn_pool(layers, 128, "block3", padding=padding),
+        layers.GlobalAveragePooling2D(name="gap"),
+        layers.Dense(fc_units, activation="relu", name="fc"),
+        layers.Dropout(0.5, name="fc_dropout"),
+        layers.Dense(outputs, activation=activation, name="predictions"),
+    ])
+
+
 @register_model("pet_cnn", default_size=150, min_size=24, binary=True,
                 description="Tutorial's cat-vs-dog classifier: 3 conv/BN blocks, one sigmoid output")
 def pet_cnn(num_classes: int = 2, input_shape=(150, 150, 3)):
-    from keras import layers
-
-    return _sequential("pet_cnn", input_shape, [
-        *_conv_bn_pool(layers, 32, "block1"),
-        *_conv_bn_pool(layers, 64, "block2"),
-        *_conv_bn_pool(layers, 128, "block3"),
-        layers.GlobalAveragePooling2D(name="gap"),
-        layers.Dense(128, activation="relu", name="fc"),
-        layers.Dropout(0.5, name="fc_dropout"),
-        layers.Dense(1, activation="sigmoid", name="predictions"),
-    ])
+    return _three_blocks_gap("pet_cnn", input_shape, "valid", fc_units=128, outputs=1, activation="sigmoid")
 
 
 @register_model("food_cnn", default_size=150, min_size=16,
                 description="Tutorial's food classifier: 3 'same' conv/BN blocks, GAP, dense head")
 def food_cnn(num_classes: int, input_shape=(150, 150, 3)):
-    from keras import layers
-
-    return _sequential("food_cnn", input_shape, [
-        *_conv_bn_pool(layers, 32, "block1", padding="same"),
-        *_conv_bn_pool(layers, 64, "block2", padding="same"),
-        *_conv_bn_pool(layers, 128, "block3", padding="same"),
-        layers.GlobalAveragePooling2D(name="gap"),
-        layers.Dense(256, activation="relu", name="fc"),
-        layers.Dropout(0.5, name="fc_dropout"),
-        layers.Dense(num_classes, activation="softmax", name="predictions"),
-    ])
+    return _three_blocks_gap("food_cnn", input_shape, "same", fc_units=256, outputs=num_classes,
+                             activation="softmax")
