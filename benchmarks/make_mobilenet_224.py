@@ -82,10 +82,12 @@ def main(argv=None) -> int:
     calib = calibration_images()
     out.mkdir(parents=True, exist_ok=True)
     if extra:
+        from edgecnn.cli import configure_logging
         from edgecnn.export import export
 
+        configure_logging()  # export's progress lines on stderr
         export(model, ["keras", "onnx", "onnx-int8"], out, labels=labels, force=True, validate=False,
-               calib_data=SHARED / "data" / "flowers5" / "train", calib_samples=64, progress=print)
+               calib_data=SHARED / "data" / "flowers5" / "train", calib_samples=64)
     for name, int8 in targets.items():
         if (out / name).is_file():
             continue

@@ -47,7 +47,7 @@ def test_live_loop_on_video(benchmark, video, name):
     classify = FrameClassifier(clf)
 
     def one_pass():
-        capture = LatestFrameCapture(open_source(str(video)), lossless=True, log=lambda m: None).start()
+        capture = LatestFrameCapture(open_source(str(video)), lossless=True).start()
         try:
             return run_loop(capture, classify, LoopOptions(top_k=5), sinks=[JsonLines(io.StringIO())])
         finally:

@@ -101,11 +101,12 @@ def main(argv=None) -> int:
     if args.train_only:
         return 0
 
+    from edgecnn.cli import configure_logging
     from edgecnn.export import export
 
+    configure_logging()  # export's progress lines on stderr
     t0 = time.time()
-    report = export(args.run_dir, args.formats, args.out, force=True, val_samples=args.val_samples,
-                    progress=lambda msg: print(msg, flush=True))
+    report = export(args.run_dir, args.formats, args.out, force=True, val_samples=args.val_samples)
     print(f"\nexported in {time.time() - t0:.0f}s -> {args.out}")
     sizes = {a.format: a.size for a in report.artifacts}
     print(f"{'format':16} {'size KB':>9} {'agree':>7} {'maxdiff':>9} {'acc':>7} {'keras acc':>9}")
