@@ -13,6 +13,7 @@ import numpy as np
 
 from edgecnn.card import SAVED_MODEL_CARD_FILE
 from edgecnn.errors import BackendUnavailableError, ModelError, first_line
+from edgecnn.rundir import load_keras
 from edgecnn.runtime.base import TensorSpec, check_model_file, guess_layout, inference_error
 
 
@@ -60,7 +61,7 @@ class KerasBackend:
                 self._output_key = sorted(out_specs)[0]
                 out_shape = tuple(out_specs[self._output_key].shape)
             else:
-                self._model = keras.models.load_model(str(self.path), compile=False)
+                self._model = load_keras(self.path)  # the one Keras loader (edgecnn's custom layers registered)
                 if len(self._model.inputs) != 1:
                     raise ModelError(
                         f"{self.path} has {len(self._model.inputs)} inputs; edgecnn runs single-input image classifiers"
