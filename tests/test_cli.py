@@ -52,3 +52,23 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_no_command_prints_help():
     result = run_cli()
     assert result.returncode == 2 and "quickstart" in result.stdout
+
+
+def test_messages_go_to_stderr_once_and_quiet_or_verbose_change_the_level(capsys):
+    import logging
+
+    from edgecnn.cli import configure_logging
+
+    log = logging.getLogger("edgecnn.test")
+    configure_logging()
+    configure_logging()  # configuring twice must not print twice
+    log.info("progress")
+    log.debug("detail")
+    configure_logging(quiet=True)
+    log.info("hidden")
+    log.warning("warning: kept")
+    configure_logging(verbose=True)
+    log.debug("detail shown")
+    configure_logging()
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.splitlines() == ["progress", "warning: kept", "detail shown"]

@@ -41,8 +41,8 @@ def test_train_cli_writes_the_run_directory(tmp_path, capsys):
     code = main(["train", "--arch", "simple_cnn", "--data", str(data), "--img-size", "24", "--epochs", "2",
                  "--batch-size", "8", "--augment", "flip,brightness", "--eager", "--out", str(run)])
     assert code == 0
-    out = capsys.readouterr().out
-    assert "epoch 1/2 [train] loss" in out and "val_acc" in out and "1 unreadable files skipped" in out
+    err = capsys.readouterr().err  # progress is logged to stderr
+    assert "epoch 1/2 [train] loss" in err and "val_acc" in err and "1 unreadable files skipped" in err
     for name in ("model.keras", "model.keras.card.json", "labels.txt", "config.json", "history.json", "history.png",
                  "metrics.json", "data_report.json"):
         assert (run / name).is_file(), name
