@@ -7,14 +7,20 @@
 ('Egyptian cat', 0.83, 'Pretty sure!')
 
 Arrays passed to ``predict`` are taken as BGR (what ``cv2.imread`` and
-``cv2.VideoCapture`` give); pass ``order="RGB"`` for RGB arrays. Not thread-safe:
-one Classifier per thread.
+``cv2.VideoCapture`` give); pass ``order="RGB"`` for RGB arrays.
+
+Thread-safe: one Classifier may be shared by threads. Its stateful part (the
+preprocessing buffers and the interpreter/session, which LiteRT and the reused
+input buffer make unsafe to run concurrently) runs under one lock, so calls from
+several threads take turns there; decoding image files and postprocessing run
+outside it. For parallel inference give each thread its own Classifier.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +112,9 @@ class Classifier:
     output_kind: ``softmax`` | ``sigmoid`` | ``logits``; overrides the card. Without
         either, rows outside 0..1 are treated as logits.
     card: a ModelCard to use instead of the sidecar/embedded one.
+
+    Safe to share between threads: preprocessing into the reused input buffer
+    and the interpreter call run under one lock (see the module docstring).
     """
 
     def __init__(
@@ -139,6 +148,8 @@ class Classifier:
         order = (self.card.channel_order if self.card else "RGB") or "RGB"
         self.preprocessor = Preprocessor(self.input_spec, h, w, self.mean, self.std, channel_order=order, crop=crop)
         self._batch1 = np.zeros((1,) + self.preprocessor.sample_shape, self.input_spec.dtype)
+        # Guards the stateful part: the preprocessor's buffers, _batch1 and the backend's interpreter.
+        self._lock = threading.Lock()
 
         self.num_outputs = self._num_outputs()
         self.labels = self._resolve_labels(labels)
@@ -246,7 +257,9 @@ class Classifier:
         if isinstance(image, (str, os.PathLike)):
             order = "BGR"
         out = np.empty_like(self._batch1)
-        self.preprocessor(load_image(image), order=order, out=out[0])
+        img = load_image(image)
+        with self._lock:
+            self.preprocessor(img, order=order, out=out[0])
         return out
 
     def predict(self, image: ImageLike, top_k: int = 5, order: str = "BGR") -> Prediction:
@@ -255,11 +268,12 @@ class Classifier:
         if isinstance(image, (str, os.PathLike)):
             source, order = str(image), "BGR"
         img = load_image(image)
-        t0 = time.perf_counter()
-        self.preprocessor(img, order=order, out=self._batch1[0])
-        t1 = time.perf_counter()
-        raw = self.backend.run(self._batch1)
-        t2 = time.perf_counter()
+        with self._lock:
+            t0 = time.perf_counter()
+            self.preprocessor(img, order=order, out=self._batch1[0])
+            t1 = time.perf_counter()
+            raw = self.backend.run(self._batch1)
+            t2 = time.perf_counter()
         probs = self.postprocess(raw)[0]
         top = self.topk(probs, top_k)
         t3 = time.perf_counter()
@@ -276,18 +290,19 @@ class Classifier:
             return []
         sources = [str(im) if isinstance(im, (str, os.PathLike)) else None for im in images]
         decoded = [load_image(im) for im in images]
-        t0 = time.perf_counter()
         batch = np.empty((len(decoded),) + self.preprocessor.sample_shape, self.input_spec.dtype)
-        for i, (img, src) in enumerate(zip(decoded, sources)):
-            self.preprocessor(img, order="BGR" if src else order, out=batch[i])
         chunk = self.input_spec.batch or len(batch)
         outs = []
-        for start in range(0, len(batch), chunk):
-            part = batch[start:start + chunk]
-            n = len(part)
-            if n < chunk:  # fixed batch size larger than what is left: pad
-                part = np.concatenate([part, np.zeros((chunk - n,) + part.shape[1:], part.dtype)])
-            outs.append(self.backend.run(part)[:n])
+        with self._lock:
+            t0 = time.perf_counter()
+            for i, (img, src) in enumerate(zip(decoded, sources)):
+                self.preprocessor(img, order="BGR" if src else order, out=batch[i])
+            for start in range(0, len(batch), chunk):
+                part = batch[start:start + chunk]
+                n = len(part)
+                if n < chunk:  # fixed batch size larger than what is left: pad
+                    part = np.concatenate([part, np.zeros((chunk - n,) + part.shape[1:], part.dtype)])
+                outs.append(self.backend.run(part)[:n])
         probs = self.postprocess(np.concatenate(outs))
         per_image = (time.perf_counter() - t0) * 1000.0 / len(batch)
         return [Prediction(self.topk(p, top_k), p, per_image, s) for p, s in zip(probs, sources)]
