@@ -1,4 +1,4 @@
-"""Atomic file writes: write to a temp file in the same folder, then rename."""
+"""Atomic file writes (write to a temp file in the same folder, then rename), and what kind of file a path is."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -60,3 +61,22 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+_SPECIAL = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def special_file(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it exists but is neither a regular file nor a folder ("a named pipe (FIFO)"), else None.
+
+    Checked before opening an input: opening a FIFO blocks until a writer comes, which may be never.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    for test, name in _SPECIAL:
+        if test(mode):
+            return name
+    return None

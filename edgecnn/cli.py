@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 
 from edgecnn import __version__
+from edgecnn._native import quiet_environment, show_native_logs
 from edgecnn.errors import EdgeCNNError
 
 # Order is the order shown by `edgecnn --help`.
@@ -34,8 +34,15 @@ COMMANDS = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the error contract: one ``error:`` line (no usage block before it), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="edgecnn",
         formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=16, width=120),
         description="Train a CNN image classifier, export it for the edge, run and benchmark it on a device.",
@@ -85,15 +92,16 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # TensorFlow's C++ start-up chatter (CPU features, oneDNN) is noise on a terminal; --debug keeps it.
-    if "--debug" not in (sys.argv[1:] if argv is None else argv):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
     configure_logging(verbose=args.verbose, quiet=args.quiet)
+    # Native libraries' log lines (TensorFlow, LiteRT, the converter, FFmpeg) are noise on a terminal;
+    # --debug and -v keep them. Set before any command imports those libraries.
+    show_native_logs(args.debug or args.verbose)
+    quiet_environment()
     try:
         return int(args._run(args) or 0)
     except EdgeCNNError as exc:

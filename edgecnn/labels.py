@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgecnn._io import write_text
+from edgecnn._io import special_file, write_text
 from edgecnn.errors import LabelsError
 
 
 def read_labels(path: str | os.PathLike) -> list[str]:
     """Read one label per line (blank trailing lines ignored; ``0 cat`` / ``0: cat`` prefixes stripped)."""
     path = Path(path)
+    special = special_file(path)
+    if special:
+        raise LabelsError(f"labels file {path} is {special}, not a text file; pass a text file with one label per line")
     if not path.is_file():
         raise LabelsError(f"labels file not found: {path}; pass a text file with one label per line")
     try:

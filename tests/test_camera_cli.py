@@ -229,3 +229,87 @@ def test_real_pretrained_model_classifies_a_video_and_a_folder_of_a_cat(coral_di
         frames, summary = json_lines(capsys.readouterr().out)
         assert rc == 0 and summary["frames"] == len(frames) == count
         assert all("cat" in f["top"][0]["label"] and len(f["top"]) == 5 for f in frames), frames[0]["top"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_stream_that_comes_up_5s_after_start_is_waited_for(tiny_model, capsys):
+    """A camera or NVR that boots slower than the device: the first open fails, a later attempt connects."""
+    model, labels = tiny_model
+    port = free_port()
+    started = threading.Event()
+    servers = []
+
+    def late_server():
+        time.sleep(5)
+        server = PreviewServer("127.0.0.1", port).start()
+        servers.append(server)
+        started.set()
+        deadline = time.monotonic() + 30
+        while not server.state.closed and time.monotonic() < deadline:
+            server.publish(np.full((48, 64, 3), RED_BGR, np.uint8), None)
+            time.sleep(0.02)
+
+    threading.Thread(target=late_server, daemon=True).start()
+    t0 = time.monotonic()
+    try:
+        rc = cli.main(["camera", model, "--labels", labels, "--source", f"http://127.0.0.1:{port}/stream.mjpg",
+                       "--headless", "--json", "--max-frames", "5"])
+    finally:
+        for server in servers:
+            server.close()
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert started.is_set() and time.monotonic() - t0 >= 5
+    assert "reconnect attempt 1/5" in captured.err and "connected to http://127.0.0.1" in captured.err
+    frames, summary = json_lines(captured.out)
+    assert summary["frames"] == len(frames) == 5 and summary["stop"] == "max frames"
+    assert all(f["top"][0]["label"] == "red" for f in frames)
+
+
+def test_stream_that_never_comes_up_exits_3_after_the_attempts(tiny_model, capsys):
+    model, labels = tiny_model
+    url = f"http://127.0.0.1:{free_port()}/stream.mjpg"
+    rc = cli.main(["camera", model, "--labels", labels, "--source", url, "--headless", "--json",
+                   "--reconnect", "2", "--reconnect-delay", "0.01"])
+    captured = capsys.readouterr()
+    assert rc == 3, captured.err
+    assert "reconnect attempt 2/2 failed" in captured.err and "Traceback" not in captured.err
+    assert captured.err.splitlines()[-1].startswith(f"error: could not open {url}")
+    assert json_lines(captured.out)[1]["frames"] == 0
+
+
+def test_a_file_that_is_not_a_video_is_one_error_line_and_exit_2(tiny_model, tmp_path, capsys):
+    model, labels = tiny_model
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("shopping list\n")
+    rc = cli.main(["camera", model, "--labels", labels, "--source", str(notes), "--headless", "--json"])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    assert [line for line in captured.err.splitlines() if not line.startswith("note: ")] == [
+        f"error: {notes} is not a video or image OpenCV can read (no frame could be decoded); pass a video file, "
+        f"a folder of images, a camera or a stream"]
+
+
+def test_folder_skips_a_truncated_jpeg_as_predict_rejects_it(tiny_model, tmp_path, capsys):
+    model, labels = tiny_model
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    ok, data = cv2.imencode(".jpg", np.full((48, 64, 3), RED_BGR, np.uint8))
+    (folder / "a_good.jpg").write_bytes(data.tobytes())
+    noisy = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    ok, data = cv2.imencode(".jpg", noisy)
+    (folder / "b_cut.jpg").write_bytes(data.tobytes()[: len(data) // 3])
+    assert cli.main(["predict", model, "--labels", labels, str(folder / "b_cut.jpg")]) == 1
+    capsys.readouterr()
+    rc = cli.main(["camera", model, "--labels", labels, "--source", str(folder), "--headless", "--json"])
+    captured = capsys.readouterr()
+    frames, summary = json_lines(captured.out)
+    assert rc == 0 and summary["frames"] == len(frames) == 1
+    assert f"notice: skipping {folder / 'b_cut.jpg'}: cannot decode" in captured.err

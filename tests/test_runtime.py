@@ -343,7 +343,7 @@ def test_truncated_onnx(tmp_path):
 def test_inference_failure_is_a_model_error(tmp_path):
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 8, 8])
     y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, None)
-    shape = helper.make_tensor("s", TensorProto.INT64, [2], [5, -1])  # 192 values cannot be 5 rows
+    shape = helper.make_tensor("s", TensorProto.INT64, [2], [-1, 5])  # 192 values cannot be rows of 5
     graph = helper.make_graph([helper.make_node("Reshape", ["image", "s"], ["scores"])], "bad", [x], [y], [shape])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -587,3 +587,57 @@ def test_tflite_metadata_reader_is_robust(coral_dir, tmp_path):
         path = tmp_path / f"junk{i}.tflite"
         path.write_bytes(blob)
         assert read_metadata(path, "min_runtime_version") is None
+
+
+# --------------------------------------------------------------------------- models that are not classifiers
+def _onnx_graph(path, nodes, inputs, outputs, inits=()):
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, list(inits)),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+IMAGE_IN = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])
+
+
+@pytest.mark.parametrize("name, nodes, outputs, message", [
+    ("two_outputs", [helper.make_node("Identity", ["image"], ["a"]), helper.make_node("Identity", ["image"], ["b"])],
+     [("a", TensorProto.FLOAT, [1, 3, 8, 8]), ("b", TensorProto.FLOAT, [1, 3, 8, 8])], "2 outputs"),
+    ("image_out", [helper.make_node("Identity", ["image"], ["y"])], [("y", TensorProto.FLOAT, [1, 3, 8, 8])],
+     "output 1x3x8x8: this looks like a pose/segmentation model"),
+    ("pose", [helper.make_node("Transpose", ["image"], ["t"], perm=[0, 2, 3, 1]),
+              helper.make_node("Tile", ["t", "reps"], ["y"])],
+     [("y", TensorProto.FLOAT, [1, 48, 48, 18])], "output 1x48x48x18: this looks like a pose/segmentation model"),
+    ("index_map", [helper.make_node("ArgMax", ["image"], ["y"], axis=1, keepdims=0)],
+     [("y", TensorProto.INT64, [1, 8, 8])], "output 1x8x8: this looks like a pose/segmentation model"),
+    ("argmax", [helper.make_node("GlobalAveragePool", ["image"], ["m"]),
+                helper.make_node("Flatten", ["m"], ["f"]), helper.make_node("ArgMax", ["f"], ["y"], axis=1)],
+     [("y", TensorProto.INT64, [1, 1])], "output 1x1 is int64, not scores"),
+    ("rows", [helper.make_node("Reshape", ["image", "rows"], ["y"])], [("y", TensorProto.FLOAT, [4, 48])],
+     "output 4x48 for an input batch of 1: more than one score vector per image"),
+])
+def test_models_that_are_not_classifiers_are_refused_at_load(tmp_path, name, nodes, outputs, message):
+    inits = [helper.make_tensor("reps", TensorProto.INT64, [4], [1, 6, 6, 6]),
+             helper.make_tensor("rows", TensorProto.INT64, [2], [4, 48])]
+    used = {i for n in nodes for i in n.input}
+    outs = [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs]
+    path = _onnx_graph(tmp_path / f"{name}.onnx", nodes, [IMAGE_IN], outs, [i for i in inits if i.name in used])
+    with pytest.raises(ModelError) as exc:
+        Classifier(path)
+    one_line(exc, str(path), "is not an image classifier", message)
+
+
+@pytest.mark.parametrize("shape", [[1, 4], [4], [1, 4, 1, 1], ["N", 4], [1, 1]])
+def test_score_vector_shapes_are_classifiers(tmp_path, shape):
+    n = 1 if shape == [1, 1] else 4
+    nodes = [helper.make_node("GlobalAveragePool", ["image"], ["m"]), helper.make_node("Flatten", ["m"], ["f"]),
+             helper.make_node("Gemm", ["f", "W", "b"], ["z"]), helper.make_node("Reshape", ["z", "s"], ["y"])]
+    target = [1 if d == "N" else d for d in shape]
+    inits = [helper.make_tensor("W", TensorProto.FLOAT, [3, n], np.ones(3 * n, np.float32)),
+             helper.make_tensor("b", TensorProto.FLOAT, [n], np.arange(n, dtype=np.float32)),
+             helper.make_tensor("s", TensorProto.INT64, [len(target)], target)]
+    path = _onnx_graph(tmp_path / "ok.onnx", nodes, [IMAGE_IN],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], inits)
+    clf = Classifier(path, labels=["a", "b"] if n == 1 else list("abcd"), mean=0, std=1)
+    assert clf.predict(np.zeros((8, 8, 3), np.uint8)).label == ("a" if n == 1 else "d")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 
 from edgecnn.card import OUTPUT_KINDS
 from edgecnn.commands._args import positive_int
@@ -22,6 +23,8 @@ def _floats(text: str) -> list[float]:
         ) from None
     if len(values) not in (1, 3):
         raise argparse.ArgumentTypeError(f"Received {text!r}; expected 1 or 3 comma-separated numbers")
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected finite numbers (not nan or inf)")
     return values
 
 
@@ -96,8 +99,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_human(pred) -> None:
+    from edgecnn.runtime.inputs import display_name
+
     best = pred.top[0]
-    print(f"{pred.input}: {best.label}  {best.score:.4f}  {pred.feedback}  ({pred.latency_ms:.1f} ms)")
+    print(f"{display_name(pred.input)}: {best.label}  {best.score:.4f}  {pred.feedback}  ({pred.latency_ms:.1f} ms)")
     if len(pred.top) > 1:
         for rank, item in enumerate(pred.top, 1):
             print(f"  {rank:>2}. {item.score:.4f}  {item.label}")

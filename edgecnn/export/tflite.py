@@ -7,6 +7,7 @@ import io
 import re
 from pathlib import Path
 
+from edgecnn._native import native_stderr
 from edgecnn.card import ModelCard
 from edgecnn.errors import ExportError, first_line
 from edgecnn.export.embed import embed_in_tflite
@@ -64,7 +65,8 @@ def _convert(job: ExportJob, fmt: Format, *, fp16=False, dynamic=False, int8=Fal
         converter.inference_input_type = io_type
         converter.inference_output_type = io_type
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints its temporary SavedModel's endpoints
+        # Keras prints its temporary SavedModel's endpoints on stdout; the converter's C++ logs go to fd 2.
+        with contextlib.redirect_stdout(io.StringIO()), native_stderr():
             return converter.convert()
     except Exception as exc:  # noqa: BLE001  (converter errors come as several types)
         raise _conversion_error(job, fmt, exc) from None

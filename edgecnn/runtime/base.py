@@ -19,6 +19,7 @@ from typing import Optional, Protocol, runtime_checkable
 
 import numpy as np
 
+from edgecnn._io import special_file
 from edgecnn.errors import ModelError, first_line
 
 LAYOUTS = ("NHWC", "NCHW")
@@ -128,6 +129,8 @@ class Backend(Protocol):
     """The single image input: shape (``None`` for dynamic dimensions), dtype, layout, quantization."""
     output_spec: TensorSpec
     """The class output; its last dimension is the number of outputs when known."""
+    num_outputs: int
+    """How many outputs the model has (a classifier has one; the Classifier refuses others)."""
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch laid out exactly as ``input_spec`` (dtype, layout; batch size 1 unless
@@ -153,6 +156,9 @@ def check_model_file(path: str | os.PathLike, kind: str) -> Path:
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model file not found: {path}; check the path (and the working directory)")
+    special = special_file(path)
+    if special:
+        raise ModelError(f"{path} is {special}, not a model file; pass the model file")
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
             return path

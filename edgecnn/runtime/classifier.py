@@ -87,8 +87,10 @@ class Prediction:
         return confidence_feedback(self.score)
 
     def to_dict(self) -> dict:
+        from edgecnn.runtime.inputs import display_name
+
         return {
-            "input": self.input,
+            "input": None if self.input is None else display_name(self.input),
             "top": [t.to_dict() for t in self.top],
             "latency_ms": round(float(self.latency_ms), 3),
         }
@@ -137,6 +139,13 @@ class Classifier:
         if crop is not None and crop not in CROPS:
             raise UsageError(f"Received crop={crop!r}; expected one of: {', '.join(CROPS)}")
         self.backend: Backend = load_backend(self.path, backend=backend, threads=threads, delegate=delegate)
+        problem = classifier_problem(self.backend)
+        if problem:
+            self.backend.close()
+            raise ModelError(
+                f"{self.path} is not an image classifier: {problem}; edgecnn runs classifiers with one output, "
+                f"a score vector ([1, N], or [1, 1] for a sigmoid)"
+            )
         self.threads = threads
         self.card = card if card is not None else self._find_card()
         self.input_spec = self._resolve_input_spec(self.backend.input_spec)
@@ -275,6 +284,7 @@ class Classifier:
             raw = self.backend.run(self._batch1)
             t2 = time.perf_counter()
         probs = self.postprocess(raw)[0]
+        self._check_finite(probs, source)
         top = self.topk(probs, top_k)
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
@@ -304,12 +314,23 @@ class Classifier:
                     part = np.concatenate([part, np.zeros((chunk - n,) + part.shape[1:], part.dtype)])
                 outs.append(self.backend.run(part)[:n])
         probs = self.postprocess(np.concatenate(outs))
+        for p, s in zip(probs, sources):
+            self._check_finite(p, s)
         per_image = (time.perf_counter() - t0) * 1000.0 / len(batch)
         return [Prediction(self.topk(p, top_k), p, per_image, s) for p, s in zip(probs, sources)]
 
     def postprocess(self, raw: np.ndarray) -> np.ndarray:
         """Raw (N, K) float32 output -> class probabilities (N, num_classes)."""
         return to_probabilities(raw, self.output_kind)
+
+    def _check_finite(self, probs: np.ndarray, source: Optional[str]) -> None:
+        """A NaN or infinite score is a broken answer: refuse it loudly instead of ranking it."""
+        if not np.all(np.isfinite(probs)):
+            what = "NaN" if np.isnan(probs).any() else "infinite"
+            raise ModelError(
+                f"{self.path.name} gave {what} scores for {source or 'this image'}: the model is numerically broken "
+                f"for this input, or its normalization is wrong (check --mean/--std); no answer given"
+            )
 
     def topk(self, probs: np.ndarray, top_k: int = 5) -> list[ClassScore]:
         """The ``top_k`` best classes of one probability vector, best first (ties: lower index first)."""
@@ -340,6 +361,33 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"Classifier({str(self.path)!r}, backend={self.backend.name!r}, classes={self.num_classes})"
+
+
+def classifier_problem(backend: Backend) -> Optional[str]:
+    """What makes a loaded model not a classifier edgecnn can run ("2 outputs", ...), or None when it is one.
+
+    A classifier has one output, one score vector per image: ``[N]``, ``[1, N]`` (also with extra 1-sized
+    axes, e.g. ``[1, N, 1, 1]``) or ``[1, 1]`` for a sigmoid, with float or 8-bit (quantized) scores.
+    """
+    outputs = getattr(backend, "num_outputs", 1)
+    if outputs != 1:
+        return f"{outputs} outputs: this looks like a detection or multi-task model"
+    spec = backend.output_spec
+    shape = spec.shape
+    dims = "x".join("?" if d is None else str(d) for d in shape)
+    dtype = np.dtype(spec.dtype)
+    if shape:  # unknown rank (an ONNX output without a shape): the first inference tells
+        if len(shape) >= 2:
+            batch = backend.input_spec.batch
+            if shape[0] not in (None, 1, batch):
+                return f"output {dims} for an input batch of {batch or '?'}: more than one score vector per image"
+            spread = [d for d in shape[1:] if d != 1]
+            if len(spread) > 1:
+                kind = "a pose/segmentation model" if len(shape) >= 3 else "more than one score vector per image"
+                return f"output {dims}: this looks like {kind}"
+    if not (np.issubdtype(dtype, np.floating) or dtype in (np.uint8, np.int8, np.int16)):
+        return f"output {dims or '?'} is {dtype.name}, not scores: this looks like a class-index or segmentation map"
+    return None
 
 
 def _as_tuple(value) -> tuple[float, ...]:

@@ -13,6 +13,15 @@ from edgecnn.runtime.preprocess import IMAGE_SUFFIXES
 _GLOB_CHARS = frozenset("*?[")
 
 
+def display_name(path: str | os.PathLike) -> str:
+    """A path as valid Unicode text for output: bytes that are not UTF-8 become ``\\xNN`` (``caf\\xe9.jpg``).
+
+    File names on Linux are bytes; Python keeps undecodable ones as lone surrogates, which would reach
+    stdout as raw bytes and make a ``--json`` line invalid UTF-8.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class InputItem:
     """One image path to classify, or an input argument that matched nothing (``error`` set)."""

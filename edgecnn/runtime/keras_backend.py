@@ -60,6 +60,7 @@ class KerasBackend:
                 out_specs = self._signature.structured_outputs
                 self._output_key = sorted(out_specs)[0]
                 out_shape = tuple(out_specs[self._output_key].shape)
+                outputs = len(out_specs)
             else:
                 self._model = load_keras(self.path)  # the one Keras loader (edgecnn's custom layers registered)
                 if len(self._model.inputs) != 1:
@@ -70,6 +71,7 @@ class KerasBackend:
                 in_dtype = np.dtype(self._model.inputs[0].dtype)
                 in_name = self._model.inputs[0].name
                 out_shape = tuple(self._model.outputs[0].shape)
+                outputs = len(self._model.outputs)
         except ModelError:
             raise
         except Exception as exc:
@@ -81,6 +83,7 @@ class KerasBackend:
         self.input_spec = TensorSpec(str(in_name), shape, np.dtype(in_dtype), guess_layout(shape))
         self.output_spec = TensorSpec("output", tuple(None if d is None else int(d) for d in out_shape),
                                       np.dtype(np.float32), "NC")
+        self.num_outputs = outputs
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         try:

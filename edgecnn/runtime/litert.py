@@ -15,14 +15,19 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from edgecnn._native import native_stderr
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError, first_line
 from edgecnn.machine import dist_version
 from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
-from edgecnn.runtime.tflite_meta import buffers_in_bounds, has_tflite_identifier, read_metadata
+from edgecnn.runtime.tflite_meta import buffers_in_bounds, custom_ops, has_tflite_identifier, read_metadata
 
 NUMPY2_TFLITE_RUNTIME = "tflite_runtime crashes with numpy 2; pip install ai-edge-litert (or numpy<2)"
 INSTALL_HINT = "pip install ai-edge-litert (or: pip install 'edgecnn[device]')"
+EDGETPU_OP = "edgetpu-custom-op"
+EDGETPU_DELEGATE = "libedgetpu.so.1"
+# The symbols of TFLite's external delegate interface (what load_delegate calls).
+DELEGATE_SYMBOLS = ("tflite_plugin_create_delegate", "tflite_plugin_destroy_delegate")
 
 # Tried in this order: (module to import, source name).
 INTERPRETER_SOURCES = (
@@ -153,32 +158,18 @@ class LiteRTBackend:
             )
         src = import_interpreter()
         self.source = src.name
-        delegates = None
-        if delegate:
-            try:
-                ctypes.CDLL(delegate)  # fail here first: a failed load_delegate() also spews a __del__ traceback
-                delegates = [src.load_delegate(delegate)]
-            except Exception as exc:
-                first = first_line(exc)
-                raise ModelError(
-                    f"cannot load delegate {delegate!r} ({first}); check that the library is installed "
-                    f"(e.g. libedgetpu.so.1 for a Coral Edge TPU: apt install libedgetpu1-std) and the device is "
-                    f"plugged in, or run without --delegate"
-                ) from None
+        delegates = [_load_delegate(src, delegate)] if delegate else None
         kwargs: dict[str, Any] = {"model_path": str(self.path)}
         if threads is not None:
             kwargs["num_threads"] = int(threads)
         if delegates:
             kwargs["experimental_delegates"] = delegates
         try:
-            self._interp = src.interpreter(**kwargs)
-            self._interp.allocate_tensors()
+            with native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self._interp = src.interpreter(**kwargs)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            first = first_line(exc)
-            raise ModelError(
-                f"{self.path} is not a valid TFLite model ({first}); it may be truncated or corrupt: "
-                f"re-export or re-download it"
-            ) from None
+            raise _load_error(self.path, first_line(exc), src.name, delegate) from None
         inputs = self._interp.get_input_details()
         outputs = self._interp.get_output_details()
         if len(inputs) != 1:
@@ -194,6 +185,7 @@ class LiteRTBackend:
         self._shape = tuple(int(d) for d in self._in["shape"])
         self.input_spec = _spec(self._in)
         self.output_spec = _spec(self._out)
+        self.num_outputs = len(outputs)
         self._out_scale = self.output_spec.scale if self.output_spec.is_quantized else None
         self._out_zp = self.output_spec.zero_point
 
@@ -258,6 +250,63 @@ class LiteRTBackend:
 
     def close(self) -> None:
         self._interp = None
+
+
+def _load_delegate(src: InterpreterSource, delegate: str):
+    """``src.load_delegate(delegate)``, or one ModelError line saying why the library is not a usable delegate."""
+    try:
+        library = ctypes.CDLL(delegate)
+    except OSError as exc:
+        raise ModelError(
+            f"cannot load delegate {delegate!r} ({first_line(exc)}); check that the library is "
+            f"installed (for a Coral Edge TPU: apt install libedgetpu1-std, then --delegate {EDGETPU_DELEGATE}), "
+            f"or run without --delegate"
+        ) from None
+    missing = [name for name in DELEGATE_SYMBOLS if not hasattr(library, name)]
+    if missing:
+        # Checked here: load_delegate() on such a library raises, then its Delegate.__del__ prints a traceback.
+        raise ModelError(
+            f"{delegate!r} is not a TFLite delegate library (it has no {missing[0]}); pass a delegate such as "
+            f"{EDGETPU_DELEGATE} (Coral Edge TPU), or run without --delegate"
+        )
+    try:
+        return src.load_delegate(delegate)
+    except Exception as exc:  # ValueError from the plugin, with its own message (e.g. no Edge TPU found)
+        first = first_line(exc)
+        hint = "is the Edge TPU plugged in?" if "edgetpu" in delegate.lower() else "check the device it drives"
+        raise ModelError(
+            f"delegate {delegate!r} failed to start ({first or 'no reason given'}); {hint} "
+            f"Or run without --delegate"
+        ) from None
+
+
+def _load_error(path: Path, first: str, interpreter: str, delegate: Optional[str]) -> ModelError:
+    """Why the interpreter refused ``path``: a missing delegate or custom op when the model has one, else corrupt."""
+    ops = custom_ops(path)
+    if EDGETPU_OP in ops and not delegate:
+        return ModelError(
+            f"{path} is compiled for a Coral Edge TPU (custom op {EDGETPU_OP}) and needs the Edge TPU delegate: "
+            f"pass --delegate {EDGETPU_DELEGATE} (apt install libedgetpu1-std), or run the model from before "
+            f"edgetpu_compiler on the CPU"
+        )
+    flex = [op for op in ops if op.startswith("Flex")]
+    if flex and not delegate:
+        return ModelError(
+            f"{path} uses TensorFlow ops ({', '.join(flex[:3])}) that need the Flex delegate, which {interpreter} "
+            f"does not include: pass --delegate libtensorflowlite_flex.so (built from TensorFlow), or re-export "
+            f"the model without --allow-tf-ops"
+        )
+    other = [op for op in ops if op != EDGETPU_OP or delegate]
+    if other and ("custom op" in first or "unresolved" in first.lower()):
+        via = f"the delegate {delegate!r} does not provide it" if delegate else "no delegate was given"
+        return ModelError(
+            f"{path} uses custom op(s) {', '.join(other[:3])} that {interpreter} does not have built in and "
+            f"{via}: pass the delegate library that implements them with --delegate LIB, or re-export the model "
+            f"with builtin ops only"
+        )
+    return ModelError(
+        f"{path} is not a valid TFLite model ({first}); it may be truncated or corrupt: re-export or re-download it"
+    )
 
 
 def _label_lines(text: str) -> Optional[list[str]]:

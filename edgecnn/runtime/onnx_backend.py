@@ -21,6 +21,15 @@ _ONNX_TYPES = {
     "tensor(uint8)": np.uint8,
     "tensor(int8)": np.int8,
 }
+# Output types beyond the input's: what a model that is not a classifier may output (checked by the Classifier).
+_ONNX_OUTPUT_TYPES = {
+    **_ONNX_TYPES,
+    "tensor(int16)": np.int16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(uint16)": np.uint16,
+    "tensor(bool)": np.bool_,
+}
 
 
 def import_onnxruntime():
@@ -73,8 +82,9 @@ class OnnxBackend:
         shape = tuple(d if isinstance(d, int) and d > 0 else None for d in inp.shape)
         self.input_spec = TensorSpec(inp.name, shape, np.dtype(_ONNX_TYPES[inp.type]), guess_layout(shape))
         out_shape = tuple(d if isinstance(d, int) and d > 0 else None for d in (out.shape or ()))
-        out_dtype = np.dtype(_ONNX_TYPES.get(out.type, np.float32))
+        out_dtype = np.dtype(_ONNX_OUTPUT_TYPES.get(out.type, np.object_))
         self.output_spec = TensorSpec(out.name, out_shape, out_dtype, "NC")
+        self.num_outputs = len(outputs)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         try:

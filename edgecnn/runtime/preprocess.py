@@ -22,6 +22,7 @@ from typing import Optional, Sequence, Union
 import cv2
 import numpy as np
 
+from edgecnn._io import special_file
 from edgecnn.errors import DataError, UsageError
 from edgecnn.runtime.base import TensorSpec
 
@@ -41,6 +42,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     Raises DataError for a missing, empty or undecodable file.
     """
     path = Path(path)
+    special = special_file(path)
+    if special:
+        raise DataError(f"{path} is {special}, not an image file; pass image files")
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
@@ -149,6 +153,8 @@ def _per_channel(values: Sequence[float], channels: int, what: str) -> np.ndarra
         arr = np.repeat(arr, channels)
     if arr.size != channels:
         raise UsageError(f"Received {what}={arr.tolist()}; expected 1 or {channels} values")
+    if not np.all(np.isfinite(arr)):
+        raise UsageError(f"Received {what}={arr.tolist()}; expected finite numbers (not nan or inf)")
     return arr
 
 

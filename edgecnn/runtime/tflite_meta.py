@@ -17,10 +17,12 @@ from typing import Optional
 
 TFLITE_IDENTIFIER = b"TFL3"
 
+_MODEL_OPERATOR_CODES = 1
 _MODEL_BUFFERS = 4
 _MODEL_METADATA = 6
 _METADATA_NAME = 0
 _METADATA_BUFFER = 1
+_OPCODE_CUSTOM_CODE = 1
 _BUFFER_DATA = 0
 _BUFFER_OFFSET = 1
 _BUFFER_SIZE = 2
@@ -113,6 +115,32 @@ def buffers_in_bounds(path: str | os.PathLike) -> bool:
                 return True
     except (OSError, ValueError, _Malformed, struct.error, OverflowError):
         return False
+
+
+def custom_ops(path: str | os.PathLike) -> list[str]:
+    """Names of the custom operators a TFLite model uses (``edgetpu-custom-op``, ``FlexConv2D``, ...).
+
+    Ops that are not builtins: an interpreter runs them only when a delegate or
+    a registered kernel provides them. Any malformed input yields ``[]``.
+    """
+    try:
+        with open(path, "rb") as f:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                r = _Reader(buf)
+                root = r.deref(0)
+                start, count = r.vector(root, _MODEL_OPERATOR_CODES)
+                if count > 10_000:
+                    raise _Malformed
+                names = []
+                for i in range(count):
+                    code = r.string(r.deref(start + 4 * i), _OPCODE_CUSTOM_CODE)
+                    if code:
+                        name = code.decode("utf-8", "replace")
+                        if name not in names:
+                            names.append(name)
+                return names
+    except (OSError, ValueError, _Malformed, struct.error, OverflowError):
+        return []
 
 
 def has_tflite_identifier(path: str | os.PathLike) -> bool:

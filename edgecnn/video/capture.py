@@ -12,7 +12,9 @@ a live camera (``--fps``/``--realtime``).
 When a live source fails, the thread reconnects (close + open) with
 exponential backoff up to ``Reconnect.attempts`` times, logging each attempt;
 after the last failure :meth:`LatestFrameCapture.get` raises
-:class:`SourceLostError`.
+:class:`SourceLostError`. A live source that cannot be opened at start (a
+camera or stream that comes up after the device boots) gets the same
+attempts; a file or folder that cannot be opened fails at once.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class LatestFrameCapture:
         self._slot: Optional[Frame] = None
         self._ended = False
         self._error: Optional[SourceError] = None
+        self._open_error: Optional[SourceError] = None  # a live source that did not open at start
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -83,8 +86,17 @@ class LatestFrameCapture:
     # -- consumer side -------------------------------------------------------
 
     def start(self) -> "LatestFrameCapture":
-        """Open the source (errors surface here, in the caller) and start the reader thread."""
-        self.source.open()
+        """Open the source and start the reader thread.
+
+        A file or folder that cannot be opened raises here, in the caller. A live
+        source that cannot be opened is retried by the reader thread, as a lost one is.
+        """
+        try:
+            self.source.open()
+        except SourceError as exc:
+            if not self.source.live:
+                raise
+            self._open_error = exc
         if self.realtime and not self.pace_fps:
             self.pace_fps = self.source.fps or DEFAULT_FPS
         self._thread = threading.Thread(target=self._run, name="edgecnn-capture", daemon=True)
@@ -142,6 +154,10 @@ class LatestFrameCapture:
 
     def _read_until_stopped(self) -> None:
         failures = 0
+        if self._open_error is not None:
+            failures = self._open_at_start(self._open_error)
+            if failures < 0:
+                return
         started = time.monotonic()
         while not self._stop.is_set():
             try:
@@ -166,6 +182,30 @@ class LatestFrameCapture:
                 self.dropped += 1
             self._slot = frame
             self._cond.notify_all()
+
+    def _open_at_start(self, exc: SourceError) -> int:
+        """Retry a live source that did not open at start; the attempts used, or -1 when stopped meanwhile.
+
+        Raises SourceLostError when every attempt failed.
+        """
+        attempts = self.reconnect.attempts
+        for attempt in range(1, attempts + 1):
+            delay = self.reconnect.delay(attempt)
+            log.warning("warning: %s; reconnect attempt %d/%d in %.1f s", exc, attempt, attempts, delay)
+            if self._stop.wait(delay):
+                return -1
+            try:
+                self.source.open()
+            except SourceError as open_exc:
+                exc = open_exc
+                log.warning("warning: reconnect attempt %d/%d failed: %s", attempt, attempts, open_exc)
+                continue
+            log.info("connected to %s (attempt %d/%d)", self.source.name, attempt, attempts)
+            return 0
+        raise SourceLostError(
+            f"could not open {self.source.name} ({exc}) in {attempts} reconnect attempts; "
+            f"check the camera or stream, or raise --reconnect"
+        )
 
     def _reopen(self, exc: SourceReadError, failures: int) -> None:
         """Close and reopen after a failed read; raise SourceLostError when attempts are used up."""

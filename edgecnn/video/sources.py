@@ -23,6 +23,7 @@ from typing import Optional, Protocol, Union
 
 import numpy as np
 
+from edgecnn._io import special_file
 from edgecnn.errors import SourceError
 from edgecnn.runtime.preprocess import IMAGE_SUFFIXES
 
@@ -67,6 +68,7 @@ class OpenCVSource:
         self.fps: Optional[float] = None
         self._request = (width, height, fps)
         self._cap = None
+        self._first: Optional[np.ndarray] = None  # a file's first frame, read by open() to prove it is a video
 
     def open(self) -> None:
         import cv2
@@ -79,6 +81,15 @@ class OpenCVSource:
                               f"({SOURCE_HINT})")
         if self.live:
             self._configure_camera(cap, cv2)
+        else:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                cap.release()
+                raise SourceError(
+                    f"{self.name} is not a video or image OpenCV can read (no frame could be decoded); "
+                    f"pass a video file, a folder of images, a camera or a stream"
+                )
+            self._first = frame
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 0 < fps < 1000 else None
         self._cap = cap
@@ -103,6 +114,9 @@ class OpenCVSource:
     def read(self) -> Optional[np.ndarray]:
         if self._cap is None:
             raise SourceReadError(f"{self.name} is not open")
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return frame
         ok, frame = self._cap.read()
         if ok and frame is not None:
             return frame
@@ -111,6 +125,7 @@ class OpenCVSource:
         return None
 
     def close(self) -> None:
+        self._first = None
         if self._cap is not None:
             self._cap.release()
             self._cap = None
@@ -136,15 +151,16 @@ class FolderSource:
         self._next = 0
 
     def read(self) -> Optional[np.ndarray]:
-        import cv2
+        from edgecnn.errors import DataError
+        from edgecnn.runtime.preprocess import read_image
 
         while self._next < len(self._paths):
             path = self._paths[self._next]
             self._next += 1
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is not None:
-                return image
-            log.warning("notice: skipping %s: not a readable image", path)
+            try:
+                return read_image(path)  # the reader `edgecnn predict` uses: a file it rejects is skipped here too
+            except DataError as exc:
+                log.warning("notice: skipping %s: %s", path, exc)
         return None
 
     def close(self) -> None:
@@ -223,6 +239,9 @@ def open_source(
         return FolderSource(path)
     if path.is_file():
         return OpenCVSource(str(path), live=False)
+    special = special_file(path)
+    if special:
+        raise SourceError(f"--source {spec} is {special}; {SOURCE_HINT}")
     raise SourceError(f"source not found: {spec!r}; {SOURCE_HINT}")
 
 

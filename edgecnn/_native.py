@@ -1,0 +1,115 @@
+"""Keep native libraries' log lines (LiteRT, TensorFlow, the TFLite converter, FFmpeg) off the terminal.
+
+Those libraries write from C++ straight to file descriptor 2, past Python's ``sys.stderr`` and
+``logging``: LiteRT's ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` (no setting turns
+it off), the converter's ``fully_quantize: 0, inference_type: 6, ...``, absl ``I0000``/``W0000``
+lines, FFmpeg's ``[tcp @ 0x...] Connection refused``. Two tools, both off when native logs are
+shown (``--debug``/``-v`` on the command line, ``show_native_logs(True)``, or
+``EDGECNN_NATIVE_LOGS=1``):
+
+- :func:`quiet_environment` sets the variables the libraries read at start-up
+  (``TF_CPP_MIN_LOG_LEVEL=2``, ``OPENCV_FFMPEG_LOGLEVEL=0``), without overriding the user's;
+- :func:`native_stderr` redirects fd 2 into a temporary file around one native call, then writes
+  back every captured line that is not known noise (so a real native warning still shows), or,
+  when the call raised, nothing: the exception carries the message and becomes one ``error:`` line.
+  While redirected, other threads' stderr output is held back and written after the call, not lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import threading
+from typing import Iterator
+
+# Lines that are progress chatter, never a problem the user must see.
+NOISE = re.compile(
+    rb"^(INFO: "                                              # TFLite/LiteRT minimal logger, INFO level
+    rb"|[IW]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\] "        # absl/glog INFO and WARNING lines
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|fully_quantize: \d+, inference_type: "                 # the TFLite calibration wrapper
+    rb"|Estimated count of arithmetic ops: "                   # the converter's op count
+    rb")"
+)
+
+_show = os.environ.get("EDGECNN_NATIVE_LOGS", "") not in ("", "0")
+_lock = threading.RLock()
+_depth = 0
+
+
+def show_native_logs(on: bool = True) -> None:
+    """Let native log lines through (``--debug``/``-v``), or filter them again."""
+    global _show
+    _show = bool(on)
+
+
+def showing() -> bool:
+    return _show
+
+
+def quiet_environment() -> None:
+    """Set the log-level variables native libraries read when they start (the user's values win)."""
+    if _show:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow: warnings and errors only
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "0")  # FFmpeg inside OpenCV: panics only
+
+
+@contextlib.contextmanager
+def native_stderr() -> Iterator[None]:
+    """Capture fd 2 around a native call; write back what is not noise (nothing when the call raised)."""
+    global _depth
+    if _show:
+        yield
+        return
+    with _lock:
+        if _depth:  # already redirected by an outer call
+            _depth += 1
+            try:
+                yield
+            finally:
+                _depth -= 1
+            return
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 (a daemon with stderr closed): nothing to protect
+            yield
+            return
+        _flush()
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            _depth = 1
+            failed = True
+            try:
+                yield
+                failed = False
+            finally:
+                _flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                _depth = 0
+                capture.seek(0)
+                kept = b"" if failed else b"".join(
+                    line for line in capture.read().splitlines(keepends=True) if not NOISE.match(line))
+                if kept:
+                    _write_all(2, kept)
+
+
+def _flush() -> None:
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        pass
