@@ -28,7 +28,7 @@ from typing import Iterator
 # Lines that are progress chatter, never a problem the user must see.
 NOISE = re.compile(
     rb"^(INFO: "                                              # TFLite/LiteRT minimal logger, INFO level
-    rb"|[IW]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\] "        # absl/glog INFO and WARNING lines
+    rb"|[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] "                  # absl/glog INFO and WARNING lines
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|fully_quantize: \d+, inference_type: "                 # the TFLite calibration wrapper
     rb"|Estimated count of arithmetic ops: "                   # the converter's op count

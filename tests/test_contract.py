@@ -1,0 +1,218 @@
+"""The error contract on hostile input: one ``error:`` line (or the right answer), never silence or a traceback.
+
+Each test is one case from a hostile pass over predict and the runtime: accelerator-compiled and
+custom-op models, a library that is not a delegate, argparse errors, non-finite options and scores,
+undecodable file names, FIFOs, labels files one line too long, native log lines.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgecnn import cli
+from edgecnn.errors import ModelError, UsageError
+from edgecnn.runtime import Classifier
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper  # noqa: E402
+
+CORAL_MODEL = "mobilenet_v2_1.0_224_quant.tflite"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def edgecnn(*args, timeout=120, **kwargs):
+    return subprocess.run([sys.executable, "-m", "edgecnn", *map(str, args)], capture_output=True, timeout=timeout,
+                          cwd=REPO, **kwargs)
+
+
+def one_error_line(stderr: bytes | str, *needles: str) -> str:
+    text = stderr.decode() if isinstance(stderr, bytes) else stderr
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, f"expected one error line, got:\n{text}"
+    assert lines[0].startswith("error: ") and "Traceback" not in text
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def tiny_onnx(path, head: str = "softmax"):
+    """3 classes from the mean colour (16x16 NCHW); ``head="nan"`` outputs 0/0."""
+    nodes = [helper.make_node("ReduceMean", ["image"], ["mean"], axes=[2, 3], keepdims=0),
+             helper.make_node("MatMul", ["mean", "w"], ["logits"])]
+    if head == "nan":
+        nodes += [helper.make_node("Sub", ["logits", "logits"], ["zero"]),
+                  helper.make_node("Div", ["zero", "zero"], ["probs"])]
+    else:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=1))
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 3])],
+        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [3, 3], (np.eye(3) * 10).ravel().tolist())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def red_png(tmp_path):
+    import cv2
+
+    path = tmp_path / "red.png"
+    cv2.imwrite(str(path), np.full((20, 20, 3), (30, 30, 220), np.uint8))
+    return path
+
+
+# ------------------------------------------------------------------ accelerator and custom-op models
+def patched_coral(coral_dir, tmp_path, custom_code: str):
+    """The Coral model with its first operator turned into custom op ``custom_code`` (as edgetpu_compiler does)."""
+    flatbuffers = pytest.importorskip("flatbuffers")
+    schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
+    data = (coral_dir / CORAL_MODEL).read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    code = model.operatorCodes[0]
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = custom_code
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path / f"model_{custom_code}.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def test_edgetpu_model_without_delegate_names_the_flag(coral_dir, tmp_path):
+    from edgecnn.runtime.tflite_meta import custom_ops
+
+    path = patched_coral(coral_dir, tmp_path, "edgetpu-custom-op")
+    assert custom_ops(path) == ["edgetpu-custom-op"] and custom_ops(coral_dir / CORAL_MODEL) == []
+    result = edgecnn("predict", path, coral_dir / "cat.bmp")
+    assert result.returncode == 2
+    one_error_line(result.stderr, "compiled for a Coral Edge TPU", "--delegate libedgetpu.so.1")
+
+
+@pytest.mark.parametrize("op, needles", [
+    ("MyCustomOp", ("custom op(s) MyCustomOp", "--delegate LIB")),
+    ("FlexMatrixDeterminant", ("TensorFlow ops (FlexMatrixDeterminant)", "Flex delegate", "--allow-tf-ops")),
+])
+def test_custom_op_model_names_the_op(coral_dir, tmp_path, op, needles):
+    with pytest.raises(ModelError) as exc:
+        Classifier(patched_coral(coral_dir, tmp_path, op))
+    message = str(exc.value)
+    assert "\n" not in message and "corrupt" not in message
+    assert all(n in message for n in needles), message
+
+
+def test_library_that_is_not_a_delegate_is_one_line_and_nothing_after(coral_dir):
+    libc = ctypes.util.find_library("c") or "libc.so.6"
+    result = edgecnn("predict", coral_dir / CORAL_MODEL, coral_dir / "cat.bmp", "--delegate", libc)
+    assert result.returncode == 2
+    one_error_line(result.stderr, f"{libc!r} is not a TFLite delegate library", "tflite_plugin_create_delegate")
+
+
+# ------------------------------------------------------------------ native log lines
+def test_native_stderr_drops_noise_keeps_real_lines_and_drops_all_when_raising(capfd):
+    from edgecnn._native import native_stderr
+
+    with native_stderr():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8\n")
+        os.write(2, b"W0000 00:00:1764270000.123456  1234 tf_tfl_flatbuffer_helpers.cc:365] Ignored output_format.\n")
+        os.write(2, b"a real problem\n")
+    assert capfd.readouterr().err == "a real problem\n"
+    with pytest.raises(RuntimeError):
+        with native_stderr():
+            os.write(2, b"ERROR: the reason, which the exception carries\n")
+            raise RuntimeError("boom")
+    assert capfd.readouterr().err == ""
+
+
+def test_predict_prints_no_native_log_lines_unless_verbose(coral_dir):
+    args = ("predict", coral_dir / CORAL_MODEL, coral_dir / "cat.bmp", "--top-k", "1")
+    quiet = edgecnn(*args)
+    assert quiet.returncode == 0 and quiet.stderr == b"", quiet.stderr
+    assert b"Egyptian cat" in quiet.stdout
+    verbose = edgecnn(*args, "-v")
+    assert b"INFO: Created TensorFlow Lite XNNPACK delegate" in verbose.stderr
+
+
+# ------------------------------------------------------------------ command line
+def test_argparse_errors_are_one_line_without_usage():
+    for args in (("predict",), ("predict", "m.tflite", "x.jpg", "--top-k", "zero"), ("nonsense",)):
+        result = edgecnn(*args)
+        assert result.returncode == 2
+        line = one_error_line(result.stderr)
+        assert "usage:" not in result.stderr.decode() and "--help" in line
+
+
+@pytest.mark.parametrize("option", [["--mean", "nan"], ["--std", "inf"], ["--mean", "1,-inf,2"]])
+def test_non_finite_mean_or_std_is_refused(tmp_path, red_png, option, capsys):
+    model = tiny_onnx(tmp_path / "m.onnx")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["predict", str(model), str(red_png), *option])
+    assert exc.value.code == 2
+    one_error_line(capsys.readouterr().err, f"argument {option[0]}", "finite")
+    with pytest.raises(UsageError, match="finite"):
+        Classifier(model, mean=float("nan"))
+
+
+def test_nan_score_is_an_error_not_an_answer(tmp_path, red_png, capsys):
+    model = tiny_onnx(tmp_path / "nan.onnx", head="nan")
+    rc = cli.main(["predict", str(model), str(red_png), "--labels", str(labels_file(tmp_path, 3)),
+                   "--mean", "0", "--std", "255"])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    one_error_line(captured.err, "nan.onnx gave NaN scores", "red.png")
+
+
+def labels_file(tmp_path, n, first=None):
+    names = ["red", "green", "blue"][:n]
+    path = tmp_path / f"labels_{first or n}.txt"
+    path.write_text("".join(f"{x}\n" for x in ([first] if first else []) + names))
+    return path
+
+
+def test_labels_one_line_longer_are_aligned_only_after_background(tmp_path, red_png, capsys):
+    model = tiny_onnx(tmp_path / "m.onnx")
+    common = ["predict", str(model), str(red_png), "--mean", "0", "--std", "255", "--top-k", "1", "--json"]
+    assert cli.main(common + ["--labels", str(labels_file(tmp_path, 3, first="background"))]) == 0
+    assert json.loads(capsys.readouterr().out)["top"][0]["label"] == "red"
+    assert cli.main(common + ["--labels", str(labels_file(tmp_path, 3, first="unknown"))]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    one_error_line(captured.err, "has 4 labels but the model has 3 outputs")
+
+
+# ------------------------------------------------------------------ inputs
+def test_json_line_is_valid_utf8_for_undecodable_file_name_bytes(tmp_path, red_png):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: not UTF-8
+    (folder / name).write_bytes(red_png.read_bytes())
+    model = tiny_onnx(tmp_path / "m.onnx")
+    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+    result = edgecnn("predict", model, folder, "--json", "--mean", "0", "--std", "255", env=env)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout.decode("utf-8"))  # strict: raises on raw 0xE9
+    assert record["input"] == str(folder) + "/caf\\xe9.png"
+    human = edgecnn("predict", model, folder, "--mean", "0", "--std", "255", env=env)
+    assert human.stdout.decode("utf-8").startswith(str(folder) + "/caf\\xe9.png: ")
+
+
+def test_fifo_input_is_refused_instead_of_blocking(tmp_path, red_png):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    model = tiny_onnx(tmp_path / "m.onnx")
+    result = edgecnn("predict", model, fifo, red_png, "--mean", "0", "--std", "255", timeout=60)
+    assert result.returncode == 1
+    assert red_png.name.encode() in result.stdout
+    assert f"error: {fifo} is a named pipe (FIFO), not an image file".encode() in result.stderr
+    as_model = edgecnn("predict", fifo, red_png, timeout=60)
+    assert as_model.returncode == 2
+    one_error_line(as_model.stderr, "is a named pipe (FIFO), not a model file")
