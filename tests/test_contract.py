@@ -216,3 +216,116 @@ def test_fifo_input_is_refused_instead_of_blocking(tmp_path, red_png):
     as_model = edgecnn("predict", fifo, red_png, timeout=60)
     assert as_model.returncode == 2
     one_error_line(as_model.stderr, "is a named pipe (FIFO), not a model file")
+
+
+# ------------------------------------------------------------------ resource limits
+def png_bomb(path, width: int, height: int):
+    """A real gray PNG of zeros, compressed as it is written (a few hundred KB for 16000x16000)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    comp, row, parts = zlib.compressobj(9), b"\x00" * (width + 1), []
+    for _ in range(height):
+        parts.append(comp.compress(row))
+    parts.append(comp.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_image_over_the_pixel_budget_is_refused_before_decoding(tmp_path, red_png, capsys):
+    bomb = png_bomb(tmp_path / "bomb.png", 16000, 16000)
+    assert bomb.stat().st_size < 1_000_000
+    model = tiny_onnx(tmp_path / "m.onnx")
+    rc = cli.main(["predict", str(model), str(bomb), str(red_png), "--mean", "0", "--std", "255"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "red.png" in captured.out
+    assert (f"error: {bomb} is 16000x16000 pixels (256.0 MP), over the 50 MP limit; pass --max-megapixels 256"
+            in captured.err)
+    medium = png_bomb(tmp_path / "medium.png", 3000, 2000)  # 6 MP: under the default, over a lowered limit
+    assert cli.main(["predict", str(model), str(medium), "--max-megapixels", "5"]) == 1
+    assert "over the 5 MP limit" in capsys.readouterr().err
+    assert cli.main(["predict", str(model), str(medium), "--max-megapixels", "6.5", "--mean", "0"]) == 0
+
+
+def test_image_header_sizes_match_the_decoded_images(tmp_path):
+    import cv2
+
+    from edgecnn.runtime.imageinfo import image_size
+
+    img = np.zeros((37, 53, 3), np.uint8)
+    for ext in (".png", ".jpg", ".bmp", ".webp", ".tif", ".ppm"):
+        path = tmp_path / f"x{ext}"
+        assert cv2.imwrite(str(path), img)
+        assert image_size(path) == (53, 37), ext
+    PIL = pytest.importorskip("PIL.Image")
+    for name, kwargs in (("x.gif", {}), ("ll.webp", {"lossless": True}), ("p.jpg", {"progressive": True}),
+                         ("lzw.tif", {"compression": "tiff_lzw"}), ("icc.jpg", {"icc_profile": b"x" * 70000})):
+        PIL.fromarray(img).save(tmp_path / name, **kwargs)
+        assert image_size(tmp_path / name) == (53, 37), name
+    (tmp_path / "notes.txt").write_text("hello")
+    assert image_size(tmp_path / "notes.txt") is None
+
+
+def huge_input_onnx(path):
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["image"], ["m"]), helper.make_node("Flatten", ["m"], ["f"]),
+         helper.make_node("MatMul", ["f", "w"], ["y"])], "huge",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 100000, 100000])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [3, 3], np.eye(3).ravel().tolist())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_model_with_a_huge_input_is_refused_at_load(tmp_path, red_png, capsys):
+    model = huge_input_onnx(tmp_path / "huge.onnx")
+    assert cli.main(["predict", str(model), str(red_png)]) == 2
+    one_error_line(capsys.readouterr().err, "input is 100000x100000 pixels", "over edgecnn's limit")
+
+
+def test_tflite_with_a_huge_input_is_refused_before_allocating_it(coral_dir, tmp_path):
+    """LiteRT allocates every tensor in allocate_tensors(): a 30000x30000 input got the process OOM-killed."""
+    flatbuffers = pytest.importorskip("flatbuffers")
+    schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel((coral_dir / CORAL_MODEL).read_bytes(), 0))
+    graph = model.subgraphs[0]
+    graph.tensors[graph.inputs[0]].shape = np.array([1, 30000, 30000, 3], np.int32)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path / "huge.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    result = edgecnn("predict", path, coral_dir / "cat.bmp", timeout=60)
+    assert result.returncode == 2
+    one_error_line(result.stderr, "input is 30000x30000 pixels")
+
+
+def test_benchmark_reports_unusable_models_as_failed_rows_and_keeps_earlier_results(tmp_path):
+    from edgecnn.bench.run import BenchConfig, benchmark
+
+    good = tiny_onnx(tmp_path / "good.onnx")
+    huge = huge_input_onnx(tmp_path / "huge.onnx")
+    two = tmp_path / "two.onnx"
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["image"], ["a"]), helper.make_node("Identity", ["image"], ["b"])], "two",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 16, 16]) for n in "ab"])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(two))
+    config = BenchConfig(models=[str(huge), str(two), str(good)], threads=[1], runs=3, warmup=1,
+                         out=str(tmp_path / "out"), plots=False, plain_progress=True)
+    rows = benchmark(config, log=lambda m: None).rows
+    assert [r.status for r in rows] == ["failed", "failed", "ok"]
+    assert "100000x100000" in rows[0].reason and "2 outputs" in rows[1].reason
+    assert "usage" not in rows[1].reason
+    with pytest.raises(UsageError, match="already holds the results of an earlier benchmark.*--force"):
+        benchmark(config, log=lambda m: None)
+    config.force = True
+    config.models = [str(good)]
+    assert [r.status for r in benchmark(config, log=lambda m: None).rows] == ["ok"]

@@ -22,11 +22,12 @@ from edgecnn.bench.progress import Progress
 from edgecnn.bench.result import FAILED, Row, WorkerResult
 from edgecnn.bench.sources import Candidate, resolve
 from edgecnn.bench.worker import TOP_K
-from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.errors import EdgeCNNError, ModelError, UsageError
 from edgecnn.formats import parse_formats
 from edgecnn.machine import cores, machine_info
 
 WORKER_TIMEOUT_S = 1800
+RESULT_FILES = ("results.json", "results.csv", "results.md")  # what a run writes into --out (report.write_all)
 
 
 @dataclass
@@ -42,6 +43,7 @@ class BenchConfig:
     out: str = "edgecnn-benchmark"
     plots: bool = True
     plain_progress: bool = False
+    force: bool = False  # overwrite the results of an earlier run in ``out``
 
     def check(self) -> None:
         if not self.models:
@@ -84,6 +86,10 @@ def benchmark(config: BenchConfig) -> BenchResult:
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; pass a folder for the results")
+    earlier = [name for name in RESULT_FILES if (out / name).exists()]
+    if earlier and not config.force:
+        raise UsageError(f"--out {out} already holds the results of an earlier benchmark ({earlier[0]}); "
+                         f"pass --force to overwrite them, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)  # fail on an unwritable --out before measuring, not after
     threads = config.threads or default_threads()
     explicit = config.formats is not None
@@ -180,6 +186,11 @@ def _input_size_and_labels(path: Path) -> tuple[tuple[int, int], Optional[list[s
 
     card = find_card(path)
     if card is not None:
+        from edgecnn.runtime.base import input_size_problem
+
+        too_large = input_size_problem((1, card.input_height, card.input_width, 3), "NHWC")
+        if too_large:  # images are loaded at this size: refuse before allocating them
+            raise ModelError(f"{path}: the size in its model card is too large: {too_large}")
         return (card.input_height, card.input_width), list(card.labels)
     from edgecnn.runtime import Classifier
 

@@ -43,3 +43,16 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"Received {text!r}; expected a number > 0")
     return value
+
+
+def add_max_megapixels(parser: argparse.ArgumentParser) -> None:
+    """``--max-megapixels MP``: image files over this size are refused before decoding (a decompression bomb)."""
+    from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS
+
+    parser.add_argument("--max-megapixels", type=positive_float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
+                        help=f"refuse image files over MP megapixels, read from their header before decoding "
+                             f"(default: {DEFAULT_MAX_PIXELS / 1e6:g})")
+
+
+def max_pixels(args: argparse.Namespace) -> int:
+    return int(args.max_megapixels * 1e6)

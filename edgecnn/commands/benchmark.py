@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="take defaults from a device profile in devices/ (e.g. raspberry-pi-5, x86-64)")
     parser.add_argument("--out", metavar="DIR", default="edgecnn-benchmark",
                         help="results folder (default: edgecnn-benchmark)")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite the results of an earlier benchmark in --out (default: refuse)")
     parser.add_argument("--no-plots", action="store_true", help="skip benchmark.png and latency_distribution.png")
     parser.add_argument("--plain", action="store_true", help="plain progress lines instead of a progress bar")
 
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     defaults = {"runs": 100, "warmup": 10, "batch": 1}
     options = {k: (defaults.get(k) if v is None else v) for k, v in options.items()}
     config = BenchConfig(models=args.models, data=args.data, device=args.device, out=args.out,
-                         plots=not args.no_plots, plain_progress=args.plain, **options)
+                         plots=not args.no_plots, plain_progress=args.plain, force=args.force, **options)
     result = benchmark(config)
     print()
     print(render_text(result.rows, result.findings))

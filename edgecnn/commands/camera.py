@@ -8,7 +8,7 @@ import logging
 import signal
 import threading
 
-from edgecnn.commands._args import non_negative_int, positive_float, positive_int
+from edgecnn.commands._args import add_max_megapixels, max_pixels, non_negative_int, positive_float, positive_int
 
 HELP = "classify live video from a camera, video file, stream, Pi camera or image folder"
 
@@ -42,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="reconnect attempts when a camera or stream fails (default: 5)")
     p.add_argument("--reconnect-delay", type=positive_float, default=0.5, metavar="S",
                    help="first reconnect wait, doubling up to 5 s (default: 0.5)")
+    add_max_megapixels(p)
     p.add_argument("--serve", metavar="HOST:PORT",
                    help="serve a browser preview (MJPEG + top-k) on HOST:PORT; PORT alone binds 127.0.0.1")
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save:
         check_video_path(args.save)
     address = parse_address(args.serve) if args.serve else None
-    source = open_source(args.source, args.width, args.height, args.fps)
+    source = open_source(args.source, args.width, args.height, args.fps, max_pixels=max_pixels(args))
 
     classifier = Classifier(args.model, labels=args.labels, threads=args.threads)
     pacing = not source.live and (args.fps is not None or args.realtime)

@@ -7,7 +7,7 @@ import logging
 import math
 
 from edgecnn.card import OUTPUT_KINDS
-from edgecnn.commands._args import positive_int
+from edgecnn.commands._args import add_max_megapixels, max_pixels, positive_int
 
 HELP = "classify images (files, folders, globs) with a .tflite/.onnx/.keras model"
 
@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="resize by stretching (default) or center-crop to the model's aspect ratio first")
     parser.add_argument("--output-kind", choices=OUTPUT_KINDS,
                         help="what the model outputs (default: the model card's; logits get a softmax)")
+    add_max_megapixels(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         std=args.std,
         crop=args.crop,
         output_kind=args.output_kind,
+        max_pixels=max_pixels(args),
     )
     log.debug(clf.describe())
     failed = 0

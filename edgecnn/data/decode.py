@@ -26,8 +26,13 @@ def decode_rgb(path: str | os.PathLike) -> np.ndarray:
 
         return np.ascontiguousarray(read_image(path)[..., ::-1])
 
+    from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS, pixel_budget_problem
+
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # reads the header only: the size is known before decoding
+            problem = pixel_budget_problem(path, img.size, DEFAULT_MAX_PIXELS)
+            if problem:
+                raise DataError(problem)
             img.seek(0)
             img.load()
             # Camera photos: honour the EXIF orientation, as the runtime's read_image does for JPEG.

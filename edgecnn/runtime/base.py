@@ -151,6 +151,24 @@ class Backend(Protocol):
         ...
 
 
+# The largest image input a classifier may declare (per image): 4096x4096 RGB. Real classifiers take 224-1024 px;
+# a model declaring 100000x100000 would make the runtime allocate tens of GB before the first image.
+MAX_INPUT_PIXELS = 4096 * 4096
+
+
+def input_size_problem(shape: tuple[Optional[int], ...], layout: str = "") -> Optional[str]:
+    """Why an image input of ``shape`` is too large to allocate (one line), or None."""
+    if len(shape) != 4:
+        return None
+    layout = layout or guess_layout(shape)
+    _, h, w, _ = shape if layout == "NHWC" else (shape[0], shape[2], shape[3], shape[1])
+    if h is None or w is None or h * w <= MAX_INPUT_PIXELS:
+        return None
+    return (f"its input is {w}x{h} pixels ({h * w / 1e6:.0f} MP per image), over edgecnn's limit of "
+            f"{MAX_INPUT_PIXELS / 1e6:.1f} MP (4096x4096) for a classifier input; check that this is the model "
+            f"you meant")
+
+
 def check_model_file(path: str | os.PathLike, kind: str) -> Path:
     """Fail early, with one clear line, on a missing, empty or unreadable model file."""
     path = Path(path)

@@ -31,8 +31,9 @@ import numpy as np
 from edgecnn.card import OUTPUT_KINDS, ModelCard, find_card
 from edgecnn.errors import LabelsError, ModelError, UsageError
 from edgecnn.labels import align_labels, read_labels
-from edgecnn.runtime.base import LAYOUTS, Backend, TensorSpec, guess_layout
+from edgecnn.runtime.base import LAYOUTS, Backend, TensorSpec, guess_layout, input_size_problem
 from edgecnn.runtime.feedback import confidence_feedback
+from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS
 from edgecnn.runtime.load import load_backend
 from edgecnn.runtime.postprocess import to_probabilities
 from edgecnn.runtime.preprocess import CROPS, ImageLike, Preprocessor, load_image
@@ -114,6 +115,8 @@ class Classifier:
     output_kind: ``softmax`` | ``sigmoid`` | ``logits``; overrides the card. Without
         either, rows outside 0..1 are treated as logits.
     card: a ModelCard to use instead of the sidecar/embedded one.
+    max_pixels: image files larger than this (read from their header, before
+        decoding) are refused with a DataError; default 50 MP, None for no limit.
 
     Safe to share between threads: preprocessing into the reused input buffer
     and the interpreter call run under one lock (see the module docstring).
@@ -132,8 +135,10 @@ class Classifier:
         crop: Optional[str] = None,
         output_kind: Optional[str] = None,
         card: Optional[ModelCard] = None,
+        max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
     ):
         self.path = Path(model)
+        self.max_pixels = max_pixels
         if output_kind is not None and output_kind not in OUTPUT_KINDS:
             raise UsageError(f"Received output_kind={output_kind!r}; expected one of: {', '.join(OUTPUT_KINDS)}")
         if crop is not None and crop not in CROPS:
@@ -182,6 +187,9 @@ class Classifier:
         layout = guess_layout(spec.shape, default="")
         if not layout:
             layout = self.card.layout if self.card and self.card.layout in LAYOUTS else "NHWC"
+        too_large = input_size_problem(spec.shape, layout)
+        if too_large:
+            raise ModelError(f"{self.path}: {too_large}")
         if not (np.issubdtype(spec.dtype, np.floating) or spec.dtype in (np.uint8, np.int8)):
             raise ModelError(
                 f"{self.path} input {spec.describe()} has dtype {spec.dtype}; expected float32, uint8 or int8"
@@ -193,6 +201,9 @@ class Classifier:
         h, w = spec.height, spec.width
         if self.card and (h is None or w is None):
             h, w = h or self.card.input_height, w or self.card.input_width
+            too_large = input_size_problem((1, h, w, 3), "NHWC")
+            if too_large:
+                raise ModelError(f"{self.path}: the size in its model card is too large: {too_large}")
         if h is None or w is None:
             raise ModelError(
                 f"{self.path} has a dynamic input size ({spec.describe()}) and no model card says which size "
@@ -266,7 +277,7 @@ class Classifier:
         if isinstance(image, (str, os.PathLike)):
             order = "BGR"
         out = np.empty_like(self._batch1)
-        img = load_image(image)
+        img = load_image(image, max_pixels=self.max_pixels)
         with self._lock:
             self.preprocessor(img, order=order, out=out[0])
         return out
@@ -276,7 +287,7 @@ class Classifier:
         source = None
         if isinstance(image, (str, os.PathLike)):
             source, order = str(image), "BGR"
-        img = load_image(image)
+        img = load_image(image, max_pixels=self.max_pixels)
         with self._lock:
             t0 = time.perf_counter()
             self.preprocessor(img, order=order, out=self._batch1[0])
@@ -299,7 +310,7 @@ class Classifier:
         if not images:
             return []
         sources = [str(im) if isinstance(im, (str, os.PathLike)) else None for im in images]
-        decoded = [load_image(im) for im in images]
+        decoded = [load_image(im, max_pixels=self.max_pixels) for im in images]
         batch = np.empty((len(decoded),) + self.preprocessor.sample_shape, self.input_spec.dtype)
         chunk = self.input_spec.batch or len(batch)
         outs = []

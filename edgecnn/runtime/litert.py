@@ -19,7 +19,8 @@ from edgecnn._native import native_stderr
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError, first_line
 from edgecnn.machine import dist_version
-from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
+from edgecnn.runtime.base import (TensorSpec, check_model_file, dequantize, guess_layout, inference_error,
+                                  input_size_problem)
 from edgecnn.runtime.tflite_meta import buffers_in_bounds, custom_ops, has_tflite_identifier, read_metadata
 
 NUMPY2_TFLITE_RUNTIME = "tflite_runtime crashes with numpy 2; pip install ai-edge-litert (or numpy<2)"
@@ -167,6 +168,10 @@ class LiteRTBackend:
         try:
             with native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
                 self._interp = src.interpreter(**kwargs)
+                for details in self._interp.get_input_details():  # before allocate_tensors allocates them
+                    too_large = input_size_problem(tuple(int(d) for d in details["shape"]))
+                    if too_large:
+                        raise ModelError(f"{self.path}: {too_large}")
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise _load_error(self.path, first_line(exc), src.name, delegate) from None

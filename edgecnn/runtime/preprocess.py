@@ -25,6 +25,7 @@ import numpy as np
 from edgecnn._io import special_file
 from edgecnn.errors import DataError, UsageError
 from edgecnn.runtime.base import TensorSpec
+from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS, image_size, pixel_budget_problem
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
 
@@ -36,15 +37,19 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an image file by its content: HxWx3 uint8 BGR (gray, alpha, 16-bit converted).
 
-    Raises DataError for a missing, empty or undecodable file.
+    Raises DataError for a missing, empty or undecodable file, a FIFO or device, and an image over
+    ``max_pixels`` (read from its header before decoding; None: no limit).
     """
     path = Path(path)
     special = special_file(path)
     if special:
         raise DataError(f"{path} is {special}, not an image file; pass image files")
+    problem = pixel_budget_problem(path, image_size(path), max_pixels)
+    if problem:
+        raise DataError(problem)
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
@@ -61,6 +66,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise DataError(f"cannot decode {path}: not an image format OpenCV can read (or the file is corrupt)")
+    problem = pixel_budget_problem(path, (image.shape[1], image.shape[0]), max_pixels)  # formats without a header read
+    if problem:
+        raise DataError(problem)
     return as_uint8_color(image, source=str(path))
 
 
@@ -231,8 +239,9 @@ class Preprocessor:
                 f"{self.channel_order}, {norm}")
 
 
-def load_image(image: ImageLike, source: Optional[str] = None) -> np.ndarray:
-    """A path or an array -> HxWx3 uint8 (paths decode to BGR; arrays keep their order)."""
+def load_image(image: ImageLike, source: Optional[str] = None,
+               max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A path or an array -> HxWx3 uint8 (paths decode to BGR, within ``max_pixels``; arrays keep their order)."""
     if isinstance(image, (str, os.PathLike)):
-        return read_image(image)
+        return read_image(image, max_pixels)
     return as_uint8_color(image, source or "image")

@@ -25,6 +25,7 @@ import numpy as np
 
 from edgecnn._io import special_file
 from edgecnn.errors import SourceError
+from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS
 from edgecnn.runtime.preprocess import IMAGE_SUFFIXES
 
 log = logging.getLogger("edgecnn.video")
@@ -137,8 +138,9 @@ class FolderSource:
     live = False
     fps = None
 
-    def __init__(self, folder: Union[str, os.PathLike]):
+    def __init__(self, folder: Union[str, os.PathLike], max_pixels: Optional[int] = DEFAULT_MAX_PIXELS):
         self.folder = Path(folder)
+        self.max_pixels = max_pixels
         self.name = str(self.folder)
         self._paths: list[Path] = []
         self._next = 0
@@ -158,7 +160,7 @@ class FolderSource:
             path = self._paths[self._next]
             self._next += 1
             try:
-                return read_image(path)  # the reader `edgecnn predict` uses: a file it rejects is skipped here too
+                return read_image(path, self.max_pixels)  # the reader `edgecnn predict` uses: a file it rejects is skipped here too
             except DataError as exc:
                 log.warning("notice: skipping %s: %s", path, exc)
         return None
@@ -223,8 +225,12 @@ def open_source(
     width: Optional[int] = None,
     height: Optional[int] = None,
     fps: Optional[float] = None,
+    max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
 ) -> Source:
-    """Build (not yet open) the source named by ``--source``; raises SourceError for an unknown one."""
+    """Build (not yet open) the source named by ``--source``; raises SourceError for an unknown one.
+
+    ``max_pixels``: images of a folder source over this size are skipped.
+    """
     spec = str(spec).strip()
     if spec == "picamera2":
         return Picamera2Source(width, height, fps)
@@ -236,7 +242,7 @@ def open_source(
         return OpenCVSource(spec, live=True)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return FolderSource(path)
+        return FolderSource(path, max_pixels)
     if path.is_file():
         return OpenCVSource(str(path), live=False)
     special = special_file(path)

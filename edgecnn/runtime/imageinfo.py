@@ -1,0 +1,127 @@
+"""An image file's pixel size from its header, without decoding it: the guard against decompression bombs.
+
+A 249 KB PNG can decode to 16000x16000 pixels (768 MB as RGB, more while decoding). Decoders
+allocate the whole image first, so the size has to be known before decoding. OpenCV has no
+header-only call and Pillow is not on a device (the ``device`` extra), so this reads the few
+header fields of the common formats itself: PNG, JPEG, GIF, BMP, WebP, TIFF and PNM. Other
+formats return None and are checked after decoding instead.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import BinaryIO, Optional
+
+DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: well above any camera photo, far below what hurts a 1 GB board
+
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): height and width follow.
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def image_size(path: str | os.PathLike) -> Optional[tuple[int, int]]:
+    """(width, height) read from the file's header, or None when the format is not one of those above
+    (or the header is malformed: the decoder then decides)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if head.startswith(b"\xff\xd8"):
+                return _jpeg(f)
+            return _from_head(head, f)
+    except (OSError, struct.error, ValueError):
+        return None
+
+
+def _from_head(head: bytes, f: BinaryIO) -> Optional[tuple[int, int]]:
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return struct.unpack("<HH", head[6:10])
+    if head.startswith(b"BM") and len(head) >= 26:
+        if struct.unpack("<I", head[14:18])[0] == 12:  # OS/2 BITMAPCOREHEADER
+            return struct.unpack("<HH", head[18:22])
+        w, h = struct.unpack("<ii", head[18:26])
+        return abs(w), abs(h)
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return _webp(head)
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff(f, "<" if head[:2] == b"II" else ">")
+    if len(head) > 2 and head[0:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace():
+        return _pnm(head, f)
+    return None
+
+
+def _jpeg(f: BinaryIO) -> Optional[tuple[int, int]]:
+    f.seek(2)
+    for _ in range(1000):  # segments before the frame header: APPn (EXIF, ICC), DQT, DHT, ...
+        byte = f.read(1)
+        while byte == b"\xff":  # fill bytes
+            byte = f.read(1)
+        if not byte:
+            return None
+        marker = byte[0]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # standalone markers
+            continue
+        if marker == 0xD9 or marker == 0xDA:  # end of image / start of scan before any frame header
+            return None
+        length = struct.unpack(">H", f.read(2))[0]
+        if marker in _JPEG_SOF:
+            _precision, h, w = struct.unpack(">BHH", f.read(5))
+            return w, h
+        f.seek(length - 2, os.SEEK_CUR)
+        if f.read(1) != b"\xff":
+            return None
+        f.seek(-1, os.SEEK_CUR)
+    return None
+
+
+def _webp(head: bytes) -> Optional[tuple[int, int]]:
+    chunk = head[12:16]
+    if chunk == b"VP8X":
+        w = int.from_bytes(head[24:27], "little") + 1
+        h = int.from_bytes(head[27:30], "little") + 1
+        return w, h
+    if chunk == b"VP8L":
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 ":
+        w, h = struct.unpack("<HH", head[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    return None
+
+
+def _tiff(f: BinaryIO, order: str) -> Optional[tuple[int, int]]:
+    f.seek(4)
+    f.seek(struct.unpack(order + "I", f.read(4))[0])
+    entries = struct.unpack(order + "H", f.read(2))[0]
+    found = {}
+    for _ in range(min(entries, 4096)):
+        tag, kind, _count, value = struct.unpack(order + "HHI4s", f.read(12))
+        if tag in (256, 257):
+            found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), value[:2] if kind == 3 else value)[0]
+    if 256 in found and 257 in found:
+        return found[256], found[257]
+    return None
+
+
+def _pnm(head: bytes, f: BinaryIO) -> Optional[tuple[int, int]]:
+    f.seek(2)
+    text = f.read(4096)
+    numbers = []
+    for line in text.splitlines():
+        line = line.split(b"#")[0]
+        numbers += line.split()
+        if len(numbers) >= 2:
+            return int(numbers[0]), int(numbers[1])
+    return None
+
+
+def pixel_budget_problem(path, size: Optional[tuple[int, int]], max_pixels: Optional[int]) -> Optional[str]:
+    """The one-line reason an image of ``size`` is over ``max_pixels``, or None."""
+    if size is None or not max_pixels:
+        return None
+    w, h = size
+    if w * h <= max_pixels:
+        return None
+    return (f"{path} is {w}x{h} pixels ({w * h / 1e6:.1f} MP), over the {max_pixels / 1e6:g} MP limit; "
+            f"pass --max-megapixels {-(-w * h // 1_000_000)} to decode it anyway, or resize it first")
