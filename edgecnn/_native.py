@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -113,3 +114,47 @@ def _write_all(fd: int, data: bytes) -> None:
             data = data[os.write(fd, data):]
     except OSError:
         pass
+
+
+class _Interrupts:
+    seen = False
+
+
+@contextlib.contextmanager
+def kept_interrupts() -> Iterator[_Interrupts]:
+    """Re-raise a Ctrl-C that native code swallowed.
+
+    A SIGINT during a long native call (the TFLite converter) raises KeyboardInterrupt inside
+    TensorFlow's Python layers, which can catch it or turn it into a conversion error; the
+    export then runs on and exits 0. Here the signal is also remembered, and leaving the block
+    after one raises KeyboardInterrupt whatever happened to the first. Main thread only.
+    """
+    state = _Interrupts()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN or previous is None:
+        yield state
+        return
+
+    def handler(signum, frame):
+        state.seen = True
+        if callable(previous):
+            previous(signum, frame)  # default_int_handler: raises KeyboardInterrupt
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        if state.seen:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if state.seen:
+        raise KeyboardInterrupt

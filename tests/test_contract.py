@@ -329,3 +329,50 @@ def test_benchmark_reports_unusable_models_as_failed_rows_and_keeps_earlier_resu
     config.force = True
     config.models = [str(good)]
     assert [r.status for r in benchmark(config, log=lambda m: None).rows] == ["ok"]
+
+
+# ------------------------------------------------------------------ export
+def test_export_out_file_is_refused_before_tensorflow_loads(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"PK\x03\x04")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    code = ("import sys\nfrom edgecnn import cli\n"
+            f"rc = cli.main(['export', {str(tmp_path / 'model.keras')!r}, '--out', {str(tmp_path / 'taken')!r}])\n"
+            "print(rc, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False", "False"], result.stderr
+    one_error_line(result.stderr, f"--out {tmp_path / 'taken'} is a file")
+
+
+def test_ctrl_c_swallowed_inside_a_conversion_still_stops_the_export(tmp_path, monkeypatch):
+    """TensorFlow's converter can catch the KeyboardInterrupt of a SIGINT (or turn it into a conversion
+    error); the export must stop anyway, leaving no artifact behind."""
+    import signal
+    from types import SimpleNamespace
+
+    import edgecnn.export as export_mod
+    from edgecnn.card import ModelCard
+    from edgecnn.errors import ExportError
+    from edgecnn.formats import get_format
+
+    def swallowing_converter(job, fmt, dest):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # what a converter that swallows it does
+        dest.write_bytes(b"TFL3 half a model")
+        return ModelCard(labels=["a", "b"], input_height=8, input_width=8)
+
+    def failing_converter(job, fmt, dest):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            raise ExportError("tflite-fp32: conversion failed (KeyboardInterrupt)") from None
+
+    fmt = get_format("tflite-fp32")
+    job = SimpleNamespace(written={})
+    for converter in (swallowing_converter, failing_converter):
+        monkeypatch.setattr(export_mod, "_exporter", lambda f: converter)
+        with pytest.raises(KeyboardInterrupt):
+            export_mod._export_one(job, fmt, tmp_path, None, None, lambda m: None, [])
+        assert not (tmp_path / fmt.filename).exists() and job.written == {}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

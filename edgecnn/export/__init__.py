@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgecnn._io import atomic_path
+from edgecnn._native import kept_interrupts
 from edgecnn.errors import UsageError, ValidationError
 from edgecnn.export.calibration import MIN_CALIBRATION_IMAGES, calibration_images, validation_images
 from edgecnn.export.job import INT8_IO, ExportJob
@@ -56,9 +57,9 @@ def export(
     """
     fmts = parse_formats(formats)
     _check_options(int8_io, calib_samples, val_samples, opset)
-    source = load_source(model, labels)
     out = Path(out)
-    _check_existing(out, fmts, force)
+    _check_existing(out, fmts, force)  # before load_source, which imports TensorFlow (seconds)
+    source = load_source(model, labels)
     run_dir = source.path.parent if source.run_config and source.path else None
     report = ExportReport(model=str(source.path or getattr(source.model, "name", "model")), out=str(out),
                           versions=versions())
@@ -106,7 +107,7 @@ def _export_one(job: ExportJob, fmt: Format, out: Path, check_set, reference, wa
     exporter = _exporter(fmt)
     dest = out / fmt.filename
     start = time.perf_counter()
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest) as tmp, kept_interrupts():  # Ctrl-C swallowed inside a converter still stops here
         card = exporter(job, fmt, tmp)
     card_file = card.save(dest)
     job.written[fmt.name] = dest
