@@ -255,12 +255,17 @@ def test_image_header_sizes_match_the_decoded_images(tmp_path):
     import cv2
 
     from edgecnn.runtime.imageinfo import image_size
+    from edgecnn.runtime.inputs import is_image_file
 
     img = np.zeros((37, 53, 3), np.uint8)
     for ext in (".png", ".jpg", ".bmp", ".webp", ".tif", ".ppm"):
         path = tmp_path / f"x{ext}"
         assert cv2.imwrite(str(path), img)
         assert image_size(path) == (53, 37), ext
+    for ext in (".png", ".jpg", ".bmp", ".webp", ".tif", ".ppm", ".jp2", ".sr", ".hdr", ".pfm"):
+        path = tmp_path / f"y{ext}"
+        if cv2.imwrite(str(path), img if ext not in (".hdr", ".pfm") else img.astype(np.float32)):
+            assert is_image_file(path) and cv2.imread(str(path)) is not None, ext
     PIL = pytest.importorskip("PIL.Image")
     for name, kwargs in (("x.gif", {}), ("ll.webp", {"lossless": True}), ("p.jpg", {"progressive": True}),
                          ("lzw.tif", {"compression": "tiff_lzw"}), ("icc.jpg", {"icc_profile": b"x" * 70000})):
@@ -376,3 +381,23 @@ def test_ctrl_c_swallowed_inside_a_conversion_still_stops_the_export(tmp_path, m
             export_mod._export_one(job, fmt, tmp_path, None, None, lambda m: None, [])
         assert not (tmp_path / fmt.filename).exists() and job.written == {}
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_folders_are_scanned_by_content_not_by_suffix(tmp_path, red_png, capsys):
+    """predict and camera take a PNG named `snapshot` or `frame.dat`, skip `notes.jpg` (text) and never open a FIFO."""
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "snapshot").write_bytes(red_png.read_bytes())
+    (folder / "sub" / "frame.dat").write_bytes(red_png.read_bytes())
+    (folder / "notes.jpg").write_text("shopping list\n")
+    os.mkfifo(folder / "pipe.png")
+    model = tiny_onnx(tmp_path / "m.onnx")
+    labels = labels_file(tmp_path, 3)
+    assert cli.main(["predict", str(model), str(folder), "--json", "--labels", str(labels), "--mean", "0",
+                     "--std", "255"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(os.path.relpath(r["input"], folder), r["top"][0]["label"]) for r in records] == [
+        ("snapshot", "red"), ("sub/frame.dat", "red")]
+    rc = cli.main(["camera", str(model), "--source", str(folder), "--labels", str(labels), "--headless", "--json"])
+    lines = capsys.readouterr().out.splitlines()
+    assert rc == 0 and json.loads(lines[-1])["summary"]["frames"] == 1  # not recursive: `snapshot` only

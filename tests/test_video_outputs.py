@@ -60,8 +60,9 @@ def test_picamera2_missing_names_the_package(monkeypatch):
 def test_folder_source_reads_images_in_name_order_and_skips_broken(tmp_path, caplog):
     for i, value in enumerate((10, 20, 30)):
         cv2.imwrite(str(tmp_path / f"{i:02d}.png"), np.full((6, 8, 3), value, np.uint8))
-    (tmp_path / "01b.jpg").write_bytes(b"broken")
+    (tmp_path / "01b.jpg").write_bytes(b"\xff\xd8\xff\xe0 a JPEG by its first bytes, then broken")
     (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "02.jpg").write_text("not an image either, whatever its name says")
     source = open_source(str(tmp_path))
     source.open()
     values = []

@@ -19,6 +19,31 @@ DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: well above any camera photo, far below
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
+# Signatures of the formats OpenCV decodes: (offset, bytes). Recognising image files by content, not by
+# suffix. (cv2.haveImageReader does the same but crashes on file names that are not valid UTF-8.)
+SIGNATURES = (
+    (0, b"\xff\xd8\xff"),                                     # JPEG
+    (0, b"\x89PNG\r\n\x1a\n"),                                 # PNG
+    (0, b"GIF87a"), (0, b"GIF89a"),                           # GIF
+    (0, b"BM"),                                               # BMP / DIB
+    (8, b"WEBP"),                                             # WebP (RIFF container)
+    (0, b"II*\x00"), (0, b"MM\x00*"),                          # TIFF
+    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n"), (0, b"\xff\x4f\xff\x51"),  # JPEG 2000 (jp2, j2k)
+    (0, b"v/1\x01"),                                          # OpenEXR
+    (0, b"#?RADIANCE"), (0, b"#?RGBE"),                       # Radiance HDR
+    (0, b"\x59\xa6\x6a\x95"),                                  # Sun raster
+    (4, b"ftypavif"), (4, b"ftypavis"), (4, b"ftypheic"), (4, b"ftypheix"), (4, b"ftypmif1"),  # AVIF / HEIF
+)
+
+
+def looks_like_image(head: bytes) -> bool:
+    """Whether a file starting with ``head`` (its first 32 bytes) is in an image format OpenCV decodes."""
+    if any(head[offset:offset + len(sig)] == sig for offset, sig in SIGNATURES):
+        return head[:2] != b"BM" or len(head) >= 18  # "BM" alone is too short a signature for a stray text file
+    # PNM/PAM/PFM: P1..P7, Pf, PF followed by whitespace
+    return len(head) >= 3 and head[:1] == b"P" and head[1:2] in b"1234567fF" and head[2:3] in b" \t\r\n"
+
+
 def image_size(path: str | os.PathLike) -> Optional[tuple[int, int]]:
     """(width, height) read from the file's header, or None when the format is not one of those above
     (or the header is malformed: the decoder then decides)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from edgecnn.runtime.preprocess import IMAGE_SUFFIXES
+from edgecnn.runtime.imageinfo import looks_like_image
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -30,14 +30,31 @@ class InputItem:
     error: Optional[str] = None
 
 
-def _images_in(folder: Path) -> list[str]:
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a regular file in an image format OpenCV decodes, by its first bytes (not its suffix).
+
+    FIFOs and devices are never opened (opening a FIFO blocks until a writer comes).
+    """
+    try:
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as f:
+            return looks_like_image(f.read(32))
+    except (OSError, ValueError):
+        return False
+
+
+def image_files(folder: str | os.PathLike, recursive: bool = True) -> list[str]:
+    """The image files in ``folder`` (recognised by content), in name order; hidden files and folders skipped."""
     found = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                found.append(os.path.join(root, name))
+            path = os.path.join(root, name)
+            if not name.startswith(".") and is_image_file(path):
+                found.append(path)
     return found
+
 
 
 def expand_inputs(inputs: Iterable[str]) -> Iterator[InputItem]:
@@ -50,17 +67,16 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[InputItem]:
     for arg in inputs:
         path = Path(arg)
         if path.is_dir():
-            found = _images_in(path)
+            found = image_files(path)
             if not found:
-                shown = ", ".join(sorted(IMAGE_SUFFIXES)[:4])
-                yield InputItem(arg, f"no image files ({shown}, ...) under folder {arg}")
+                yield InputItem(arg, f"no image files under folder {arg} (files are recognised by their content)")
         elif path.exists() or not (_GLOB_CHARS & set(arg)):
             found = [arg]
         else:
             found = []
             for match in sorted(glob.glob(arg, recursive=True)):
                 if os.path.isdir(match):
-                    found.extend(_images_in(Path(match)))
+                    found.extend(image_files(match))
                 else:
                     found.append(match)
             if not found:

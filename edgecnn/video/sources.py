@@ -26,7 +26,6 @@ import numpy as np
 from edgecnn._io import special_file
 from edgecnn.errors import SourceError
 from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS
-from edgecnn.runtime.preprocess import IMAGE_SUFFIXES
 
 log = logging.getLogger("edgecnn.video")
 
@@ -133,7 +132,8 @@ class OpenCVSource:
 
 
 class FolderSource:
-    """The images of a folder, in name order, as frames (unreadable files skipped with a notice)."""
+    """The image files of a folder (recognised by content), in name order, as frames (undecodable ones skipped
+    with a notice)."""
 
     live = False
     fps = None
@@ -146,10 +146,12 @@ class FolderSource:
         self._next = 0
 
     def open(self) -> None:
-        self._paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        from edgecnn.runtime.inputs import image_files
+
+        self._paths = [Path(p) for p in image_files(self.folder, recursive=False)]
         if not self._paths:
-            raise SourceError(f"no images in folder {self.folder}; "
-                              f"expected image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise SourceError(f"no images in folder {self.folder} (files are recognised by their content); "
+                              f"pass a folder of image files")
         self._next = 0
 
     def read(self) -> Optional[np.ndarray]:
