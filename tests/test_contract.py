@@ -401,3 +401,13 @@ def test_folders_are_scanned_by_content_not_by_suffix(tmp_path, red_png, capsys)
     rc = cli.main(["camera", str(model), "--source", str(folder), "--labels", str(labels), "--headless", "--json"])
     lines = capsys.readouterr().out.splitlines()
     assert rc == 0 and json.loads(lines[-1])["summary"]["frames"] == 1  # not recursive: `snapshot` only
+
+
+def test_systemd_unit_restarts_on_exit_3_and_not_on_exit_2():
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(os.path.join(REPO, "devices", "systemd", "edgecnn-camera.service"))
+    service = unit["Service"]
+    assert service["Restart"] in ("on-failure", "always")  # exit 3 (source lost or never up) is a failure
+    assert service["RestartPreventExitStatus"].split() == ["2"]

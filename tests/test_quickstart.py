@@ -21,19 +21,33 @@ def test_digits_dataset_is_a_real_stratified_image_folder(tmp_path):
 
 
 @pytest.mark.slow
-def test_quickstart_end_to_end(tmp_path):
-    from edgecnn.quickstart import QUICKSTART_FORMATS, results_table, run_quickstart
+def test_quickstart_end_to_end_prints_no_native_log_lines(tmp_path):
+    """`edgecnn quickstart` as a user runs it: the table on stdout, edgecnn's progress on stderr and no native
+    log line there (no LiteRT "INFO: Created TensorFlow Lite XNNPACK delegate", no converter
+    "fully_quantize: 0, ...", no absl "I0000 ..."/"W0000 ..." lines)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    results = run_quickstart(tmp_path / "qs", epochs=3, verbose=0)
-    assert [r.format for r in results] == list(QUICKSTART_FORMATS)
-    by_format = {r.format: r for r in results}
-    for r in results:
-        assert r.path.is_file() and r.size_bytes == r.path.stat().st_size
-        assert r.accuracy > 0.85, (r.format, r.accuracy)
-        assert r.median_ms > 0
-    assert abs(by_format["tflite-int8"].accuracy - by_format["tflite-fp32"].accuracy) <= 0.03
-    assert by_format["tflite-int8"].size_bytes < 0.5 * by_format["tflite-fp32"].size_bytes
-    table = results_table(results)
-    assert "format" in table and "median latency" in table and "tflite-int8" in table
+    from edgecnn.quickstart import QUICKSTART_FORMATS
+
+    result = subprocess.run([sys.executable, "-m", "edgecnn", "quickstart", "--out", str(tmp_path / "qs"),
+                             "--epochs", "3"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    native = [line for line in result.stderr.splitlines()
+              if re.match(r"(INFO|WARNING|ERROR): |[IWEF]\d{4} |fully_quantize: |\[\w+ @ 0x", line)]
+    assert native == [], result.stderr[-3000:]
+    assert "[3/4] exporting" in result.stderr  # edgecnn's own progress is there
+    assert "format" in result.stdout and "median latency" in result.stdout and "tflite-int8" in result.stdout
     saved = json.loads((tmp_path / "qs" / "quickstart.json").read_text())
-    assert [r["format"] for r in saved["results"]] == list(QUICKSTART_FORMATS)
+    results = saved["results"]
+    assert [r["format"] for r in results] == list(QUICKSTART_FORMATS)
+    by_format = {r["format"]: r for r in results}
+    for r in results:
+        path = Path(r["path"])
+        assert path.is_file() and r["size_bytes"] == path.stat().st_size
+        assert r["accuracy"] > 0.85, (r["format"], r["accuracy"])
+        assert r["median_latency_ms"] > 0
+    assert abs(by_format["tflite-int8"]["accuracy"] - by_format["tflite-fp32"]["accuracy"]) <= 0.03
+    assert by_format["tflite-int8"]["size_bytes"] < 0.5 * by_format["tflite-fp32"]["size_bytes"]
