@@ -232,7 +232,8 @@ def png_bomb(path, width: int, height: int):
         parts.append(comp.compress(row))
     parts.append(comp.flush())
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
     return path
 
 
@@ -376,7 +377,7 @@ def test_ctrl_c_swallowed_inside_a_conversion_still_stops_the_export(tmp_path, m
     fmt = get_format("tflite-fp32")
     job = SimpleNamespace(written={})
     for converter in (swallowing_converter, failing_converter):
-        monkeypatch.setattr(export_mod, "_exporter", lambda f: converter)
+        monkeypatch.setattr(export_mod, "_exporter", lambda f, converter=converter: converter)
         with pytest.raises(KeyboardInterrupt):
             export_mod._export_one(job, fmt, tmp_path, None, None, lambda m: None, [])
         assert not (tmp_path / fmt.filename).exists() and job.written == {}

@@ -56,7 +56,6 @@ def image_files(folder: str | os.PathLike, recursive: bool = True) -> list[str]:
     return found
 
 
-
 def expand_inputs(inputs: Iterable[str]) -> Iterator[InputItem]:
     """Files as given (any suffix: decoding decides), image files under folders, glob matches.
 

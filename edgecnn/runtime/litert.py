@@ -19,8 +19,14 @@ from edgecnn._native import native_stderr
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError, first_line
 from edgecnn.machine import dist_version
-from edgecnn.runtime.base import (TensorSpec, check_model_file, dequantize, guess_layout, inference_error,
-                                  input_size_problem)
+from edgecnn.runtime.base import (
+    TensorSpec,
+    check_model_file,
+    dequantize,
+    guess_layout,
+    inference_error,
+    input_size_problem,
+)
 from edgecnn.runtime.tflite_meta import buffers_in_bounds, custom_ops, has_tflite_identifier, read_metadata
 
 NUMPY2_TFLITE_RUNTIME = "tflite_runtime crashes with numpy 2; pip install ai-edge-litert (or numpy<2)"

@@ -162,7 +162,8 @@ class FolderSource:
             path = self._paths[self._next]
             self._next += 1
             try:
-                return read_image(path, self.max_pixels)  # the reader `edgecnn predict` uses: a file it rejects is skipped here too
+                # The reader `edgecnn predict` uses: a file it rejects is skipped here too.
+                return read_image(path, self.max_pixels)
             except DataError as exc:
                 log.warning("notice: skipping %s: %s", path, exc)
         return None
