@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import types
 import tempfile
 import urllib.request
 
@@ -39,7 +40,9 @@ def test_open_source_recognizes_every_kind(tmp_path):
     assert open_source("rtsp://cam.local/stream").live and open_source("http://cam/x.mjpg").live
     assert not open_source(str(video)).live
     assert isinstance(open_source(str(tmp_path)), FolderSource)
-    assert isinstance(open_source("picamera2"), Picamera2Source)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=object))
+        assert isinstance(open_source("picamera2"), Picamera2Source)
     with pytest.raises(SourceError, match="source not found: 'nope.mp4'; pass a camera index"):
         open_source("nope.mp4")
 
@@ -55,6 +58,8 @@ def test_picamera2_missing_names_the_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", None)  # makes `import picamera2` fail
     with pytest.raises(SourceError, match="needs the picamera2 package.*python3-picamera2"):
         Picamera2Source().open()
+    with pytest.raises(SourceError, match="needs the picamera2 package"):  # at once, not after reconnect attempts
+        open_source("picamera2")
 
 
 def test_folder_source_reads_images_in_name_order_and_skips_broken(tmp_path, caplog):

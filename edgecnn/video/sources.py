@@ -184,13 +184,7 @@ class Picamera2Source:
         self._camera = None
 
     def open(self) -> None:
-        try:
-            from picamera2 import Picamera2
-        except ImportError:
-            raise SourceError(
-                "--source picamera2 needs the picamera2 package, which is not importable; on Raspberry Pi OS install "
-                "it with `sudo apt install python3-picamera2` and create the venv with --system-site-packages"
-            ) from None
+        Picamera2 = _import_picamera2()
         self.close()
         width, height, fps = self._request
         try:
@@ -223,6 +217,17 @@ class Picamera2Source:
                 self._camera = None
 
 
+def _import_picamera2():
+    try:
+        from picamera2 import Picamera2
+    except ImportError:
+        raise SourceError(
+            "--source picamera2 needs the picamera2 package, which is not importable; on Raspberry Pi OS install "
+            "it with `sudo apt install python3-picamera2` and create the venv with --system-site-packages"
+        ) from None
+    return Picamera2
+
+
 def open_source(
     spec: Union[str, int],
     width: Optional[int] = None,
@@ -236,6 +241,7 @@ def open_source(
     """
     spec = str(spec).strip()
     if spec == "picamera2":
+        _import_picamera2()  # a missing package never comes up: fail now, not after the reconnect attempts
         return Picamera2Source(width, height, fps)
     if spec.isdigit():
         return OpenCVSource(int(spec), live=True, width=width, height=height, fps=fps)
