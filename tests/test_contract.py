@@ -326,15 +326,15 @@ def test_benchmark_reports_unusable_models_as_failed_rows_and_keeps_earlier_resu
     onnx.save(model, str(two))
     config = BenchConfig(models=[str(huge), str(two), str(good)], threads=[1], runs=3, warmup=1,
                          out=str(tmp_path / "out"), plots=False, plain_progress=True)
-    rows = benchmark(config, log=lambda m: None).rows
+    rows = benchmark(config).rows
     assert [r.status for r in rows] == ["failed", "failed", "ok"]
     assert "100000x100000" in rows[0].reason and "2 outputs" in rows[1].reason
     assert "usage" not in rows[1].reason
     with pytest.raises(UsageError, match="already holds the results of an earlier benchmark.*--force"):
-        benchmark(config, log=lambda m: None)
+        benchmark(config)
     config.force = True
     config.models = [str(good)]
-    assert [r.status for r in benchmark(config, log=lambda m: None).rows] == ["ok"]
+    assert [r.status for r in benchmark(config).rows] == ["ok"]
 
 
 # ------------------------------------------------------------------ export
@@ -379,7 +379,7 @@ def test_ctrl_c_swallowed_inside_a_conversion_still_stops_the_export(tmp_path, m
     for converter in (swallowing_converter, failing_converter):
         monkeypatch.setattr(export_mod, "_exporter", lambda f, converter=converter: converter)
         with pytest.raises(KeyboardInterrupt):
-            export_mod._export_one(job, fmt, tmp_path, None, None, lambda m: None, [])
+            export_mod._export_one(job, fmt, tmp_path, None, None, [])
         assert not (tmp_path / fmt.filename).exists() and job.written == {}
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

@@ -7,8 +7,8 @@ import json
 import shutil
 import subprocess
 import sys
-import types
 import tempfile
+import types
 import urllib.request
 
 import cv2
@@ -75,7 +75,8 @@ def test_folder_source_reads_images_in_name_order_and_skips_broken(tmp_path, cap
         while (image := source.read()) is not None:
             values.append(int(image[0, 0, 0]))
     assert values == [10, 20, 30]
-    assert caplog.messages == [f"notice: skipping {tmp_path / '01b.jpg'}: not a readable image"]
+    assert caplog.messages == [f"notice: skipping {tmp_path / '01b.jpg'}: cannot decode {tmp_path / '01b.jpg'}: "
+                               f"not an image format OpenCV can read (or the file is corrupt)"]
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(SourceError, match="no images in folder"):
