@@ -87,6 +87,7 @@ def keras_model(tmp_path_factory):
     return model, path
 
 
+@pytest.mark.slow  # converts a (tiny) Keras model
 def test_litert_classifier_is_safe_to_share(keras_model, tmp_path):
     import tensorflow as tf
 
@@ -98,6 +99,7 @@ def test_litert_classifier_is_safe_to_share(keras_model, tmp_path):
         check(clf)
 
 
+@pytest.mark.slow  # builds a (tiny) Keras model
 def test_keras_classifier_is_safe_to_share(keras_model):
     _, path = keras_model
     with Classifier(path, labels=LABELS, mean=0, std=255) as clf:
@@ -105,6 +107,7 @@ def test_keras_classifier_is_safe_to_share(keras_model):
         check(clf)
 
 
+@pytest.mark.slow
 def test_predict_batch_and_preprocess_share_the_lock(tmp_path, keras_model):
     """predict_batch and preprocess from other threads do not disturb predict either."""
     _, path = keras_model
