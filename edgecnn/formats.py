@@ -14,9 +14,14 @@ from edgecnn.errors import UsageError, did_you_mean
 
 @dataclass(frozen=True)
 class Tolerance:
-    """How close an export must stay to the Keras model on validation images."""
+    """How close an export must stay to the Keras model on validation images.
 
-    min_agreement: float | None = None  # top-1 agreement with Keras, 0..1
+    ``max_abs_diff`` is an exactness check for float formats: one image beyond it
+    proves the conversion wrong, whatever the sample. ``max_accuracy_drop`` is
+    judged by the 95 % interval of the paired accuracy difference
+    (:mod:`edgecnn.export.stats`), so a new validation sample cannot flip it.
+    """
+
     max_abs_diff: float | None = None  # max |p_export - p_keras| over all probabilities
     max_accuracy_drop: float | None = None  # accuracy points (0..1) below Keras
 
@@ -36,10 +41,11 @@ class Format:
         return Path(self.filename).suffix
 
 
-_FP32 = Tolerance(min_agreement=0.995, max_abs_diff=1e-3)
-# fp16 weights alone move MobileNetV2 probabilities by up to ~7e-2 (flowers5, 128 px; same with
-# XNNPACK off), so the fp16 bound is on agreement and accuracy, with a loose max difference.
-_FP16 = Tolerance(min_agreement=0.99, max_abs_diff=0.1, max_accuracy_drop=0.01)
+_FP32 = Tolerance(max_abs_diff=1e-3)
+# Lossy formats are held to the accuracy drop alone: agreement and the largest probability change are
+# reported, but a maximum over more images only grows (fp16 weights alone move MobileNetV2 probabilities
+# by up to ~0.07 on flowers5), so neither can be a verdict that a new sample leaves alone.
+_FP16 = Tolerance(max_accuracy_drop=0.01)
 _INT8 = Tolerance(max_accuracy_drop=0.02)
 
 FORMATS: dict[str, Format] = {
@@ -54,14 +60,14 @@ FORMATS: dict[str, Format] = {
         Format("tflite-fp16", "model_fp16.tflite", "litert", "fp16", "edgecnn.export.tflite:export_fp16", _FP16,
                "TFLite, float16 weights (half the size, float compute)"),
         Format("tflite-dynamic", "model_dynamic.tflite", "litert", "dynamic", "edgecnn.export.tflite:export_dynamic",
-               Tolerance(min_agreement=0.97, max_abs_diff=0.1, max_accuracy_drop=0.02),
+               _INT8,
                "TFLite, int8 weights with float activations (dynamic range)"),
         Format("tflite-int8", "model_int8.tflite", "litert", "int8", "edgecnn.export.tflite:export_int8", _INT8,
                "TFLite, full integer: int8 weights and activations, uint8 input"),
         Format("onnx", "model.onnx", "onnx", "none", "edgecnn.export.onnx:export_fp32", _FP32,
                "ONNX float32 (tf2onnx), dynamic batch"),
         Format("onnx-int8", "model_int8.onnx", "onnx", "int8", "edgecnn.export.onnx:export_int8", _INT8,
-               "ONNX static QDQ int8 (onnxruntime), per-channel weights"),
+               "ONNX static QDQ uint8 (onnxruntime), per-channel weights"),
     ]
 }
 

@@ -20,7 +20,7 @@ MEMORY_SLACK_MB = 100.0  # ... and this many MB above it
 
 @dataclass(frozen=True)
 class Finding:
-    rule: str  # dynamic-slower | int8-not-faster | accuracy-drop | memory-high
+    rule: str  # dynamic-slower | int8-not-faster | int8-kernels | accuracy-drop | memory-high
     model: str
     format: str
     threads: Optional[int]
@@ -49,9 +49,30 @@ def find(rows: Iterable[Row]) -> list[Finding]:
                                     f"{row.format} is not faster than {base.format} at {_threads(row)} ({speed}): "
                                     f"this CPU/runtime lacks fast int8 kernels for the model; int8 still saves "
                                     f"size and memory, but fp32/fp16 may be the better choice here"))
+        out += _once(once_done, "int8-kernels", row, _int8_kernels(row))
         out += _once(once_done, "accuracy", row, _accuracy_drop(row, rows))
         out += _once(once_done, "memory", row, _memory_high(_most_memory(row, rows)))
     return out
+
+
+def _int8_kernels(row: Row) -> list[Finding]:
+    """An int8 ONNX model on an x86 CPU without VNNI, whose ONNX Runtime kernels saturate (edgecnn.runtime.cpu)."""
+    if row.backend != "onnx" or row.quantization != "int8":
+        return []
+    from edgecnn.card import find_card
+    from edgecnn.errors import CardError
+    from edgecnn.runtime.cpu import int8_saturates_here
+
+    try:
+        card = find_card(row.path) if row.path else None
+    except CardError:
+        card = None
+    if not int8_saturates_here(card.format if card else row.format, card.extra if card else None):
+        return []
+    return [_finding("int8-kernels", row,
+                     f"{row.format} is int8 ONNX, exact only on ARM and on x86 with VNNI: this x86 CPU has no VNNI "
+                     f"and ONNX Runtime's int8 kernels saturate here, so its accuracy and agreement on this machine "
+                     f"are lower than on the device; use the float ONNX or a TFLite model here")]
 
 
 def baseline(row: Row, rows: list[Row]) -> Optional[Row]:

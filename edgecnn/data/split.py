@@ -38,3 +38,24 @@ def spread(n: int, count: int) -> np.ndarray:
     if n <= count:
         return np.arange(n)
     return np.unique(np.linspace(0, n - 1, count).round().astype(int))
+
+
+def stratified_sample(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``count`` items drawn per class in proportion to the class sizes (all when fewer).
+
+    Quotas are proportional with the largest remainders rounded up, so every
+    class keeps its share of the sample and accuracy stays an unbiased estimate
+    of the whole set's.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    if n <= count:
+        return np.arange(n)
+    classes, sizes = np.unique(labels, return_counts=True)
+    exact = sizes * (count / n)
+    quota = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - quota), kind="stable")[: count - int(quota.sum())]:
+        quota[i] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(np.flatnonzero(labels == c), size=q, replace=False) for c, q in zip(classes, quota)]
+    return np.sort(np.concatenate(picked))

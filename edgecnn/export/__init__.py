@@ -12,19 +12,19 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
-
 from edgecnn._io import atomic_path
 from edgecnn._native import kept_interrupts
-from edgecnn.errors import UsageError, ValidationError
+from edgecnn.data.imageset import synthetic_images
+from edgecnn.errors import CardError, UsageError, ValidationError
 from edgecnn.export.calibration import MIN_CALIBRATION_IMAGES, calibration_images, validation_images
-from edgecnn.export.job import INT8_IO, ExportJob
+from edgecnn.export.job import INT8_IO, INT8_ROUNDING, ExportJob
 from edgecnn.export.report import ArtifactReport, ExportReport, file_facts, versions
 from edgecnn.export.source import load_source
+from edgecnn.export.stats import MAX_VALIDATION_IMAGES, MIN_VERDICT_IMAGES
 from edgecnn.formats import Format, parse_formats
 from edgecnn.labels import write_labels
-from edgecnn.machine import x86_without_vnni
 from edgecnn.rundir import LABELS_FILE
 
 __all__ = ["ExportReport", "export"]
@@ -41,10 +41,13 @@ def export(
     calib_data: str | os.PathLike | None = None,
     calib_samples: int = 200,
     int8_io: str = "uint8",
+    int8_rounding: str = "optimal",
+    int8_float_layers: str | None = None,
+    output_kind: str | None = None,
     opset: int = 17,
     force: bool = False,
     validate: bool = True,
-    val_samples: int = 100,
+    val_samples: int = MAX_VALIDATION_IMAGES,
     allow_tf_ops: bool = False,
     seed: int = 0,
 ) -> ExportReport:
@@ -53,10 +56,11 @@ def export(
     Returns the :class:`ExportReport` (also saved as ``out/export_report.json``); progress and
     warnings go to the ``edgecnn.export`` logger.
     Raises :class:`ValidationError` after writing everything when an artifact
-    misses its format's tolerance; any other bad input raises before ``out`` is touched.
+    misses its format's tolerance on at least 300 images; any other bad input
+    raises before ``out`` is touched.
     """
     fmts = parse_formats(formats)
-    _check_options(int8_io, calib_samples, val_samples, opset)
+    _check_options(int8_io, int8_rounding, int8_float_layers, calib_samples, val_samples, opset)
     out = Path(out)
     _check_existing(out, fmts, force)  # before load_source, which imports TensorFlow (seconds)
     source = load_source(model, labels)
@@ -64,10 +68,11 @@ def export(
     report = ExportReport(model=str(source.path or getattr(source.model, "name", "model")), out=str(out),
                           versions=versions())
 
-    job = ExportJob(source, workdir=Path(), int8_io=int8_io, opset=opset, allow_tf_ops=allow_tf_ops)
+    job = ExportJob(source, workdir=Path(), int8_io=int8_io, opset=opset, allow_tf_ops=allow_tf_ops,
+                    int8_rounding=int8_rounding, int8_float_layers=int8_float_layers)
     if any(f.quantization == "int8" for f in fmts):
         job.calibration = calibration_images(source.run_config, run_dir, calib_data, source.input_shape,
-                                             calib_samples, seed)
+                                             calib_samples, seed, labels=source.card.labels)
         report.calibration = job.calibration.describe()
         report.warnings += _calibration_warnings(job)
 
@@ -76,16 +81,17 @@ def export(
         check_set = validation_images(source.run_config, run_dir, calib_data, source.card.labels,
                                       source.input_shape, val_samples, seed)
         report.validation_images = check_set.describe()
-        if check_set.synthetic:
-            report.warnings.append("no real images found for validation: exports are compared with Keras on "
-                                   "synthetic images (agreement only, no accuracy); pass --calib-data DIR")
+        report.warnings += _validation_warnings(check_set)
     if source.card_assumed:
         report.warnings.append("the model has no edgecnn card: assuming it takes raw RGB pixels 0..255 and "
                                "normalizes inside itself; if it expects normalized input, the device will misclassify")
+    probe = check_set if check_set is not None else (job.calibration or synthetic_images(source.input_shape, 16))
+    outputs = source.model.predict(probe.images.astype("float32"), batch_size=32, verbose=0)
+    report.output_kind = _settle_output_kind(source, outputs, probe.source, output_kind, report.warnings)
+    reference = outputs if check_set is not None else None
     for warning in report.warnings:
         log.warning(f"warning: {warning}")
     if check_set is not None:
-        reference = source.model.predict(check_set.images.astype("float32"), batch_size=32, verbose=0)
         log.info(f"validating on {len(check_set.images)} images from {check_set.source}")
 
     out.mkdir(parents=True, exist_ok=True)
@@ -102,6 +108,28 @@ def export(
     return report
 
 
+def _settle_output_kind(source, outputs, where: str, forced: str | None, warnings: list[str]) -> dict:
+    """Decide the card's output kind from the model's outputs (or ``--output-kind``); contradictions are errors."""
+    from edgecnn.export import output_kind
+
+    found = output_kind.infer(source.model, outputs, where)
+    if forced:
+        kind, how = forced, "forced with --output-kind"
+        if output_kind.conflict(forced, found):
+            warnings.append(f"--output-kind {forced} contradicts the model's outputs ({found.evidence}); "
+                            f"the runtime will treat them as {forced}")
+    elif source.card_assumed:
+        kind, how = found.kind, "from the model's outputs"
+    else:
+        problem = output_kind.conflict(source.card.output_kind, found)
+        if problem:
+            raise CardError(f"{problem}; pass --output-kind softmax|sigmoid|logits to say which")
+        kind, how = source.card.output_kind, "from the card, checked against the model's outputs"
+    source.card = source.card.replace(output_kind=kind,
+                                      extra={**source.card.extra, "output_kind_evidence": found.evidence})
+    return {"kind": kind, "decided": how, "evidence": found.evidence}
+
+
 def _export_one(job: ExportJob, fmt: Format, out: Path, check_set, reference, warnings: list[str]) -> ArtifactReport:
     log.info(f"{fmt.name}: exporting {fmt.filename}")
     exporter = _exporter(fmt)
@@ -113,46 +141,83 @@ def _export_one(job: ExportJob, fmt: Format, out: Path, check_set, reference, wa
     job.written[fmt.name] = dest
     size, sha = file_facts(dest)
     entry = ArtifactReport(fmt.name, str(dest), str(card_file), size, sha, fmt.quantization,
-                           round(time.perf_counter() - start, 2))
+                           round(time.perf_counter() - start, 2), details=job.details.get(fmt.name))
+    worst = (entry.details or {}).get("largest_errors", {}).get("layers", [])[:3]
+    if worst:
+        log.info(f"{fmt.name}: largest quantization errors (RMS, in quantization steps; 0.29 is rounding alone): "
+            + ", ".join(f"{e['layer']} {e['rmse_over_scale']:.2f}" for e in worst))
     if check_set is not None:
-        noted = len(warnings)
-        entry.validation = _validate(fmt, dest, check_set, reference, warnings)
-        log.info(f"{fmt.name}: {size / 1024:.0f} KB, {_summary(entry.validation)}")
-        for warning in warnings[noted:]:
+        entry.validation = _validate(fmt, dest, check_set, reference)
+        log.info(f"{fmt.name}: {size / 1024:.0f} KB, {summary(entry.validation)}")
+        for warning in filter(None, (_verdict_warning(fmt, entry.validation), _cpu_warning(fmt, entry.validation))):
+            warnings.append(warning)
             log.warning(f"warning: {warning}")
     else:
         log.info(f"{fmt.name}: {size / 1024:.0f} KB (not validated)")
     return entry
 
 
-def _validate(fmt: Format, dest: Path, check_set, reference, warnings: list[str]) -> dict:
+def _validate(fmt: Format, dest: Path, check_set, reference) -> dict:
     from edgecnn.export import validate
+    from edgecnn.runtime.cpu import int8_saturates_here
 
-    figures = validate.compare(reference, validate.run_artifact(dest, check_set.images), check_set.labels)
-    problems = validate.failures(fmt, figures)
-    result = {**figures.to_dict(), "passed": not problems}
-    if problems and fmt.backend == "onnx" and fmt.quantization == "int8" and x86_without_vnni():
-        exact = validate.compare(reference, validate.exact_onnx_int8(dest, check_set.images), check_set.labels)
-        result["exact_int8"] = exact.to_dict()
-        if not validate.failures(fmt, exact):
-            result["passed"] = True
-            warnings.append(
-                f"{fmt.name}: within tolerance as int8 arithmetic (agreement {exact.agreement:.1%}) but not with "
-                f"this CPU's ONNX Runtime kernels (agreement {figures.agreement:.1%}): x86 without VNNI saturates "
-                f"int8 products; ARM and VNNI CPUs compute the exact figures"
-            )
-            return result
-    if problems:
+    outputs = validate.run_artifact(dest, check_set.images)
+    this_cpu = None
+    if fmt.backend == "onnx" and fmt.quantization == "int8" and int8_saturates_here(fmt.name):
+        # Judge the int8 arithmetic the artifact means (what ARM and VNNI CPUs compute); this CPU's figures too.
+        this_cpu = validate.compare(reference, outputs, check_set.labels)
+        outputs = validate.exact_onnx_int8(dest, check_set.images)
+    figures = validate.compare(reference, outputs, check_set.labels)
+    judgement = validate.judge(fmt, figures)
+    result = {**figures.to_dict(), **judgement.to_dict(), "tolerance": asdict(fmt.tolerance)}
+    if this_cpu is not None:
+        result["judged_on"] = "exact int8 arithmetic (QDQ unfused): what ARM and x86 VNNI CPUs compute"
+        result["this_cpu"] = {**this_cpu.to_dict(), "note": "ONNX Runtime's int8 kernels on this x86 CPU without "
+                                                            "VNNI saturate"}
+    if judgement.problems:
+        result["problems"] = judgement.problems
+    if not judgement.passed:
         result["failures"] = (f"{fmt.name} ({dest.name}) failed validation on {figures.images} images: "
-                              + "; ".join(problems))
+                              + "; ".join(judgement.problems))
     return result
 
 
-def _summary(v: dict) -> str:
-    text = f"agreement {v['agreement']:.2%}, max diff {v['max_abs_diff']:.1e}"
+def _verdict_warning(fmt: Format, v: dict) -> str | None:
+    problems = "; ".join(v.get("problems", []))
+    if v["verdict"] == "fail" and v["passed"]:
+        return (f"{fmt.name} would fail ({problems}) but only {v['images']} validation images back it (fewer than "
+                f"{MIN_VERDICT_IMAGES}): a warning, not a verdict; validate on more images")
+    if v["verdict"] == "inconclusive":
+        return (f"{fmt.name}: {problems}: the interval straddles the tolerance, {v['images']} images cannot tell; "
+                f"validate on more images")
+    return None
+
+
+def _cpu_warning(fmt: Format, v: dict) -> str | None:
+    here = v.get("this_cpu")
+    if here is None:
+        return None
+    acc = (f"accuracy {here['accuracy']:.2%} vs Keras {here['reference_accuracy']:.2%}"
+           if here["accuracy"] is not None else f"agreement {here['agreement']:.2%}")
+    return (f"{fmt.name} is judged on its exact int8 arithmetic (ARM, x86 with VNNI); on this x86 CPU without VNNI "
+            f"ONNX Runtime's int8 kernels saturate: {acc}, agreement {here['agreement']:.2%}. The card says so and "
+            f"predict, camera and benchmark warn on such CPUs; use model.onnx or a TFLite model here")
+
+
+def summary(v: dict) -> str:
+    """One line of an artifact's validation figures and verdict."""
+    text = f"{v['images']} images"
     if v["accuracy"] is not None:
-        text += f", accuracy {v['accuracy']:.2%} (Keras {v['reference_accuracy']:.2%})"
-    return text + ("" if v["passed"] else "  FAILED")
+        low, high = v["accuracy_difference_ci95"]
+        text += (f", accuracy {v['accuracy']:.2%} vs Keras {v['reference_accuracy']:.2%}, "
+                 f"difference {v['accuracy_difference'] * 100:+.1f} points (95% CI {low * 100:+.1f} to "
+                 f"{high * 100:+.1f})")
+    text += f", agreement {v['agreement']:.2%}, max diff {v['max_abs_diff']:.1e}: {v['verdict']}"
+    if not v["passed"]:
+        text += "  FAILED"
+    elif not v["backed_by_enough_images"]:
+        text += f" (fewer than {MIN_VERDICT_IMAGES} images: not binding)"
+    return text
 
 
 def _exporter(fmt: Format) -> Callable:
@@ -160,9 +225,14 @@ def _exporter(fmt: Format) -> Callable:
     return getattr(importlib.import_module(module), function)
 
 
-def _check_options(int8_io: str, calib_samples: int, val_samples: int, opset: int) -> None:
+def _check_options(int8_io: str, int8_rounding: str, int8_float_layers: str | None, calib_samples: int,
+                   val_samples: int, opset: int) -> None:
     if int8_io not in INT8_IO:
         raise UsageError(f"received --int8-io={int8_io!r}; expected one of {', '.join(INT8_IO)}")
+    if int8_rounding not in INT8_ROUNDING:
+        raise UsageError(f"received --int8-rounding={int8_rounding!r}; expected one of {', '.join(INT8_ROUNDING)}")
+    if int8_float_layers is not None and not int8_float_layers.strip():
+        raise UsageError("--int8-float-layers needs auto, a number of layers, or comma-separated layer names")
     if calib_samples < 1:
         raise UsageError(f"--calib-samples must be at least 1; received {calib_samples}")
     if val_samples < 1:
@@ -178,6 +248,19 @@ def _check_existing(out: Path, fmts: list[Format], force: bool) -> None:
     if existing and not force:
         raise UsageError(f"{', '.join(existing)} already exist in {out}; pass --force to overwrite "
                          f"or choose another --out")
+
+
+def _validation_warnings(check_set) -> list[str]:
+    if check_set.synthetic:
+        return ["no real images found for validation: exports are compared with Keras on synthetic images "
+                "(agreement only, no accuracy); pass --calib-data DIR"]
+    if check_set.labels is None:
+        return [f"the validation images in {check_set.source} have no class folders matching the labels: accuracy "
+                f"is judged against Keras's own answers"]
+    if len(check_set.images) < MIN_VERDICT_IMAGES:
+        return [f"only {len(check_set.images)} labelled validation images in {check_set.source} (fewer than "
+                f"{MIN_VERDICT_IMAGES}): verdicts are warnings, not failures; validate on more images"]
+    return []
 
 
 def _calibration_warnings(job: ExportJob) -> list[str]:

@@ -12,6 +12,7 @@ from edgecnn.export.source import ExportSource
 from edgecnn.formats import Format
 
 INT8_IO = ("uint8", "int8", "float32")
+INT8_ROUNDING = ("optimal", "nearest")
 
 
 @dataclass
@@ -22,7 +23,10 @@ class ExportJob:
     opset: int = 17
     allow_tf_ops: bool = False
     calibration: ImageSet | None = None  # set when an int8 format is requested
+    int8_rounding: str = "optimal"  # int8 weights: optimal rounding (GPTQ) onto the grid, or nearest
+    int8_float_layers: str | None = None  # tflite-int8: "auto", a count, or comma-separated layer names
     written: dict[str, Path] = field(default_factory=dict)  # format name -> artifact already written
+    details: dict[str, dict] = field(default_factory=dict)  # format name -> what the exporter reports
 
     @property
     def model(self):

@@ -25,13 +25,25 @@ def export_fp32(job: ExportJob, fmt: Format, dest: Path) -> ModelCard:
     return card
 
 
+# int8 activations, int8 weights per channel (symmetric, scale max|w| / 127: TFLite's grid too, so the weights
+# are rounded optimally onto it as for tflite-int8). Exact int8 arithmetic on ARM and on x86 with VNNI; ONNX
+# Runtime's x86 kernels without VNNI (VPMADDUBSW) saturate their 16-bit pair sums. No setup avoids both:
+# uint8 weights (U8U8) are exact everywhere but lose 2.7 points on flowers5 (7-bit weights, reduce_range, 6);
+# tools/onnx_int8_variants.py measures them. The card says so and the runtime warns on such CPUs.
+INT8_EXACT_ON = ["arm", "x86-vnni"]  # card: CPUs whose ONNX Runtime int8 kernels compute this model exactly
+ONNX_INT8_SETUP = {"format": "QDQ", "activations": "int8", "weights": "int8 per channel, symmetric",
+                   "calibration": "MinMax"}
+EXACT_INT8_NOTE = ("exact on ARM and on x86 with VNNI; ONNX Runtime's int8 kernels on x86 CPUs without VNNI "
+                   "saturate and lose accuracy: there, use model.onnx or a TFLite model")
+
+
 def export_int8(job: ExportJob, fmt: Format, dest: Path) -> ModelCard:
-    """Static QDQ quantization, per-channel int8 weights, calibrated on the job's images."""
+    """Static QDQ quantization, per-channel int8 weights (optimally rounded), calibrated on the job's images."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    fp32 = job.written.get("onnx") or _fp32_scratch(job)
+    fp32, rounding = _int8_source(job, fmt)
     prepared = job.workdir / "model_prepared.onnx"
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     quantized = job.workdir / "model_int8_raw.onnx"
@@ -45,11 +57,36 @@ def export_int8(job: ExportJob, fmt: Format, dest: Path) -> ModelCard:
     except Exception as exc:  # noqa: BLE001
         first = first_line(exc, 300)
         raise ExportError(f"{fmt.name}: onnxruntime quantization failed ({first}); export 'onnx' instead") from None
-    card = job.card_for(fmt, opset=job.opset, **job.calibration_note())
+    card = job.card_for(fmt, opset=job.opset, **job.calibration_note(), onnx_quantization=ONNX_INT8_SETUP,
+                        weight_rounding=rounding["method"], int8_kernels=EXACT_INT8_NOTE,
+                        int8_exact_on=INT8_EXACT_ON)
+    job.details[fmt.name] = {"onnx_quantization": ONNX_INT8_SETUP, "weight_rounding": rounding,
+                             "int8_kernels": EXACT_INT8_NOTE}
     model = onnx.load_model(str(quantized))
     embed_in_onnx(model, card)
     onnx.save_model(model, str(dest))
     return card
+
+
+def _int8_source(job: ExportJob, fmt: Format) -> tuple[Path, dict]:
+    """The float ONNX model to quantize: with weights optimally rounded onto the int8 grid unless told not to."""
+    plain = {"method": "nearest", "layers": []}
+    if job.int8_rounding != "optimal":
+        return job.written.get("onnx") or _fp32_scratch(job), plain
+    from edgecnn.export.tflite_quant import snap_weights
+
+    try:
+        model, changed = snap_weights(job.model, job.calibration.images, "int8-symmetric")
+    except Exception:  # noqa: BLE001  (custom layers may not clone: round to nearest)
+        return job.written.get("onnx") or _fp32_scratch(job), plain
+    if not changed:
+        return job.written.get("onnx") or _fp32_scratch(job), {"method": "optimal", "layers": []}
+    onnx_model = _convert(job, fmt, model)
+    path = job.workdir / "model_int8_weights.onnx"
+    import onnx
+
+    onnx.save_model(onnx_model, str(path))
+    return path, {"method": "optimal", "layers": changed}
 
 
 def _fp32_scratch(job: ExportJob) -> Path:
@@ -58,10 +95,10 @@ def _fp32_scratch(job: ExportJob) -> Path:
     return path
 
 
-def _convert(job: ExportJob, fmt: Format):
+def _convert(job: ExportJob, fmt: Format, model=None):
     import tf2onnx
 
-    serve = inference_function(job.model)
+    serve = inference_function(model if model is not None else job.model)
     try:
         model, _ = tf2onnx.convert.from_function(
             serve, input_signature=serve.input_signature, opset=job.opset, output_path=None,

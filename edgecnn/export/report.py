@@ -23,7 +23,8 @@ class ArtifactReport:
     sha256: str
     quantization: str
     seconds: float
-    validation: dict[str, Any] | None = None  # Figures.to_dict() + "passed"/"failures"; None with --no-validate
+    validation: dict[str, Any] | None = None  # Figures.to_dict() + verdict/"passed"/"failures"; None with --no-validate
+    details: dict[str, Any] | None = None  # what the exporter reports (int8: weight rounding, debugger, float layers)
 
     @property
     def passed(self) -> bool:
@@ -37,6 +38,7 @@ class ExportReport:
     artifacts: list[ArtifactReport] = field(default_factory=list)
     calibration: dict[str, Any] | None = None
     validation_images: dict[str, Any] | None = None
+    output_kind: dict[str, Any] | None = None  # the card's output kind and the evidence for it
     warnings: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
 

@@ -87,10 +87,10 @@ def _card(model, card: ModelCard | None, labels, run_labels: Path | None, source
 
 
 def _output_kind(model) -> str:
-    last = model.layers[-1]
-    activation = getattr(getattr(last, "activation", None), "__name__", "")
-    if activation in ("softmax", "sigmoid"):
-        return activation
-    if model.output_shape[-1] == 1:
-        return "sigmoid"
-    return "logits"
+    """A first guess from the structure (nested models included); export settles it from the model's outputs."""
+    from edgecnn.export.output_kind import declared
+
+    kind = declared(model)
+    if kind in ("softmax", "sigmoid"):
+        return kind
+    return "sigmoid" if model.output_shape[-1] == 1 else "logits"

@@ -7,11 +7,20 @@ through the reference and the exported model; a failed tolerance is a typed
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edgecnn.export.stats import (
+    FAIL,
+    INCONCLUSIVE,
+    MIN_VERDICT_IMAGES,
+    PASS,
+    PairedDifference,
+    paired_difference,
+    verdict,
+)
 from edgecnn.formats import Format, Tolerance
 from edgecnn.runtime.postprocess import as_class_probs
 
@@ -25,16 +34,21 @@ class Figures:
     max_abs_diff: float  # max |p_export - p_keras|
     accuracy: float | None  # None without labels
     reference_accuracy: float | None
-    labels_from: str  # "folder" or "none"
+    labels_from: str  # "folder", or "keras" (no labels: Keras's own top-1 stands in for them)
+    difference: PairedDifference  # export accuracy - Keras accuracy (vs Keras's top-1 without labels)
 
     @property
-    def accuracy_drop(self) -> float | None:
-        if self.accuracy is None or self.reference_accuracy is None:
-            return None
-        return self.reference_accuracy - self.accuracy
+    def accuracy_drop(self) -> float:
+        return self.difference.drop
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "accuracy_drop": self.accuracy_drop}
+        d = self.difference
+        return {
+            "images": self.images, "accuracy": self.accuracy, "reference_accuracy": self.reference_accuracy,
+            "accuracy_difference": d.difference, "accuracy_difference_ci95": [d.low, d.high],
+            "accuracy_drop": d.drop, "images_only_export_right": d.gained, "images_only_keras_right": d.lost,
+            "agreement": self.agreement, "max_abs_diff": self.max_abs_diff, "labels_from": self.labels_from,
+        }
 
 
 def top1(probabilities: np.ndarray) -> np.ndarray:
@@ -44,35 +58,54 @@ def top1(probabilities: np.ndarray) -> np.ndarray:
 def compare(reference: np.ndarray, exported: np.ndarray, labels: np.ndarray | None) -> Figures:
     reference, exported = as_class_probs(reference), as_class_probs(exported)
     ref, out = top1(reference), top1(exported)
+    truth = ref if labels is None else labels
     return Figures(
         images=int(len(reference)),
         agreement=float(np.mean(ref == out)),
         max_abs_diff=float(np.max(np.abs(reference.astype(np.float64) - exported))),
         accuracy=None if labels is None else float(np.mean(out == labels)),
         reference_accuracy=None if labels is None else float(np.mean(ref == labels)),
-        labels_from="none" if labels is None else "folder",
+        labels_from="keras" if labels is None else "folder",
+        difference=paired_difference(ref == truth, out == truth),
     )
 
 
-def failures(fmt: Format, figures: Figures) -> list[str]:
-    """Each way ``figures`` misses ``fmt``'s tolerance, as a phrase with the numbers."""
+@dataclass
+class Judgement:
+    """The verdict on one artifact: ``pass``, ``fail`` or ``inconclusive``, and whether it fails the export."""
+
+    verdict: str
+    problems: list[str]  # why it fails (or would fail), with the figures
+    passed: bool  # False only for a failure backed by enough images (or an exactness failure)
+    backed: bool  # judged on at least MIN_VERDICT_IMAGES images
+
+    def to_dict(self) -> dict:
+        return {"verdict": self.verdict, "passed": self.passed, "backed_by_enough_images": self.backed}
+
+
+def judge(fmt: Format, figures: Figures) -> Judgement:
+    """Judge ``figures`` against ``fmt``'s tolerance (see :mod:`edgecnn.export.stats` for the rule)."""
     tol: Tolerance = fmt.tolerance
-    out = []
+    exact, statistical, verdicts = [], [], []
     if not np.isfinite(figures.max_abs_diff):
-        out.append("non-finite outputs (NaN or inf)")
-    if tol.min_agreement is not None and figures.agreement < tol.min_agreement:
-        out.append(f"top-1 agreement {figures.agreement:.2%} < {tol.min_agreement:.2%}")
+        exact.append("non-finite outputs (NaN or inf)")
     if tol.max_abs_diff is not None and figures.max_abs_diff > tol.max_abs_diff:
-        out.append(f"max probability difference {figures.max_abs_diff:.2e} > {tol.max_abs_diff:.0e}")
+        exact.append(f"max probability difference {figures.max_abs_diff:.2e} > {tol.max_abs_diff:.0e}")
     if tol.max_accuracy_drop is not None:
-        drop = figures.accuracy_drop
-        if drop is None:  # no labels: Keras's own predictions are the reference labels
-            drop = 1.0 - figures.agreement
-        if drop > tol.max_accuracy_drop + 1e-9:
-            acc = (f"accuracy {figures.accuracy:.2%} vs Keras {figures.reference_accuracy:.2%}"
-                   if figures.accuracy is not None else f"agreement {figures.agreement:.2%} (no labels)")
-            out.append(f"{acc}: {drop * 100:.1f} points lost > {tol.max_accuracy_drop * 100:.1f} allowed")
-    return out
+        low, high = figures.difference.drop_interval
+        verdicts.append(verdict((low, high), tol.max_accuracy_drop))
+        if verdicts[-1] != PASS:
+            what = (f"accuracy {figures.accuracy:.2%} vs Keras {figures.reference_accuracy:.2%}"
+                    if figures.accuracy is not None else f"agreement {figures.agreement:.2%} (no labels)")
+            statistical.append(f"{what}: {figures.accuracy_drop * 100:.1f} points lost "
+                               f"(95% CI {low * 100:.1f} to {high * 100:.1f}) vs {tol.max_accuracy_drop * 100:.1f} "
+                               f"allowed")
+    backed = figures.images >= MIN_VERDICT_IMAGES
+    if exact or FAIL in verdicts:
+        return Judgement(FAIL, exact + statistical, passed=not exact and not backed, backed=backed)
+    if INCONCLUSIVE in verdicts:
+        return Judgement(INCONCLUSIVE, statistical, passed=True, backed=backed)
+    return Judgement(PASS, [], passed=True, backed=backed)
 
 
 def run_artifact(path: Path, images: np.ndarray) -> np.ndarray:
@@ -83,6 +116,9 @@ def run_artifact(path: Path, images: np.ndarray) -> np.ndarray:
     """
     from edgecnn.card import find_card
     from edgecnn.runtime import Classifier
+    from edgecnn.runtime.cpu import already_warned
+
+    already_warned(path)  # export reports this CPU's int8 figures itself
 
     # The sidecar card just written, explicitly (a SavedModel folder's card sits beside it).
     with Classifier(path, card=find_card(path)) as classifier:
@@ -94,8 +130,8 @@ def run_artifact(path: Path, images: np.ndarray) -> np.ndarray:
 def exact_onnx_int8(path: Path, images: np.ndarray) -> np.ndarray:
     """An int8 QDQ ONNX model's outputs with QDQ left unfused (DequantizeLinear -> float op -> QuantizeLinear).
 
-    The same int8 arithmetic without the fused x86 kernels, whose u8*s8 pairs
-    saturate on CPUs without VNNI; i.e. what ARM and VNNI CPUs compute.
+    The same int8 arithmetic without the fused x86 kernels, whose s8 pairs
+    saturate on CPUs without VNNI: what ARM and VNNI CPUs compute.
     """
     import onnxruntime as ort
 
@@ -106,4 +142,3 @@ def exact_onnx_int8(path: Path, images: np.ndarray) -> np.ndarray:
     name = session.get_inputs()[0].name
     return np.concatenate([session.run(None, {name: images[i:i + CHUNK].astype(np.float32)})[0]
                            for i in range(0, len(images), CHUNK)])
-

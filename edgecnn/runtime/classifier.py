@@ -32,6 +32,7 @@ from edgecnn.card import OUTPUT_KINDS, ModelCard, find_card
 from edgecnn.errors import LabelsError, ModelError, UsageError
 from edgecnn.labels import align_labels, read_labels
 from edgecnn.runtime.base import LAYOUTS, Backend, TensorSpec, guess_layout, input_size_problem
+from edgecnn.runtime.cpu import warn_int8_kernels
 from edgecnn.runtime.feedback import confidence_feedback
 from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS
 from edgecnn.runtime.load import load_backend
@@ -153,6 +154,7 @@ class Classifier:
             )
         self.threads = threads
         self.card = card if card is not None else self._find_card()
+        warn_int8_kernels(self.path, self.card, self.backend.name)
         self.input_spec = self._resolve_input_spec(self.backend.input_spec)
         self.output_kind = output_kind or (self.card.output_kind if self.card else None)
 

@@ -1,0 +1,107 @@
+"""What a classifier's output is (softmax, sigmoid or logits), decided from what it outputs on images.
+
+The runtime turns logits into probabilities and leaves probabilities alone, so
+a wrong ``output_kind`` in the card is a wrong answer on the device: a softmax
+applied twice squashes every score toward 1/N. The last layer's activation is
+not enough to tell (a keras.applications network nested inside a Functional
+model ends in a softmax the outer model's last layer does not show), so export
+runs the model and looks: rows in [0, 1] that sum to 1 are a softmax; values in
+[0, 1] that do not are sigmoids; anything else is logits. The structure, nested
+models included, only settles values in [0, 1] that are not a softmax (sigmoid
+units, or logits that happen to stay in that range).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgecnn.errors import CardError
+
+ROW_SUM_TOLERANCE = 1e-3
+RANGE_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    kind: str  # softmax | sigmoid | logits
+    evidence: str  # what the outputs showed, for the card and the report
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "evidence": self.evidence}
+
+
+def observed(outputs: np.ndarray) -> str:
+    """``softmax`` (rows of probabilities summing to 1), ``probabilities`` (in [0, 1], not summing to 1) or ``logits``."""
+    outputs = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
+    if not np.all(np.isfinite(outputs)):
+        return "logits"
+    in_range = outputs.min() >= -RANGE_TOLERANCE and outputs.max() <= 1 + RANGE_TOLERANCE
+    if not in_range:
+        return "logits"
+    if outputs.shape[1] > 1 and np.all(np.abs(outputs.sum(axis=1) - 1) <= ROW_SUM_TOLERANCE):
+        return "softmax"
+    return "probabilities"
+
+
+def declared(model) -> str | None:
+    """The final activation the model's structure shows, looking into nested models; None when it cannot tell."""
+    layer = model
+    for _ in range(100):  # nested models: follow the layer that makes the output
+        inner = getattr(layer, "layers", None)
+        if not inner:
+            break
+        layer = _output_layer(layer)
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None) or (activation if isinstance(activation, str) else None)
+    if type(layer).__name__ == "Softmax":
+        return "softmax"
+    if name in ("softmax", "sigmoid"):
+        return name
+    if name == "linear":
+        return "linear"
+    return None
+
+
+def _output_layer(model):
+    """The layer that produces ``model``'s (single) output."""
+    try:
+        history = model.outputs[0]._keras_history  # noqa: SLF001  (Keras' own record of the producing layer)
+        return history.operation if hasattr(history, "operation") else history[0]
+    except (AttributeError, IndexError, TypeError):
+        return model.layers[-1]
+
+
+def infer(model, outputs: np.ndarray, source: str) -> OutputKind:
+    """Decide the output kind of ``model`` from its ``outputs`` on images from ``source``."""
+    seen = observed(outputs)
+    n = len(outputs)
+    if seen == "softmax":
+        return OutputKind("softmax", f"rows in [0, 1] summing to 1 on {n} images from {source}")
+    if seen == "logits":
+        return OutputKind("logits", f"values outside [0, 1] on {n} images from {source}")
+    structure = declared(model)
+    if np.asarray(outputs).reshape(n, -1).shape[1] == 1 or structure != "linear":
+        return OutputKind("sigmoid", f"values in [0, 1] not summing to 1 on {n} images from {source}")
+    return OutputKind("logits", f"values in [0, 1] on {n} images from {source}, but the final layer is linear")
+
+
+def conflict(card_kind: str, found: OutputKind) -> str | None:
+    """Why ``card_kind`` cannot be right given ``found``, or None when they fit."""
+    if card_kind == found.kind:
+        return None
+    if card_kind == "logits" and found.kind == "sigmoid":
+        return None  # logits may stay inside [0, 1]
+    if card_kind == "sigmoid" and found.kind == "softmax":
+        return None  # two sigmoid units can sum to 1 by chance only rarely, but a softmax is sigmoids' special case
+    return (f"the card says output_kind {card_kind} but the model's outputs are {found.kind} "
+            f"({found.evidence})")
+
+
+def check_forced(kind: str) -> str:
+    from edgecnn.card import OUTPUT_KINDS
+
+    if kind not in OUTPUT_KINDS:
+        raise CardError(f"received --output-kind={kind!r}; expected one of {', '.join(OUTPUT_KINDS)}")
+    return kind
