@@ -7,13 +7,13 @@ import pytest
 
 pytest.importorskip("scipy")
 
+from edgecnn.data.split import stratified_sample  # noqa: E402
 from edgecnn.export.stats import (  # noqa: E402
     FAIL,
     INCONCLUSIVE,
     PASS,
     clopper_pearson,
     paired_difference,
-    stratified_sample,
     verdict,
 )
 

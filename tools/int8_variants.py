@@ -156,89 +156,110 @@ def figures(reference: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> dic
             "max_abs_diff": float(np.abs(reference - probs).max())}
 
 
+class Bench:
+    """One run's calibrated models, debugger ranking and variant builders (each cached)."""
+
+    def __init__(self, model, card, config, out: Path, io: str, debug_images: int):
+        from edgecnn.export.keras_formats import write_saved_model
+
+        self.model, self.card, self.config, self.out, self.io = model, card, config, out, io
+        self.size = model.input_shape[1:3]
+        self.debug_images = debug_images
+        self.saved = out / "saved_model"
+        if not self.saved.exists():
+            write_saved_model(model, self.saved)
+        self.cache: dict[str, bytes] = {}
+        self.errors = None
+
+    def calibrated(self, how: str, count: int, saved: Path | None = None, tag: str = "") -> bytes:
+        from edgecnn.export import tflite_quant
+
+        key = f"{how}{count}{tag}"
+        if key not in self.cache:
+            images = calibration_set(self.config["data"], self.card.labels, self.size, count, how)
+            _CALIB[how] = images
+            t = time.time()
+            self.cache[key] = tflite_quant.calibrate(
+                converter_for(saved or self.saved), lambda: ([im[None].astype(np.float32)] for im in images))
+            print(f"calibrated on {len(images)} {how} images in {time.time() - t:.0f}s", flush=True)
+        return self.cache[key]
+
+    def worst(self, n: int) -> list[str]:
+        from edgecnn.export import tflite_quant
+
+        if self.errors is None:
+            images = calibration_set(self.config["data"], self.card.labels, self.size, self.debug_images,
+                                     "balanced", seed=1)
+            self.errors = tflite_quant.layer_errors(self.calibrated("balanced", 200), images,
+                                                    [layer.name for layer in self.model.layers])
+        return [e.tensor for e in self.errors[:n]]
+
+    def gptq(self, count: int = 200, depthwise: bool = True, tag: str = "") -> bytes:
+        from edgecnn.export import tflite_quant
+        from edgecnn.export.keras_formats import write_saved_model
+
+        images = calibration_set(self.config["data"], self.card.labels, self.size, count, "balanced")
+        snapped, changed = tflite_quant.snap_weights(self.model, images, depthwise=depthwise)
+        print(f"optimal rounding of {len(changed)} layers: {', '.join(changed)}", flush=True)
+        path = self.out / f"saved_model_gptq{tag}"
+        if not path.exists():
+            write_saved_model(snapped, path)
+        return tflite_quant.quantize(self.calibrated("balanced", count, path, "gptq" + tag), self.io)
+
+    def builders(self) -> dict:
+        from edgecnn.export import tflite_quant as tq
+
+        out = {
+            "baseline": lambda: tq.quantize(self.calibrated("random", 200), self.io),
+            "balanced": lambda: tq.quantize(self.calibrated("balanced", 200), self.io),
+            "balanced1000": lambda: tq.quantize(self.calibrated("balanced", 1000), self.io),
+            "gptq-pw": lambda: self.gptq(depthwise=False, tag="pw"),
+            "gptq": self.gptq,
+            "gptq1000": lambda: self.gptq(1000, tag="1000"),
+        }
+        for pct in ("99.9", "99.99", "99.999"):
+            out[f"pct{pct}"] = (lambda pct=pct: tq.quantize(
+                clipped(self.calibrated("balanced", 200), float(pct), "balanced"), self.io))
+            out[f"pct{pct}-linear"] = (lambda pct=pct: tq.quantize(
+                clipped(self.calibrated("balanced", 200), float(pct), "balanced", only=("project", "add")), self.io))
+        for n in (1, 2, 3, 5, 8):
+            out[f"float{n}"] = (lambda n=n: tq.quantize(self.calibrated("balanced", 200), self.io, self.worst(n)))
+        return out
+
+
+def _line(name: str, r: dict) -> str:
+    low, high = r["difference_ci95"]
+    return (f"{name:14} acc {r['accuracy']:.4f} (keras {r['keras_accuracy']:.4f}) diff {r['difference'] * 100:+.2f} "
+            f"[{low * 100:+.2f}, {high * 100:+.2f}] agree {r['agreement']:.4f} maxdiff {r['max_abs_diff']:.3f} "
+            f"size {r['size_vs_fp32']:.3f}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--variants", default="baseline,balanced,balanced1000,float3,float5")
+    p.add_argument("--variants", default="baseline,balanced,gptq,float3")
     p.add_argument("--debug-images", type=int, default=50, help="images for the quantization debugger")
     p.add_argument("--debug-top", type=int, default=10)
     p.add_argument("--io", default="uint8")
     args = p.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from edgecnn.export import tflite_quant
-    from edgecnn.export.keras_formats import write_saved_model
 
     args.out.mkdir(parents=True, exist_ok=True)
     model, card, config, val = load_run(args.run)
-    size = model.input_shape[1:3]
     t0 = time.time()
     reference = model.predict(val.images.astype("float32"), batch_size=32, verbose=0)
     print(f"keras on {len(val)} val images: {np.mean(reference.argmax(1) == val.labels):.4f} ({time.time() - t0:.0f}s)",
           flush=True)
-    saved = args.out / "saved_model"
-    if not saved.exists():
-        write_saved_model(model, saved)
-
+    bench = Bench(model, card, config, args.out, args.io, args.debug_images)
     fp32 = args.out / "fp32.tflite"
     if not fp32.exists():
-        fp32.write_bytes(converter_for(saved).convert())
+        fp32.write_bytes(converter_for(bench.saved).convert())
     fp32_card = card.replace(format="tflite-fp32")
     int8_card = card.replace(format="tflite-int8", quantization="int8")
     results = {"fp32": {**figures(reference, probabilities(fp32, fp32_card, val.images), val.labels),
                         "size": fp32.stat().st_size}}
-
-    calibrated_cache: dict[str, bytes] = {}
-
-    def calibrated(how: str, count: int) -> bytes:
-        key = f"{how}{count}"
-        if key not in calibrated_cache:
-            images = calibration_set(config["data"], card.labels, size, count, how)
-            _CALIB[how] = images
-            t = time.time()
-            calibrated_cache[key] = tflite_quant.calibrate(
-                converter_for(saved), lambda: ([im[None].astype(np.float32)] for im in images))
-            print(f"calibrated on {len(images)} {how} images in {time.time() - t:.0f}s", flush=True)
-        return calibrated_cache[key]
-
-    errors = None
-
-    def worst(n: int) -> list[str]:
-        nonlocal errors
-        if errors is None:
-            images = calibration_set(config["data"], card.labels, size, args.debug_images, "balanced", seed=1)
-            errors = tflite_quant.layer_errors(calibrated("balanced", 200), images, [l.name for l in model.layers])
-        return [e.tensor for e in errors[:n]]
-
-    builders = {
-        "baseline": lambda: tflite_quant.quantize(calibrated("random", 200), args.io),
-        "balanced": lambda: tflite_quant.quantize(calibrated("balanced", 200), args.io),
-        "balanced1000": lambda: tflite_quant.quantize(calibrated("balanced", 1000), args.io),
-    }
-    for pct in ("99.9", "99.99", "99.999"):
-        builders[f"pct{pct}"] = (lambda pct=pct: tflite_quant.quantize(
-            clipped(calibrated("balanced", 200), float(pct), "balanced"), args.io))
-        builders[f"pct{pct}-linear"] = (lambda pct=pct: tflite_quant.quantize(
-            clipped(calibrated("balanced", 200), float(pct), "balanced", only=("project", "add")), args.io))
-    def gptq(count=200, depthwise=True, tag=""):
-        from edgecnn.export.keras_formats import write_saved_model as _w
-
-        images = calibration_set(config["data"], card.labels, size, count, "balanced")
-        _CALIB["balanced"] = images
-        snapped, changed = tflite_quant.snap_weights(model, images, depthwise=depthwise)
-        print(f"optimal rounding of {len(changed)} layers: {', '.join(changed)}", flush=True)
-        path = args.out / f"saved_model_gptq{tag}"
-        if not path.exists():
-            _w(snapped, path)
-        return tflite_quant.quantize(tflite_quant.calibrate(
-            converter_for(path), lambda: ([im[None].astype(np.float32)] for im in images)), args.io)
-
-    builders["gptq-pw"] = lambda: gptq(depthwise=False, tag="pw")
-    builders["gptq"] = gptq
-    builders["gptq1000"] = lambda: gptq(1000, tag="1000")
-    for n in (1, 2, 3, 5, 8):
-        builders[f"float{n}"] = (lambda n=n: tflite_quant.quantize(calibrated("balanced", 200), args.io, worst(n)))
-
+    builders = bench.builders()
     paths = {"fp32": fp32}
     for name in args.variants.split(","):
         t = time.time()
@@ -250,17 +271,14 @@ def main(argv=None) -> int:
                          "size_vs_fp32": path.stat().st_size / results["fp32"]["size"],
                          "seconds": round(time.time() - t, 1)}
         if name.startswith("float"):
-            results[name]["float_layers"] = [e.layer for e in errors[:int(name[5:])]]
-        r = results[name]
-        print(f"{name:14} acc {r['accuracy']:.4f} (keras {r['keras_accuracy']:.4f}) diff {r['difference'] * 100:+.2f} "
-              f"[{r['difference_ci95'][0] * 100:+.2f}, {r['difference_ci95'][1] * 100:+.2f}] agree {r['agreement']:.4f} "
-              f"maxdiff {r['max_abs_diff']:.3f} size {r['size_vs_fp32']:.3f}", flush=True)
+            results[name]["float_layers"] = [e.layer for e in bench.errors[:int(name[5:])]]
+        print(_line(name, results[name]), flush=True)
     lat = latencies(paths, card, val.images[0])
     for name in paths:
         results[name]["latency_ms"] = lat[name]
         results[name]["latency_vs_fp32"] = lat[name] / lat["fp32"]
-    if errors is not None:
-        results["debugger"] = [e.to_dict() for e in errors[:args.debug_top]]
+    if bench.errors is not None:
+        results["debugger"] = [e.to_dict() for e in bench.errors[:args.debug_top]]
     (args.out / "variants.json").write_text(json.dumps(results, indent=2))
     print(f"\n{'variant':14} {'acc':>7} {'diff':>7} {'ci95':>16} {'agree':>7} {'size':>6} {'lat':>5}")
     for name in paths:
@@ -268,9 +286,9 @@ def main(argv=None) -> int:
         print(f"{name:14} {r['accuracy']:7.4f} {r['difference'] * 100:+7.2f} "
               f"[{r['difference_ci95'][0] * 100:+6.2f},{r['difference_ci95'][1] * 100:+6.2f}] {r['agreement']:7.4f} "
               f"{r['size'] / results['fp32']['size']:6.3f} {r['latency_vs_fp32']:5.2f}")
-    if errors is not None:
+    if bench.errors is not None:
         print("\nworst layers (RMS error in quantization steps; 0.29 is rounding alone):")
-        for e in errors[:args.debug_top]:
+        for e in bench.errors[:args.debug_top]:
             print(f"  {e.rmse_over_scale:8.2f}  {e.layer}  ({e.op})")
     return 0
 

@@ -14,6 +14,7 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+
 from edgecnn._io import atomic_path
 from edgecnn._native import kept_interrupts
 from edgecnn.data.imageset import synthetic_images
@@ -220,7 +221,7 @@ def summary(v: dict) -> str:
     return text
 
 
-def _exporter(fmt: Format) -> Callable:
+def _exporter(fmt: Format):
     module, _, function = fmt.exporter.partition(":")
     return getattr(importlib.import_module(module), function)
 

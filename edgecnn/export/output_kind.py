@@ -33,7 +33,7 @@ class OutputKind:
 
 
 def observed(outputs: np.ndarray) -> str:
-    """``softmax`` (rows of probabilities summing to 1), ``probabilities`` (in [0, 1], not summing to 1) or ``logits``."""
+    """``softmax`` (rows in [0, 1] summing to 1), ``probabilities`` (in [0, 1], not summing to 1) or ``logits``."""
     outputs = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
     if not np.all(np.isfinite(outputs)):
         return "logits"

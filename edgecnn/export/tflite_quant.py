@@ -183,11 +183,11 @@ def snap_weights(model, images: np.ndarray, grid: str = "int8-symmetric", batch:
 
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    targets = [l for l in copy.layers if (_pointwise(l) or (depthwise and _depthwise(l)))
-               and not _on_grid(_as_matrix(l), grid)]
+    targets = [layer for layer in copy.layers if (_pointwise(layer) or (depthwise and _depthwise(layer)))
+               and not _on_grid(_as_matrix(layer), grid)]
     if not targets:
         return copy, []
-    probe = keras.Model(copy.inputs, [l.input for l in targets])
+    probe = keras.Model(copy.inputs, [layer.input for layer in targets])
     hessians: list = [0.0] * len(targets)
     for start in range(0, len(images), batch):
         outs = probe([images[start:start + batch].astype("float32")], training=False)
@@ -200,11 +200,12 @@ def snap_weights(model, images: np.ndarray, grid: str = "int8-symmetric", batch:
         if _depthwise(layer):
             kh, kw, channels, mult = kernel.shape
             flat = kernel.reshape(kh * kw, channels * mult)
-            snapped = np.stack([optimal_rounding(flat[:, c:c + 1], h[c], grid)[:, 0] for c in range(flat.shape[1])], axis=1)
+            snapped = np.stack([optimal_rounding(flat[:, c:c + 1], h[c], grid)[:, 0]
+                                for c in range(flat.shape[1])], axis=1)
         else:
             snapped = optimal_rounding(kernel.reshape(-1, kernel.shape[-1]), h, grid)
         layer.set_weights([snapped.reshape(kernel.shape).astype(kernel.dtype), *values[1:]])
-    return copy, [l.name for l in targets]
+    return copy, [layer.name for layer in targets]
 
 
 def _hessian(layer, x) -> np.ndarray:
