@@ -89,6 +89,10 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    # absl (TensorFlow, Keras export) calls logging.basicConfig() on a handler-less root logger the first time it
+    # logs: every edgecnn message would then print twice. A root handler that drops records keeps it from that.
+    if not logging.root.handlers:
+        logging.root.addHandler(logging.NullHandler())
 
 
 def main(argv: list[str] | None = None) -> int:

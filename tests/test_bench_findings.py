@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
 from edgecnn.bench.findings import find
 from edgecnn.bench.report import csv_text, render_markdown, render_text
 from edgecnn.bench.result import Row
+from edgecnn.runtime import cpu
+
+
+@pytest.fixture(autouse=True)
+def _cpu_with_exact_int8(monkeypatch):
+    """These rules are about speed and accuracy; the int8-kernels rule (x86 without VNNI) is tested on its own."""
+    monkeypatch.setattr(cpu, "x86_without_vnni", lambda: False)
 
 
 def row(fmt, backend="litert", quant="none", p50=10.0, threads=1, top1=None, size=4_000_000, peak=None, before=100.0,
