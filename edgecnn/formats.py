@@ -47,6 +47,11 @@ _FP32 = Tolerance(max_abs_diff=1e-3)
 # by up to ~0.07 on flowers5), so neither can be a verdict that a new sample leaves alone.
 _FP16 = Tolerance(max_accuracy_drop=0.01)
 _INT8 = Tolerance(max_accuracy_drop=0.02)
+# Dynamic range, on all 866 flowers5 val images (MobileNetV2, three training runs): from 1.2 points lost to 0.6
+# gained vs Keras, but only 89-92 % agreement, so the interval of its drop is about +-1.9 points wide: a 2-point
+# tolerance could never be confirmed (every run "inconclusive"); 3 points confirms these runs and still fails
+# a broken conversion.
+_DYNAMIC = Tolerance(max_accuracy_drop=0.03)
 
 FORMATS: dict[str, Format] = {
     f.name: f
@@ -60,7 +65,7 @@ FORMATS: dict[str, Format] = {
         Format("tflite-fp16", "model_fp16.tflite", "litert", "fp16", "edgecnn.export.tflite:export_fp16", _FP16,
                "TFLite, float16 weights (half the size, float compute)"),
         Format("tflite-dynamic", "model_dynamic.tflite", "litert", "dynamic", "edgecnn.export.tflite:export_dynamic",
-               _INT8,
+               _DYNAMIC,
                "TFLite, int8 weights with float activations (dynamic range)"),
         Format("tflite-int8", "model_int8.tflite", "litert", "int8", "edgecnn.export.tflite:export_int8", _INT8,
                "TFLite, full integer: int8 weights and activations, uint8 input"),

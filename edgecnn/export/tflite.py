@@ -106,16 +106,21 @@ def _optimally_rounded(job: ExportJob, images) -> tuple[Path, dict]:
     from edgecnn.export import tflite_quant
     from edgecnn.export.keras_formats import write_saved_model
 
+    errors: list[dict] = []
     try:
-        model, changed = tflite_quant.snap_weights(job.model, images, "int8-symmetric")
+        model, changed = tflite_quant.snap_weights(job.model, images, "int8-symmetric", errors=errors)
     except Exception as exc:  # noqa: BLE001  (custom layers may not clone: fall back to nearest rounding)
         logging.getLogger("edgecnn.export").info("optimal weight rounding skipped (%s); rounding to nearest",
                                                  str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
         return scratch_saved_model(job), {"method": "nearest", "layers": []}
     if not changed:
         return scratch_saved_model(job), {"method": "optimal", "layers": []}
+    errors.sort(key=lambda e: -e["nearest"])
     return (write_saved_model(model, job.workdir / "saved_model_int8_weights"),
-            {"method": "optimal", "layers": changed})
+            {"method": "optimal", "layers": changed,
+             "output_error": {"metric": "RMS change of each layer's output on the calibration images, relative to "
+                                        "its RMS output, with nearest and with optimal rounding",
+                              "layers": errors}})
 
 
 def _write(job: ExportJob, fmt: Format, dest: Path, flatbuffer: bytes, **extra) -> ModelCard:

@@ -169,7 +169,8 @@ def optimal_rounding(weights: np.ndarray, hessian: np.ndarray, grid: str = "int8
     return (codes - zero) * scale
 
 
-def snap_weights(model, images: np.ndarray, grid: str = "int8-symmetric", batch: int = 16, depthwise: bool = True):
+def snap_weights(model, images: np.ndarray, grid: str = "int8-symmetric", batch: int = 16, depthwise: bool = True,
+                 errors: list | None = None):
     """A copy of ``model`` whose convolution and dense weights sit on TFLite's int8 grid, optimally rounded.
 
     Weights already on the grid (e.g. pretrained layers that came from an int8
@@ -177,7 +178,9 @@ def snap_weights(model, images: np.ndarray, grid: str = "int8-symmetric", batch:
     :func:`optimal_rounding` against their real inputs on ``images``: 1x1
     convolutions and dense layers as one problem, depthwise convolutions one
     channel (3x3 patch) at a time.
-    Returns the copy and the names of the layers it changed.
+    Returns the copy and the names of the layers it changed; ``errors``, when
+    given, receives each layer's output error (relative RMS over ``images``)
+    with nearest and with optimal rounding.
     """
     import keras
 
@@ -203,9 +206,30 @@ def snap_weights(model, images: np.ndarray, grid: str = "int8-symmetric", batch:
             snapped = np.stack([optimal_rounding(flat[:, c:c + 1], h[c], grid)[:, 0]
                                 for c in range(flat.shape[1])], axis=1)
         else:
-            snapped = optimal_rounding(kernel.reshape(-1, kernel.shape[-1]), h, grid)
+            flat = kernel.reshape(-1, kernel.shape[-1])
+            snapped = optimal_rounding(flat, h, grid)
+        if errors is not None:
+            errors.append({"layer": layer.name, "nearest": _output_error(flat, _nearest(flat, grid), h),
+                           "optimal": _output_error(flat, snapped, h)})
         layer.set_weights([snapped.reshape(kernel.shape).astype(kernel.dtype), *values[1:]])
     return copy, [layer.name for layer in targets]
+
+
+def _nearest(w: np.ndarray, grid: str) -> np.ndarray:
+    scale, zero, qmin, qmax = _grid(w.astype(np.float64), grid)
+    return (np.clip(np.round(w / scale) + zero, qmin, qmax) - zero) * scale
+
+
+def _output_error(w: np.ndarray, rounded: np.ndarray, h: np.ndarray) -> float:
+    """RMS change of the layer's output relative to its RMS output: sqrt(tr(DᵀHD) / tr(WᵀHW)), D = rounded - W."""
+    d = rounded.astype(np.float64) - w
+    w = w.astype(np.float64)
+    if h.ndim == 3:  # depthwise: one (k*k, k*k) matrix per channel
+        num = np.einsum("kc,ckl,lc->", d, h, d)
+        den = np.einsum("kc,ckl,lc->", w, h, w)
+    else:
+        num, den = np.einsum("ic,ij,jc->", d, h, d), np.einsum("ic,ij,jc->", w, h, w)
+    return round(float(np.sqrt(num / den)) if den > 0 else 0.0, 5)
 
 
 def _hessian(layer, x) -> np.ndarray:
