@@ -17,6 +17,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from edgecnn._native import native_stderr
+
 
 def calibrate(converter, representative: Callable[[], Iterable]) -> bytes:
     """A calibrated float model: ``converter`` (from a SavedModel) run over the representative images."""
@@ -26,7 +28,7 @@ def calibrate(converter, representative: Callable[[], Iterable]) -> bytes:
     converter.representative_dataset = representative
     converter.experimental_mlir_quantizer = True
     converter._experimental_calibrate_only = True  # noqa: SLF001  (the debugger's documented route)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), native_stderr():
         return converter.convert()
 
 
@@ -37,10 +39,12 @@ def quantize(calibrated: bytes, io_type: str = "uint8", float_nodes: Iterable[st
     from tensorflow.lite.python import convert
 
     dtype = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io_type]
-    return convert.mlir_quantize(
-        calibrated, disable_per_channel=False, fully_quantize=False, input_data_type=dtype,
-        output_data_type=dtype, enable_numeric_verify=numeric_verify, denylisted_nodes=list(float_nodes) or None,
-    )
+    with native_stderr():  # "fully_quantize: 0, inference_type: 6, ..."
+        return convert.mlir_quantize(
+            calibrated, disable_per_channel=False, fully_quantize=False, input_data_type=dtype,
+            output_data_type=dtype, enable_numeric_verify=numeric_verify,
+            denylisted_nodes=list(float_nodes) or None,
+        )
 
 
 @dataclass
@@ -69,7 +73,7 @@ def layer_errors(calibrated: bytes, images: np.ndarray, layer_names: Iterable[st
 
     debug_model = quantize(calibrated, "float32", numeric_verify=True)
     options = tf.lite.experimental.QuantizationDebugOptions()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), native_stderr():
         warnings.simplefilter("ignore")  # the debugger's tf.lite.Interpreter announces its deprecation
         debugger = tf.lite.experimental.QuantizationDebugger(
             quant_debug_model_content=debug_model, debug_options=options,
