@@ -376,12 +376,18 @@ def test_ctrl_c_swallowed_inside_a_conversion_still_stops_the_export(tmp_path, m
 
     fmt = get_format("tflite-fp32")
     job = SimpleNamespace(written={})
-    for converter in (swallowing_converter, failing_converter):
-        monkeypatch.setattr(export_mod, "_exporter", lambda f, converter=converter: converter)
-        with pytest.raises(KeyboardInterrupt):
-            export_mod._export_one(job, fmt, tmp_path, None, None, [])
-        assert not (tmp_path / fmt.filename).exists() and job.written == {}
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # A shell starts background jobs with SIGINT ignored (`pytest &`, nohup): give this test Python's own
+    # Ctrl-C handler, as an interactive run has, and put back what was there.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for converter in (swallowing_converter, failing_converter):
+            monkeypatch.setattr(export_mod, "_exporter", lambda f, converter=converter: converter)
+            with pytest.raises(KeyboardInterrupt):
+                export_mod._export_one(job, fmt, tmp_path, None, None, [])
+            assert not (tmp_path / fmt.filename).exists() and job.written == {}
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_folders_are_scanned_by_content_not_by_suffix(tmp_path, red_png, capsys):
