@@ -15,12 +15,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
 from edgecnn._io import special_file
 from edgecnn.errors import ModelError, first_line
+
+if TYPE_CHECKING:
+    from edgecnn.runtime.standard_meta import StandardMetadata
 
 LAYOUTS = ("NHWC", "NCHW")
 
@@ -144,6 +147,10 @@ class Backend(Protocol):
 
     def embedded_labels(self) -> Optional[list[str]]:
         """Labels embedded in the model (``edgecnn.labels`` metadata or a TFLite label file), or None."""
+        ...
+
+    def standard_metadata(self) -> Optional[StandardMetadata]:
+        """The model's standard TFLite metadata (normalization, colour space, label file), or None."""
         ...
 
     def close(self) -> None:

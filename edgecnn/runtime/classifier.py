@@ -110,8 +110,9 @@ class Classifier:
     backend: ``litert`` | ``onnx`` | ``keras``; default chosen by file suffix.
     delegate: a TFLite delegate library, e.g. ``libedgetpu.so.1`` (Coral Edge TPU).
     mean, std: normalization ``(pixel - mean) / std`` (one value or one per
-        channel); overrides the card. Without a card, float inputs default to
-        127.5/127.5 (0..255 -> -1..1) and 8-bit inputs take raw pixels.
+        channel); overrides the card. Without a card, float inputs take the
+        NormalizationOptions of the model's standard TFLite metadata, else
+        127.5/127.5 (0..255 -> -1..1); 8-bit inputs take raw pixels.
     crop: ``stretch`` (default) or ``center``.
     output_kind: ``softmax`` | ``sigmoid`` | ``logits``; overrides the card. Without
         either, rows outside 0..1 are treated as logits.
@@ -121,6 +122,10 @@ class Classifier:
 
     Safe to share between threads: preprocessing into the reused input buffer
     and the interpreter call run under one lock (see the module docstring).
+
+    ``sources`` says where the normalization, labels and colour order came from: ``options``,
+    ``edgecnn card``, ``TFLite metadata``, ``input quantization``, ``embedded labels``,
+    ``assumed`` or ``class indices`` (``-v`` output, benchmark results).
     """
 
     def __init__(
@@ -155,13 +160,16 @@ class Classifier:
         self.threads = threads
         self.card = card if card is not None else self._find_card()
         warn_int8_kernels(self.path, self.card, self.backend.name)
+        # A model nobody here made: its standard TFLite metadata comes before any assumption.
+        self.standard = self.backend.standard_metadata() if self.card is None else None
+        self.sources: dict[str, str] = {}
         self.input_spec = self._resolve_input_spec(self.backend.input_spec)
         self.output_kind = output_kind or (self.card.output_kind if self.card else None)
 
         h, w = self._input_size()
         self.mean, self.std = self._normalization(mean, std)
         crop = crop or (self.card.resize if self.card and self.card.resize in CROPS else "stretch")
-        order = (self.card.channel_order if self.card else "RGB") or "RGB"
+        order = self._channel_order()
         self.preprocessor = Preprocessor(self.input_spec, h, w, self.mean, self.std, channel_order=order, crop=crop)
         self._batch1 = np.zeros((1,) + self.preprocessor.sample_shape, self.input_spec.dtype)
         # Guards the stateful part: the preprocessor's buffers, _batch1 and the backend's interpreter.
@@ -221,21 +229,55 @@ class Classifier:
         if mean is not None or std is not None:
             mean = DEFAULT_FLOAT_MEAN if mean is None else mean
             std = DEFAULT_FLOAT_STD if std is None else std
+            self.sources["normalization"] = "options"
             return _as_tuple(mean), _as_tuple(std)
         if self.card is not None:
+            self.sources["normalization"] = "edgecnn card"
             return tuple(self.card.normalization.mean), tuple(self.card.normalization.std)
         offset = 128.0 if spec.dtype == np.int8 else 0.0
-        if spec.is_quantized:
-            # Raw pixels in (uint8: q = pixel; int8: q = pixel - 128), through the input quantization.
-            return (offset + spec.zero_point,), (1.0 / spec.scale,)
         if np.issubdtype(spec.dtype, np.integer):
-            return (offset,), (1.0,)
+            # Raw pixels in (uint8: q = pixel; int8: q = pixel - 128), through the input quantization when there
+            # is one. Standard metadata's NormalizationOptions describe the float model the quantization encodes.
+            self.sources["normalization"] = "input quantization" if spec.is_quantized else "assumed"
+            return ((offset + spec.zero_point,), (1.0 / spec.scale,)) if spec.is_quantized else ((offset,), (1.0,))
+        found = self._standard_normalization()
+        if found is not None:
+            self.sources["normalization"] = "TFLite metadata"
+            return found
         log.warning(
-            "note: %s has a float input and no model card: feeding (pixel - %g) / %g, i.e. 0..255 -> -1..1 "
-            "(pass --mean/--std if the model expects something else)",
+            "note: %s has a float input and no model card or standard TFLite metadata: feeding (pixel - %g) / %g, "
+            "i.e. 0..255 -> -1..1 (pass --mean/--std if the model expects something else)",
             self.path.name, DEFAULT_FLOAT_MEAN, DEFAULT_FLOAT_STD,
         )
+        self.sources["normalization"] = "assumed"
         return (DEFAULT_FLOAT_MEAN,), (DEFAULT_FLOAT_STD,)
+
+    def _standard_normalization(self) -> Optional[tuple[tuple[float, ...], tuple[float, ...]]]:
+        """The NormalizationOptions of the model's standard TFLite metadata, when usable for this input."""
+        meta = self.standard
+        if meta is None or not meta.mean or not meta.std:
+            return None
+        channels = self.input_spec.channels or 3
+        if not meta.has_normalization or any(len(v) not in (1, channels) for v in (meta.mean, meta.std)):
+            log.warning("note: %s: ignoring the TFLite metadata's NormalizationOptions (mean %s, std %s): they do not "
+                        "fit a %d-channel input", self.path.name, list(meta.mean), list(meta.std), channels)
+            return None
+        return tuple(meta.mean), tuple(meta.std)
+
+    def _channel_order(self) -> str:
+        if self.card is not None:
+            self.sources["color"] = "edgecnn card"
+            return self.card.channel_order or "RGB"
+        space = self.standard.color_space if self.standard else None
+        channels = self.input_spec.channels or 3
+        if space == "RGB" or (space == "GRAYSCALE" and channels == 1):
+            self.sources["color"] = "TFLite metadata"
+        else:
+            if space == "GRAYSCALE":
+                log.warning("note: %s: the TFLite metadata says grayscale but the input has %d channels; "
+                            "feeding RGB", self.path.name, channels)
+            self.sources["color"] = "assumed"
+        return "RGB"
 
     def _num_outputs(self) -> int:
         dims = self.backend.output_spec.shape[1:]
@@ -247,6 +289,7 @@ class Classifier:
     def _resolve_labels(self, labels) -> list[str]:
         n = self.num_outputs
         if labels is not None:
+            self.sources["labels"] = "options"
             if isinstance(labels, (str, os.PathLike)):
                 source = f"labels file {labels}"
                 labels = read_labels(labels)
@@ -255,12 +298,19 @@ class Classifier:
                 labels = [str(x) for x in labels]
         elif self.card is not None:
             labels, source = list(self.card.labels), f"model card of {self.path.name}"
+            self.sources["labels"] = "edgecnn card"
+        elif self.standard is not None and self.standard.labels:
+            labels = list(self.standard.labels)
+            source = f"label file {self.standard.labels_file} of the TFLite metadata of {self.path.name}"
+            self.sources["labels"] = "TFLite metadata"
         else:
             labels, source = self.backend.embedded_labels(), f"labels embedded in {self.path.name}"
+            self.sources["labels"] = "embedded labels"
             if labels is None:
                 count = 2 if n == 1 else n
                 log.warning("note: %s has no labels (no model card); showing class indices; pass --labels FILE",
                             self.path.name)
+                self.sources["labels"] = "class indices"
                 return [f"class_{i}" for i in range(count)]
         if n == 1 and len(labels) != 2:
             raise LabelsError(
@@ -359,9 +409,10 @@ class Classifier:
 
     # ---------------------------------------------------------------- misc
     def describe(self) -> str:
-        card = "card" if self.card else "no card"
+        card = "card" if self.card else ("standard TFLite metadata" if self.standard else "no card")
+        sources = ", ".join(f"{what} from {where}" for what, where in self.sources.items())
         return (f"{self.path.name}: {self.backend.source}, input {self.input_spec.describe()}, "
-                f"{self.num_classes} classes, {card}; preprocessing {self.preprocessor.describe()}")
+                f"{self.num_classes} classes, {card}; preprocessing {self.preprocessor.describe()}; {sources}")
 
     def close(self) -> None:
         self.backend.close()

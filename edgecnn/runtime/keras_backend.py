@@ -109,6 +109,9 @@ class KerasBackend:
     def embedded_labels(self) -> Optional[list[str]]:
         return None
 
+    def standard_metadata(self) -> None:
+        return None  # standard TFLite metadata exists only in .tflite files
+
     def close(self) -> None:
         self._model = None
         self._signature = None

@@ -19,6 +19,7 @@ from edgecnn._native import native_stderr
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError, first_line
 from edgecnn.machine import dist_version
+from edgecnn.runtime import standard_meta
 from edgecnn.runtime.base import (
     TensorSpec,
     check_model_file,
@@ -27,6 +28,7 @@ from edgecnn.runtime.base import (
     inference_error,
     input_size_problem,
 )
+from edgecnn.runtime.standard_meta import StandardMetadata
 from edgecnn.runtime.tflite_meta import buffers_in_bounds, custom_ops, has_tflite_identifier, read_metadata
 
 NUMPY2_TFLITE_RUNTIME = "tflite_runtime crashes with numpy 2; pip install ai-edge-litert (or numpy<2)"
@@ -258,6 +260,9 @@ class LiteRTBackend:
         except (OSError, zipfile.BadZipFile, UnicodeDecodeError, KeyError, ValueError):
             return None
         return _label_lines(text)
+
+    def standard_metadata(self) -> Optional[StandardMetadata]:
+        return standard_meta.read(self.path)
 
     def close(self) -> None:
         self._interp = None

@@ -107,5 +107,8 @@ class OnnxBackend:
         labels = [line.strip() for line in text.splitlines() if line.strip()] if text else []
         return labels or None
 
+    def standard_metadata(self) -> None:
+        return None  # standard TFLite metadata exists only in .tflite files
+
     def close(self) -> None:
         self._session = None
