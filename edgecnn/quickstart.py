@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecnn._io import write_json
+from edgecnn.data.roots import find_splits
 from edgecnn.errors import DataError
 from edgecnn.table import human_size, text_table
 
@@ -39,8 +40,9 @@ def resolve_data(data: str | Path | None, out: Path) -> tuple[Path, Path | None,
     data = Path(data)
     if not data.is_dir():
         raise DataError(f"--data folder not found: {data}; pass a folder with one sub-folder of images per class")
-    if (data / "train").is_dir() and (data / "val").is_dir():
-        return data / "train", data / "val", False
+    splits = find_splits(data)
+    if splits is not None and splits.train is not None:
+        return splits.train, splits.val, False
     return data, None, False
 
 
@@ -84,7 +86,7 @@ def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | No
     log.info(f"[1/4] data: {train_dir}{held_out}")
     config = TrainConfig(
         arch=arch, data=str(train_dir), val=str(val_dir) if val_dir else None, out=str(out / "run"),
-        img_size=img_size, epochs=epochs, verbose=verbose,
+        img_size=img_size, epochs=epochs, verbose=verbose, exist_ok=True,  # a quickstart folder is reused
     )
     if builtin:
         config.augment = []  # flipped or rotated digits change meaning; photos keep the default augmentation

@@ -14,10 +14,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import ModelError, first_line
+from edgecnn.errors import ModelError, UsageError, first_line
 from edgecnn.formats import FORMATS, KERAS_SUFFIXES
 
 MODEL_FILE = FORMATS["keras"].filename  # model.keras: a run's model is the keras format's artifact
+DEFAULT_RUN_DIR = "runs/train"  # numbered runs/train2, runs/train3, ... when taken
 LABELS_FILE = "labels.txt"
 CONFIG_FILE = "config.json"
 EXPORT_REPORT_FILE = "export_report.json"
@@ -40,6 +41,40 @@ def model_file(path: str | os.PathLike) -> tuple[Path, Path | None]:
                          f"save the model with model.save('model.keras')")
     run_dir = path.parent if path.name == MODEL_FILE and (path.parent / CONFIG_FILE).is_file() else None
     return path, run_dir
+
+
+def check_run_dir(out: str | os.PathLike, exist_ok: bool = False) -> Path:
+    """``out`` as a Path; UsageError when it is a file, or a non-empty folder without ``exist_ok``."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path} is a file; pass a folder for the run")
+    if not exist_ok and path.is_dir() and any(path.iterdir()):
+        raise UsageError(f"--out {path} already exists and is not empty; pass --exist-ok to write the run into "
+                         f"it (its files are replaced), or choose another --out (without --out runs are "
+                         f"numbered: {DEFAULT_RUN_DIR}, {DEFAULT_RUN_DIR}2, ...)")
+    return path
+
+
+def new_run_dir(out: str | os.PathLike | None, exist_ok: bool = False) -> Path:
+    """The folder a new training run writes to, created here; a run is never overwritten by accident.
+
+    ``out`` None: the first free one of ``runs/train``, ``runs/train2``, ``runs/train3``, ... (as
+    Ultralytics numbers its runs). An ``out`` that exists and is not empty needs ``exist_ok``.
+    """
+    if out is not None:
+        path = check_run_dir(out, exist_ok)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    base = Path(DEFAULT_RUN_DIR)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 100_000):
+        path = base if n == 1 else base.with_name(f"{base.name}{n}")
+        try:
+            path.mkdir()  # atomic: two trainings started together get different folders
+            return path
+        except FileExistsError:
+            continue
+    raise UsageError(f"no free run folder {base}N left; pass --out")
 
 
 def run_config(run_dir: Path) -> dict[str, Any]:

@@ -119,3 +119,37 @@ def test_missing_folder_is_an_error(tmp_path):
 def test_real_flowers_subset_loads(flowers_dir):
     data = load_folder(flowers_dir / "val", 32, limit_per_class=2)
     assert data.images.shape == (10, 32, 32, 3) and not data.skipped
+
+
+def _images_in(folder, count: int = 1):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(_rgb(i)).save(folder / f"{i}.png")
+
+
+def test_split_roots_are_found_and_class_roots_left_alone(tmp_path):
+    from edgecnn.data.roots import find_splits
+
+    for split in ("train", "valid", "test"):
+        for name in ("cat", "dog"):
+            _images_in(tmp_path / "split" / split / name)
+    found = find_splits(tmp_path / "split")
+    assert (found.train.name, found.val.name, found.test.name) == ("train", "valid", "test")
+    # A class-per-folder root, even one with a class called "train" (its images lie in it directly).
+    for name in ("train", "car", "bus"):
+        _images_in(tmp_path / "vehicles" / name)
+    assert find_splits(tmp_path / "vehicles") is None
+    assert find_splits(tmp_path / "missing") is None
+
+
+def test_a_root_mixing_split_and_class_folders_is_an_error(tmp_path):
+    from edgecnn.data.roots import find_splits
+
+    for path in ("train/cat", "train/dog", "val/cat", "val/dog", "cat", "dog"):
+        _images_in(tmp_path / "mixed" / path)
+    with pytest.raises(DataError, match=r"mixes split folders \(train, val\) with class folders \(cat, dog\)"):
+        find_splits(tmp_path / "mixed")
+    for path in ("train/cat", "val/cat", "validation/cat"):
+        _images_in(tmp_path / "twice" / path)
+    with pytest.raises(DataError, match="2 validation folders"):
+        find_splits(tmp_path / "twice")

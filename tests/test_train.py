@@ -191,3 +191,53 @@ def test_balanced_class_weights_favour_rare_classes():
 def test_bad_values_are_echoed(tmp_path):
     with pytest.raises(UsageError, match="--class-weights must be one of none, auto; received 'yes'"):
         train(_config(tmp_path, class_weights="yes"))
+
+
+def test_runs_are_numbered_and_never_overwritten(tmp_path, monkeypatch, capsys):
+    from edgecnn.rundir import check_run_dir, new_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    first = new_run_dir(None)
+    (first / "model.keras").write_text("a run")
+    assert [str(p) for p in (first, new_run_dir(None), new_run_dir(None))] == ["runs/train", "runs/train2",
+                                                                                "runs/train3"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["train", "train2", "train3"]
+    with pytest.raises(UsageError, match="already exists and is not empty; pass --exist-ok"):
+        check_run_dir(first)
+    assert check_run_dir(first, exist_ok=True) == first
+    assert new_run_dir(tmp_path / "runs" / "train2") == tmp_path / "runs" / "train2"  # empty: nothing to lose
+    # The command refuses before loading any data, in one line.
+    data = make_colour_folder(tmp_path / "data")
+    assert main(["train", "--arch", "simple_cnn", "--data", str(data), "--out", str(first)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --out runs/train already exists") and "\n" not in err
+    assert (first / "model.keras").read_text() == "a run"
+
+
+def test_a_root_mixing_split_and_class_folders_stops_train_in_one_line(tmp_path, capsys):
+    root = make_colour_folder(tmp_path / "data")
+    make_colour_folder(root / "train")
+    assert main(["train", "--arch", "simple_cnn", "--data", str(root), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "mixes split folders (train) with class folders (blue, green, red)" in err
+
+
+@pytest.mark.slow
+def test_train_on_a_split_root_uses_its_splits_and_evaluate_its_test(tmp_path, capsys):
+    root = tmp_path / "root"
+    for split, count in (("train", 6), ("val", 3), ("test", 2)):
+        make_colour_folder(root / split, per_class=count)
+    run = tmp_path / "run"
+    assert main(["train", "--arch", "simple_cnn", "--data", str(root), "--img-size", "24", "--epochs", "1",
+                 "--batch-size", "8", "--augment", "none", "--eager", "--out", str(run)]) == 0
+    err = capsys.readouterr().err
+    assert f"{root} is a split root: training on train/, validation on val/, test on test/" in err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["train_images"], metrics["val_images"]) == (18, 9)
+    report = json.loads((run / "data_report.json").read_text())
+    assert [report[k].rsplit("/", 1)[-1] for k in ("train", "val", "test")] == ["train", "val", "test"]
+    assert report["classes"] == ["blue", "green", "red"]  # not "train", "val", "test"
+
+    assert main(["evaluate", str(run), "--samples", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"on 6 images (test: {root / 'test'})" in out

@@ -1,4 +1,4 @@
-"""`edgecnn evaluate MODEL --data DIR`: accuracy, per-class report and explanation figures for a Keras model."""
+"""`edgecnn evaluate MODEL [--data DIR]`: accuracy, per-class report and explanation figures for a Keras model."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ HELP = ("evaluate a trained Keras model on an image folder: "
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a run directory or its model.keras (labels from the card or labels.txt)")
-    parser.add_argument("--data", required=True, metavar="DIR", help="images, one sub-folder per class")
+    parser.add_argument("--data", metavar="DIR",
+                        help="images, one sub-folder per class, or a split root (its test/, else val/); default: "
+                             "the run's test split when it was trained on a split root with test/, else its val/")
     parser.add_argument("--out", metavar="DIR", help="report folder (default: <run dir>/eval)")
     parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="default: 32")
     parser.add_argument("--samples", type=positive_int, default=12, metavar="N",
@@ -26,7 +28,7 @@ def run(args) -> int:
 
     report = evaluate(args.model, args.data, args.out, batch_size=args.batch_size, samples=args.samples)
     metrics = report["metrics"]
-    line = f"accuracy {metrics['accuracy']:.4f} on {metrics['images']} images"
+    line = f"accuracy {metrics['accuracy']:.4f} on {metrics['images']} images ({metrics['split']}: {metrics['data']})"
     if "top5_accuracy" in metrics:
         line += f", top-5 {metrics['top5_accuracy']:.4f}"
     print(line)

@@ -6,7 +6,7 @@ import argparse
 
 from edgecnn.commands._args import fraction, int_at_least, non_negative_int, positive_float, positive_int
 
-HELP = "train a CNN classifier on a class-per-folder image dataset (writes a run directory)"
+HELP = "train a CNN classifier on a class-per-folder image dataset (writes a new run directory)"
 
 
 def _augment_list(text: str) -> list[str]:
@@ -17,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from edgecnn.train.augment import AUGMENTATIONS
 
     parser.add_argument("--arch", required=True, metavar="NAME", help="architecture (see `edgecnn models`)")
-    parser.add_argument("--data", required=True, metavar="DIR", help="training images, one sub-folder per class")
+    parser.add_argument("--data", required=True, metavar="DIR",
+                        help="training images, one sub-folder per class; or a split root with train/ and val/ "
+                             "(and test/) folders, each with one sub-folder per class")
     parser.add_argument("--val", metavar="DIR", help="validation images (same class folders); default: split --data")
     parser.add_argument("--val-split", type=fraction, default=0.2, metavar="F",
                         help="fraction of --data held out for validation when --val is absent (default: 0.2)")
@@ -46,7 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="early stopping: epochs without val_accuracy gain (default: 5)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="random seed for split, shuffling and init (default: 0)")
-    parser.add_argument("--out", default="runs/train", metavar="RUN_DIR", help="run directory (default: runs/train)")
+    parser.add_argument("--out", metavar="RUN_DIR",
+                        help="run directory (default: runs/train, then runs/train2, runs/train3, ...); "
+                             "an existing, non-empty one needs --exist-ok")
+    parser.add_argument("--exist-ok", "--force", dest="exist_ok", action="store_true",
+                        help="write into an existing --out (the run files there are replaced)")
     parser.add_argument("--eager", action="store_true",
                         help="run eagerly (no graph tracing): faster on tiny datasets, easier to debug")
 
@@ -61,7 +67,7 @@ def config_from_args(args):
         seed=args.seed, augment=augment, patience=args.patience, verbose=0 if getattr(args, "quiet", False) else 1,
         weights=args.weights, alpha=args.alpha, fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_layers=args.fine_tune_layers, fine_tune_lr=args.fine_tune_lr,
-        class_weights=args.class_weights, eager=args.eager,
+        class_weights=args.class_weights, eager=args.eager, exist_ok=args.exist_ok,
     )
 
 

@@ -15,9 +15,10 @@ CLASS_WEIGHTS = ("none", "auto")
 @dataclass
 class TrainConfig:
     arch: str
-    data: str
-    out: str = "runs/train"
+    data: str  # class folders, or a split root (train/ + val/ + test/) that resolve() splits into data/val/test
+    out: str | None = None  # None: numbered runs/train, runs/train2, ... (edgecnn.rundir.new_run_dir)
     val: str | None = None
+    test: str | None = None  # a split root's test/ folder: what `edgecnn evaluate RUN` uses
     val_split: float = 0.2
     img_size: int | None = None  # None: the architecture's default
     epochs: int = 10
@@ -36,6 +37,7 @@ class TrainConfig:
     fine_tune_lr: float | None = None  # None: learning_rate / 10
     class_weights: str = "none"  # "auto": weight classes inversely to their frequency
     eager: bool = False  # run eagerly: no graph tracing (faster for tiny datasets, tests and debugging)
+    exist_ok: bool = False  # write into an existing, non-empty ``out``
 
     def validate(self) -> None:
         if self.epochs < 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -10,10 +11,13 @@ import numpy as np
 from edgecnn._io import write_json
 from edgecnn.card import find_card
 from edgecnn.data.folder import load_folder
+from edgecnn.data.roots import find_splits
 from edgecnn.data.split import spread
-from edgecnn.errors import LabelsError, first_line
+from edgecnn.errors import DataError, LabelsError, UsageError, first_line
 from edgecnn.labels import read_labels
-from edgecnn.rundir import LABELS_FILE, load_keras, model_file
+from edgecnn.rundir import LABELS_FILE, load_keras, model_file, run_config
+
+log = logging.getLogger("edgecnn.train")
 
 
 def load_trained(model: str | os.PathLike):
@@ -29,14 +33,42 @@ def load_trained(model: str | os.PathLike):
     return net, read_labels(labels_file), tuple(net.input_shape[1:3]), path
 
 
-def evaluate(model: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike | None = None, *,
-             batch_size: int = 32, samples: int = 12) -> dict:
-    """Accuracy, top-5, per-class P/R/F1 and figures (confusion matrix, predictions, Grad-CAM, feature maps)."""
+def evaluation_data(data: str | os.PathLike | None, run_dir: Path | None) -> tuple[Path, str]:
+    """(folder, which split) to evaluate on: ``data`` (a split root: its test/, else val/), else the run's
+    test split, else its validation folder."""
+    if data is not None:
+        splits = find_splits(data)
+        if splits is None:
+            return Path(data), "data"
+        chosen = splits.test or splits.val
+        if chosen is None:
+            raise DataError(f"{data} is a split root without test/ or val/; pass the folder to evaluate on")
+        log.info(f"data: {data} is a split root: evaluating on its {chosen.name}/")
+        return chosen, "test" if chosen == splits.test else "val"
+    config = run_config(run_dir) if run_dir is not None else {}
+    for split in ("test", "val"):
+        if config.get(split):
+            log.info(f"data: the run's {split} split, {config[split]}"
+                     + ("" if split == "test" else " (it has no test split; validation images were seen in training "
+                                                   "for early stopping)"))
+            return Path(config[split]), split
+    raise UsageError("pass --data DIR: the run has no test split or validation folder to evaluate on"
+                     if run_dir else "pass --data DIR (a bare model file has no run to take its test split from)")
+
+
+def evaluate(model: str | os.PathLike, data: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+             *, batch_size: int = 32, samples: int = 12) -> dict:
+    """Accuracy, top-5, per-class P/R/F1 and figures (confusion matrix, predictions, Grad-CAM, feature maps).
+
+    ``data`` None: the run's test split (a split root's test/), else its validation folder.
+    """
     from edgecnn.runtime.postprocess import as_class_probs
     from edgecnn.train import plots
     from edgecnn.train.explain import feature_maps, grad_cam
     from edgecnn.train.metrics import classification_metrics
 
+    _, run_dir = model_file(model)
+    data, split = evaluation_data(data, run_dir)  # a bad or missing --data fails before the model loads
     net, labels, size, path = load_trained(model)
     out = Path(out) if out else path.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
@@ -44,6 +76,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     probs = as_class_probs(net.predict(images.images.astype(np.float32), batch_size=batch_size, verbose=0))
     metrics = classification_metrics(images.labels, probs, labels)
     metrics["data"] = str(data)
+    metrics["split"] = split
     metrics["skipped"] = [{"path": str(p), "reason": r} for p, r in images.skipped]
     write_json(out / "metrics.json", metrics)
 

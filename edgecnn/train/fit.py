@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 from edgecnn.data.folder import LoadedImages, load_folder
+from edgecnn.data.roots import find_splits
 from edgecnn.data.split import stratified_split
 from edgecnn.errors import DataError, UsageError
 from edgecnn.models import create_model, get_spec
-from edgecnn.rundir import MODEL_FILE
+from edgecnn.rundir import MODEL_FILE, check_run_dir, new_run_dir
 from edgecnn.train.config import TrainConfig
 from edgecnn.train.report import RunResult
 
@@ -38,13 +39,37 @@ def load_datasets(config: TrainConfig, img_size: int) -> tuple[LoadedImages, Loa
     return train, val
 
 
+def resolve_data(config: TrainConfig) -> str | None:
+    """A split root in ``config.data`` becomes its train/ (data), val/ and test/ folders; say what was used."""
+    splits = find_splits(config.data)
+    if splits is None:
+        return None
+    if splits.train is None:
+        found = ", ".join(p.name for p in (splits.val, splits.test) if p)
+        raise DataError(f"{config.data} has split folders ({found}) but no train/ folder; pass a folder with "
+                        f"train/ (and val/, test/) or one folder per class")
+    if config.val and splits.val:
+        raise UsageError(f"--data {config.data} has its own validation folder ({splits.val.name}/); drop --val")
+    config.data = str(splits.train)
+    config.val = config.val or (str(splits.val) if splits.val else None)
+    config.test = str(splits.test) if splits.test else None
+    held_out = "" if config.val else f"; no val/ folder: {config.val_split:.0%} of train/ held out for validation"
+    return splits.describe() + held_out
+
+
 def resolve(config: TrainConfig):
-    """Fill the defaults that depend on the architecture (image size, weights); return its spec."""
+    """Fill the defaults that depend on the architecture (image size, weights) and the data; return the spec."""
     config.validate()
     spec = get_spec(config.arch)
+    if config.out is not None:
+        check_run_dir(config.out, config.exist_ok)  # before any data is loaded
+    note = resolve_data(config)
+    if note:
+        log.log(logging.INFO if config.verbose else logging.DEBUG, f"data: {note}")
     # Absolute paths in config.json, so export (calibration, validation) finds the data from anywhere.
     config.data = str(Path(config.data).resolve())
     config.val = str(Path(config.val).resolve()) if config.val else None
+    config.test = str(Path(config.test).resolve()) if config.test else None
     config.img_size = config.img_size or spec.default_size
     if spec.transfer:
         config.weights = config.weights or "imagenet"
@@ -113,8 +138,9 @@ def train(config: TrainConfig, callbacks: list | None = None) -> RunResult:
     log.log(level, f"data: {len(train_data)} train / {len(val_data)} val images, {len(class_names)} classes"
             + (f", {len(skipped)} unreadable files skipped (listed in data_report.json)" if skipped else ""))
 
-    run_dir = Path(config.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = new_run_dir(config.out, config.exist_ok)
+    config.out = str(run_dir)
+    log.log(level, f"run directory: {run_dir}")
     keras.utils.set_random_seed(config.seed)
     strategy = _strategy()
     scope = strategy.scope() if strategy else contextlib.nullcontext()

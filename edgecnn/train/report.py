@@ -101,6 +101,7 @@ def write_run(run_dir: Path, model, config, spec, train_data, val_data, history:
     write_json(run_dir / "data_report.json", {
         "train": str(config.data),
         "val": str(config.val) if config.val else f"{config.val_split:g} split of {config.data} (seed {config.seed})",
+        "test": config.test,  # a split root's test/: used by `edgecnn evaluate RUN`, never in training
         "classes": class_names,
         "train_per_class": np.bincount(train_data.labels, minlength=len(class_names)).tolist(),
         "val_per_class": np.bincount(val_data.labels, minlength=len(class_names)).tolist(),
