@@ -199,6 +199,29 @@ def test_onnx_nchw_logits_with_card_matches_numpy(tmp_path, rng):
         assert pred.label == "abcd"[pred.index]
 
 
+def test_onnx_providers_default_to_cpu_and_are_checked(tmp_path, rng, capsys, coral_dir):
+    import onnxruntime
+
+    from edgecnn.cli import main
+
+    card = card_for("abcd", mean=(120.0,), std=(60.0,), output_kind="logits")
+    path, W, b = make_onnx(tmp_path / "m.onnx", head="logits", card=card)
+    img = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    default = Classifier(path)
+    assert default.backend.providers == ["CPU"] and default.backend.source == "onnxruntime"
+    chosen = Classifier(path, providers=["cpu"])
+    assert chosen.backend.providers == ["CPU"] and chosen.backend.source == "onnxruntime (CPU)"
+    np.testing.assert_array_equal(chosen.predict(img).probabilities, default.predict(img).probabilities)
+    with pytest.raises(UsageError, match=r"unknown ONNX Runtime provider 'cdua' \(did you mean 'cuda'\?\)"):
+        Classifier(path, providers=["cdua"])
+    with pytest.raises(UsageError, match="works with ONNX models only"):
+        Classifier(coral_dir / CORAL_MODEL, providers=["cpu"])
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        assert main(["predict", str(path), str(tmp_path), "--providers", "cuda"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ONNX Runtime provider CUDA is not available") and "onnxruntime-gpu" in err
+
+
 def test_onnx_dynamic_batch_runs_one_call(tmp_path, rng):
     path, W, b = make_onnx(tmp_path / "m.onnx", head="softmax", card=card_for("abcd"))
     clf = Classifier(path)
@@ -567,7 +590,9 @@ def test_probe_backends_lists_every_runtime():
     assert onnx_status.available and onnx_status.version
     import onnxruntime
 
-    assert onnx_status.line() == f"onnx    onnxruntime      ok ({onnxruntime.__version__})"
+    providers = ", ".join(p.removesuffix("ExecutionProvider") for p in onnxruntime.get_available_providers())
+    assert onnx_status.line() == f"onnx    onnxruntime      ok ({onnxruntime.__version__}): providers: {providers}"
+    assert "CPU" in onnx_status.detail.split(": ")[1].split(", ")  # what `edgecnn doctor` shows for --providers
     for status in statuses:  # one aligned line each: backend, module, ok/missing, and why not
         line = status.line()
         assert line.startswith(f"{status.backend:7s} {status.module:16s} ") and status.detail in line

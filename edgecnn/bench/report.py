@@ -101,6 +101,8 @@ def csv_text(rows: Sequence[Row]) -> str:
     for row in rows:
         data = row.to_dict()
         data.pop("times_ms")
+        sources = data.pop("sources") or {}
+        data.update({f"{what}_source": sources.get(what) for what in ("normalization", "color", "labels")})
         for key in ("latency_ms", "classifier_latency_ms"):
             stats = data.pop(key) or {}
             prefix = key[: -len("_ms")]

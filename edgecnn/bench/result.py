@@ -27,6 +27,7 @@ class Row:
     size_bytes: Optional[int] = None
     runtime: Optional[str] = None  # the interpreter that ran it, e.g. ai_edge_litert
     input: Optional[str] = None
+    sources: Optional[dict] = None  # where normalization, colour order and labels came from (Classifier.sources)
     import_ms: Optional[float] = None
     load_ms: Optional[float] = None
     first_inference_ms: Optional[float] = None
@@ -87,6 +88,7 @@ class WorkerResult:
     error: Optional[str] = None  # first line of the failure; nothing else is set then
     runtime: Optional[str] = None  # the interpreter that ran it, e.g. ai_edge_litert
     input: Optional[str] = None  # the model input, described
+    sources: Optional[dict] = None  # Classifier.sources: edgecnn card, TFLite metadata, assumed, ...
     num_classes: Optional[int] = None
     import_ms: Optional[float] = None  # importing the interpreter library
     rss_before_load_mb: Optional[float] = None

@@ -40,6 +40,7 @@ class BenchConfig:
     warmup: int = 10
     batch: int = 1
     device: Optional[str] = None
+    providers: Optional[list[str]] = None  # ONNX Runtime execution providers for .onnx models (default: CPU)
     out: str = "edgecnn-benchmark"
     plots: bool = True
     plain_progress: bool = False
@@ -213,6 +214,8 @@ def _measure(cand: Candidate, threads: Optional[int], sets: dict[str, ModelImage
            "--runs", str(config.runs), "--warmup", str(config.warmup), "--batch", str(config.batch)]
     if threads is not None:
         cmd += ["--threads", str(threads)]
+    if config.providers and cand.backend == "onnx":
+        cmd += ["--providers", ",".join(config.providers)]
     if accuracy:
         cmd.append("--accuracy")
     result = _run_worker(cmd)

@@ -55,7 +55,7 @@ def _ms_since(t0: float) -> float:
 
 
 def measure(model: Path, images_path: Path, threads: int | None, runs: int, warmup: int, batch: int,
-            accuracy: bool) -> WorkerResult:
+            accuracy: bool, providers: list[str] | None = None) -> WorkerResult:
     import numpy as np
 
     from edgecnn.formats import backend_for_path
@@ -71,7 +71,7 @@ def measure(model: Path, images_path: Path, threads: int | None, runs: int, warm
     result.rss_before_load_mb = current_rss_mb()
 
     t0 = time.perf_counter()
-    clf = Classifier(model, threads=threads)
+    clf = Classifier(model, threads=threads, providers=providers)
     result.load_ms = _ms_since(t0)
     t0 = time.perf_counter()
     clf.predict(sample[0], top_k=1, order="RGB")
@@ -79,6 +79,7 @@ def measure(model: Path, images_path: Path, threads: int | None, runs: int, warm
     result.runtime = clf.backend.source
     result.input = clf.input_spec.describe()
     result.num_classes = clf.num_classes
+    result.sources = dict(clf.sources)
 
     inputs = [clf.preprocess(img, order="RGB") for img in sample]
     run = clf.backend.run
@@ -126,9 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--accuracy", action="store_true", help="classify every image; report top-5 indices")
+    parser.add_argument("--providers", default=None, help="ONNX Runtime execution providers, comma-separated")
     args = parser.parse_args(argv)
+    providers = args.providers.split(",") if args.providers else None
     try:
-        out = measure(args.model, args.images, args.threads, args.runs, args.warmup, args.batch, args.accuracy)
+        out = measure(args.model, args.images, args.threads, args.runs, args.warmup, args.batch, args.accuracy,
+                      providers)
         code = 0
     except Exception as exc:  # noqa: BLE001  reported to the parent as data, never a traceback
         out, code = WorkerResult(error=first_line(exc, 500)), 1

@@ -35,6 +35,19 @@ def fraction(text: str) -> float:
     return value
 
 
+def name_list(text: str) -> list[str]:
+    """An argparse type: comma-separated names, e.g. ``cuda,cpu``."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected comma-separated names, e.g. cuda,cpu")
+    return names
+
+
+PROVIDERS_HELP = ("ONNX Runtime execution providers for .onnx models, in order of preference, e.g. cuda or "
+                  "tensorrt,cuda (need onnxruntime-gpu; CPU stays the fallback; `edgecnn doctor` lists what is "
+                  "available; default: cpu)")
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from edgecnn.commands._args import int_at_least
+from edgecnn.commands._args import PROVIDERS_HELP, int_at_least, name_list
 
 HELP = "benchmark exported formats: latency percentiles, throughput, memory, size, accuracy; tables, files, plots"
 
@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int_at_least(0), metavar="N", help="untimed inferences first (default: 10)")
     parser.add_argument("--batch", type=int_at_least(1), metavar="N",
                         help="also measure throughput at this batch size where the model allows (default: 1)")
+    parser.add_argument("--providers", type=name_list, metavar="LIST", help=PROVIDERS_HELP)
     parser.add_argument("--device", metavar="PROFILE",
                         help="take defaults from a device profile in devices/ (e.g. raspberry-pi-5, x86-64)")
     parser.add_argument("--out", metavar="DIR", default="edgecnn-benchmark",
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     defaults = {"runs": 100, "warmup": 10, "batch": 1}
     options = {k: (defaults.get(k) if v is None else v) for k, v in options.items()}
     config = BenchConfig(models=args.models, data=args.data, device=args.device, out=args.out,
-                         plots=not args.no_plots, plain_progress=args.plain, force=args.force, **options)
+                         providers=args.providers, plots=not args.no_plots, plain_progress=args.plain,
+                         force=args.force, **options)
     result = benchmark(config)
     print()
     print(render_text(result.rows, result.findings))

@@ -8,7 +8,15 @@ import logging
 import signal
 import threading
 
-from edgecnn.commands._args import add_max_megapixels, max_pixels, non_negative_int, positive_float, positive_int
+from edgecnn.commands._args import (
+    PROVIDERS_HELP,
+    add_max_megapixels,
+    max_pixels,
+    name_list,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 HELP = "classify live video from a camera, video file, stream, Pi camera or image folder"
 
@@ -36,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--realtime", action="store_true",
                    help="files: play at the file's own frame rate like a live camera (stale frames dropped)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="interpreter threads")
+    p.add_argument("--providers", type=name_list, metavar="LIST", help=PROVIDERS_HELP)
     p.add_argument("--top-k", type=positive_int, default=5, metavar="K", help="classes to show (default: 5)")
     p.add_argument("--labels", metavar="FILE", help="labels file, one per line (default: the model card's)")
     p.add_argument("--reconnect", type=non_negative_int, default=5, metavar="N",
@@ -63,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     address = parse_address(args.serve) if args.serve else None
     source = open_source(args.source, args.width, args.height, args.fps, max_pixels=max_pixels(args))
 
-    classifier = Classifier(args.model, labels=args.labels, threads=args.threads)
+    classifier = Classifier(args.model, labels=args.labels, threads=args.threads, providers=args.providers)
     pacing = not source.live and (args.fps is not None or args.realtime)
     capture = LatestFrameCapture(
         source,

@@ -7,7 +7,7 @@ import logging
 import math
 
 from edgecnn.card import OUTPUT_KINDS
-from edgecnn.commands._args import add_max_megapixels, max_pixels, positive_int
+from edgecnn.commands._args import PROVIDERS_HELP, add_max_megapixels, max_pixels, name_list, positive_int
 
 HELP = "classify images (files, folders, globs) with a .tflite/.onnx/.keras model"
 
@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, metavar="N", help="interpreter threads (default: runtime's)")
     parser.add_argument("--delegate", metavar="PATH",
                         help="TFLite delegate library, e.g. libedgetpu.so.1 for a Coral Edge TPU")
+    parser.add_argument("--providers", type=name_list, metavar="LIST", help=PROVIDERS_HELP)
     parser.add_argument("--mean", type=_floats, metavar="M",
                         help="normalization (pixel - mean) / std, one value or R,G,B; overrides the model card "
                              "(default without a card, float inputs: 127.5)")
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         backend=args.backend,
         delegate=args.delegate,
+        providers=args.providers,
         mean=args.mean,
         std=args.std,
         crop=args.crop,

@@ -109,6 +109,8 @@ class Classifier:
     threads: interpreter threads (default: the runtime's choice).
     backend: ``litert`` | ``onnx`` | ``keras``; default chosen by file suffix.
     delegate: a TFLite delegate library, e.g. ``libedgetpu.so.1`` (Coral Edge TPU).
+    providers: ONNX Runtime execution providers in order of preference, e.g. ``["cuda"]`` or
+        ``["tensorrt", "cuda"]`` (CPU is always the last fallback); default CPU only.
     mean, std: normalization ``(pixel - mean) / std`` (one value or one per
         channel); overrides the card. Without a card, float inputs take the
         NormalizationOptions of the model's standard TFLite metadata, else
@@ -136,6 +138,7 @@ class Classifier:
         *,
         backend: Optional[str] = None,
         delegate: Optional[str] = None,
+        providers: Optional[Sequence[str]] = None,
         mean: Union[None, float, Sequence[float]] = None,
         std: Union[None, float, Sequence[float]] = None,
         crop: Optional[str] = None,
@@ -149,7 +152,8 @@ class Classifier:
             raise UsageError(f"Received output_kind={output_kind!r}; expected one of: {', '.join(OUTPUT_KINDS)}")
         if crop is not None and crop not in CROPS:
             raise UsageError(f"Received crop={crop!r}; expected one of: {', '.join(CROPS)}")
-        self.backend: Backend = load_backend(self.path, backend=backend, threads=threads, delegate=delegate)
+        self.backend: Backend = load_backend(self.path, backend=backend, threads=threads, delegate=delegate,
+                                             providers=providers)
         problem = classifier_problem(self.backend)
         if problem:
             self.backend.close()

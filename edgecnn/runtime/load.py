@@ -7,7 +7,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from edgecnn.errors import UsageError, did_you_mean
 from edgecnn.formats import backend_for_path
@@ -38,14 +38,22 @@ def load_backend(
     backend: Optional[str] = None,
     threads: Optional[int] = None,
     delegate: Optional[str] = None,
+    providers: Optional[Sequence[str]] = None,
 ) -> Backend:
-    """Load ``path`` in ``backend`` (default: chosen by its suffix through the formats table)."""
+    """Load ``path`` in ``backend`` (default: chosen by its suffix through the formats table).
+
+    ``delegate``: a TFLite delegate library (litert); ``providers``: ONNX Runtime execution providers (onnx).
+    """
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise UsageError(f"Received threads={threads!r}; expected a whole number >= 1")
     path = check_model_file(path, "TFLite, ONNX or Keras")
     name = backend or backend_for_path(path)
     if delegate and name != "litert":
         raise UsageError(f"--delegate {delegate!r} works with TFLite models only (the litert backend)")
+    if providers and name != "onnx":
+        raise UsageError(f"--providers {','.join(providers)} works with ONNX models only (the onnx backend)")
+    if providers:
+        return backend_class(name)(Path(path), threads=threads, providers=list(providers))
     return backend_class(name)(Path(path), threads=threads, delegate=delegate)
 
 
@@ -86,7 +94,10 @@ def probe_backends(import_tensorflow: bool = False) -> list[BackendStatus]:
     try:
         import onnxruntime
 
-        out.append(BackendStatus("onnx", "onnxruntime", True, onnxruntime.__version__))
+        from edgecnn.runtime.onnx_backend import short_provider
+
+        providers = ", ".join(short_provider(p) for p in onnxruntime.get_available_providers())
+        out.append(BackendStatus("onnx", "onnxruntime", True, onnxruntime.__version__, f"providers: {providers}"))
     except Exception as exc:
         out.append(BackendStatus("onnx", "onnxruntime", False, None,
                                  "not installed" if isinstance(exc, ModuleNotFoundError) else f"import failed: {exc}"))

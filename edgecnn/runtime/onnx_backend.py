@@ -1,17 +1,19 @@
-"""ONNX Runtime backend (CPU execution provider).
+"""ONNX Runtime backend: the CPU execution provider by default, or those asked for (CUDA, TensorRT, ...).
 
-``onnxruntime`` is imported the first time an ONNX model is loaded.
+``onnxruntime`` is imported the first time an ONNX model is loaded. GPU providers come with the
+``onnxruntime-gpu`` wheel (install it instead of ``onnxruntime``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
-from edgecnn.errors import BackendUnavailableError, ModelError, first_line
+from edgecnn.errors import BackendUnavailableError, ModelError, UsageError, did_you_mean, first_line
 from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
 
 _ONNX_TYPES = {
@@ -32,6 +34,53 @@ _ONNX_OUTPUT_TYPES = {
 }
 
 
+log = logging.getLogger("edgecnn.runtime")
+
+PROVIDER_SUFFIX = "ExecutionProvider"
+DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")  # in the onnxruntime-gpu wheel
+
+
+def short_provider(name: str) -> str:
+    """``CUDAExecutionProvider`` -> ``CUDA``."""
+    return name[: -len(PROVIDER_SUFFIX)] if name.endswith(PROVIDER_SUFFIX) else name
+
+
+def resolve_providers(requested: Optional[Sequence[str]], ort) -> list[str]:
+    """Execution provider names for ``requested`` (``cuda``, ``TensorRT``, ``CUDAExecutionProvider``, ...),
+    in order, with CPU last as the fallback for operators the others cannot run. Default: CPU only.
+
+    UsageError for a name ONNX Runtime does not know, or one this installation cannot use.
+    """
+    if not requested:
+        return list(DEFAULT_PROVIDERS)
+    known = {p.lower(): p for p in ort.get_all_providers()}
+    known.update({short_provider(p).lower(): p for p in ort.get_all_providers()})
+    available = ort.get_available_providers()
+    chosen: list[str] = []
+    for name in requested:
+        full = known.get(name.strip().lower())
+        if full is None:
+            raise UsageError(f"unknown ONNX Runtime provider {name!r}{did_you_mean(name.lower(), known)}; "
+                             f"available here: {', '.join(short_provider(p) for p in available)}")
+        if full not in available:
+            hint = " (pip install onnxruntime-gpu in place of onnxruntime)" if full in GPU_PROVIDERS else ""
+            raise UsageError(f"ONNX Runtime provider {short_provider(full)} is not available in this installation"
+                             f"{hint}; available: {', '.join(short_provider(p) for p in available)}")
+        if full not in chosen:
+            chosen.append(full)
+    return chosen + [p for p in DEFAULT_PROVIDERS if p not in chosen]
+
+
+def available_providers() -> Optional[list[str]]:
+    """The execution providers this onnxruntime offers (short names), or None without onnxruntime."""
+    try:
+        import onnxruntime
+    except Exception:  # noqa: BLE001  probing only
+        return None
+    return [short_provider(p) for p in onnxruntime.get_available_providers()]
+
+
 def import_onnxruntime():
     try:
         import onnxruntime
@@ -43,27 +92,36 @@ def import_onnxruntime():
 
 
 class OnnxBackend:
-    """An ``.onnx`` model in an ONNX Runtime CPU session."""
+    """An ``.onnx`` model in an ONNX Runtime session (CPU unless ``providers`` asks for others)."""
 
     name = "onnx"
     source = "onnxruntime"
 
-    def __init__(self, path: str | os.PathLike, threads: Optional[int] = None, delegate: Optional[str] = None):
+    def __init__(self, path: str | os.PathLike, threads: Optional[int] = None, delegate: Optional[str] = None,
+                 providers: Optional[Sequence[str]] = None):
         self.path = check_model_file(path, "ONNX")
         ort = import_onnxruntime()
+        wanted = resolve_providers(providers, ort)
         opts = ort.SessionOptions()
         if threads is not None:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3  # errors only: no warnings on stderr
         try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             first = first_line(exc)
             kind = "truncated, corrupt or not an ONNX model" if "protobuf" in first.lower() else "not loadable"
             raise ModelError(
                 f"{self.path} is not a valid ONNX model ({kind}: {first[:200]}); re-export or re-download it"
             ) from None
+        self.providers = [short_provider(p) for p in self._session.get_providers()]
+        if providers:
+            self.source = f"onnxruntime ({', '.join(self.providers)})"
+            missing = [short_provider(p) for p in wanted if short_provider(p) not in self.providers]
+            if missing:  # e.g. CUDA listed but its libraries or the GPU missing: ONNX Runtime fell back
+                log.warning("warning: ONNX Runtime could not use %s for %s; running on %s",
+                            ", ".join(missing), self.path.name, ", ".join(self.providers))
         inputs = self._session.get_inputs()
         outputs = self._session.get_outputs()
         if len(inputs) != 1:
