@@ -80,3 +80,16 @@ def special_file(path: str | os.PathLike) -> str | None:
         if test(mode):
             return name
     return None
+
+
+def portable_path(path: str | os.PathLike | None, base: str | os.PathLike) -> str | None:
+    """How a results file written in folder ``base`` names ``path``: relative to ``base`` when the path lies
+    inside it, else just its name (the model's file name). Never an absolute or working-directory path:
+    results files are committed and move between machines."""
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(Path(base).resolve()).as_posix() or "."
+    except ValueError:
+        return p.name

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecnn._io import write_json
+from edgecnn._io import portable_path, write_json
 from edgecnn.data.roots import find_splits
 from edgecnn.errors import DataError
 from edgecnn.table import human_size, text_table
@@ -100,7 +100,7 @@ def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | No
                       run.val.images, run.val.labels)
     write_json(out / "quickstart.json", {
         "keras_val_accuracy": run.metrics["val_accuracy"],
-        "results": [{"format": r.format, "path": str(r.path), "size_bytes": r.size_bytes,
+        "results": [{"format": r.format, "path": portable_path(r.path, out), "size_bytes": r.size_bytes,
                      "accuracy": r.accuracy, "median_latency_ms": r.median_ms} for r in results],
         "seconds": time.perf_counter() - t0,
     })

@@ -114,6 +114,11 @@ def test_output_files_exist_and_parse(bench_run):
     assert float(rows[1]["latency_p50_ms"]) == result.rows[1].latency_ms["p50"]
     md = (out / "results.md").read_text()
     assert "| format | threads |" in md and "tflite-int8" in md
+    # Paths relative to the results folder (exports land in out/models/) or a model's name: no temp paths.
+    assert [r["path"] for r in doc["results"]][:2] == ["models/tiny/model.keras", "models/tiny/model_fp32.tflite"]
+    assert doc["config"]["models"] == ["tiny"] and doc["config"]["out"] == "."
+    assert [r["path"] for r in rows][:2] == ["models/tiny/model.keras", "models/tiny/model_fp32.tflite"]
+    assert str(out.parent) not in (out / "results.json").read_text() + (out / "results.csv").read_text()
     for name in ("benchmark.png", "latency_distribution.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 

@@ -121,6 +121,8 @@ def _check_report(report, out, fmts):
     assert [a.format for a in report.artifacts] == fmts
     saved = json.loads((out / "export_report.json").read_text())
     assert {a["format"] for a in saved["artifacts"]} == set(fmts)
+    assert [a["path"] for a in saved["artifacts"]] == [FORMATS[f].filename for f in fmts]  # relative to out
+    assert saved["out"] == "." and not saved["model"].startswith("/")
     assert saved["versions"]["tf2onnx"] and saved["versions"]["onnxruntime"]
     for a in report.artifacts:
         fmt = FORMATS[a.format]

@@ -45,9 +45,10 @@ def test_quickstart_end_to_end_prints_no_native_log_lines(tmp_path):
     assert [r["format"] for r in results] == list(QUICKSTART_FORMATS)
     by_format = {r["format"]: r for r in results}
     for r in results:
-        path = Path(r["path"])
+        path = tmp_path / "qs" / r["path"]  # relative to the quickstart folder
         assert path.is_file() and r["size_bytes"] == path.stat().st_size
         assert r["accuracy"] > 0.85, (r["format"], r["accuracy"])
         assert r["median_latency_ms"] > 0
     assert abs(by_format["tflite-int8"]["accuracy"] - by_format["tflite-fp32"]["accuracy"]) <= 0.03
     assert by_format["tflite-int8"]["size_bytes"] < 0.5 * by_format["tflite-fp32"]["size_bytes"]
+    assert all(r["path"].startswith("export/model") for r in results)  # relative, never a temp path

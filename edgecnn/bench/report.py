@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from edgecnn._io import write_json, write_text
+from edgecnn._io import portable_path, write_json, write_text
 from edgecnn.bench.findings import Finding
 from edgecnn.bench.result import Row
 from edgecnn.bench.stats import LATENCY_KEYS
@@ -95,11 +95,14 @@ def _notes(rows: Sequence[Row], findings: Sequence[Finding], bullet: str) -> lis
     return ([""] + out) if out and out[0] else out
 
 
-def csv_text(rows: Sequence[Row]) -> str:
-    """One line per row; latency dicts flattened to ``latency_p50_ms`` etc.; raw timings left out."""
+def csv_text(rows: Sequence[Row], out: Path | None = None) -> str:
+    """One line per row; latency dicts flattened to ``latency_p50_ms`` etc.; raw timings left out;
+    paths relative to the results folder ``out`` (or the model's file name)."""
     flat = []
     for row in rows:
         data = row.to_dict()
+        if out is not None:
+            data["path"] = portable_path(data["path"], out)
         data.pop("times_ms")
         sources = data.pop("sources") or {}
         data.update({f"{what}_source": sources.get(what) for what in ("normalization", "color", "labels")})
@@ -118,15 +121,24 @@ def csv_text(rows: Sequence[Row]) -> str:
 
 def write_all(out: Path, rows: Sequence[Row], findings: Sequence[Finding], machine: dict, config: dict) -> list[Path]:
     """results.json, results.csv and results.md in ``out``."""
+    results = [r.to_dict() for r in rows]
+    for r in results:
+        r["path"] = portable_path(r["path"], out)
+    data = config.get("data")  # kept as typed when relative (e.g. ../shared/data/flowers5/val): it names the data set
+    config = {**config, "out": ".", "data": data if data is None or not Path(data).is_absolute() else
+              portable_path(data, out),
+              "models": [portable_path(m, out) for m in config.get("models") or []]}
+    if data:  # "866 images from DIR" names the folder as --data did
+        config["images"] = {m: s.replace(str(data), config["data"]) for m, s in (config.get("images") or {}).items()}
     document = {
         "machine": machine,
         "config": config,
         "timed": TIMED,
-        "results": [r.to_dict() for r in rows],
+        "results": results,
         "findings": [f.to_dict() for f in findings],
     }
     return [
         write_json(out / "results.json", document),
-        write_text(out / "results.csv", csv_text(rows)),
+        write_text(out / "results.csv", csv_text(rows, out)),
         write_text(out / "results.md", render_markdown(rows, findings, machine)),
     ]

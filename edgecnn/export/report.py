@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__
-from edgecnn._io import write_json
+from edgecnn._io import portable_path, write_json
 from edgecnn.machine import package_versions
 from edgecnn.rundir import EXPORT_REPORT_FILE
 
@@ -53,7 +53,14 @@ class ExportReport:
         return asdict(self)
 
     def save(self) -> Path:
-        return write_json(Path(self.out) / EXPORT_REPORT_FILE, self.to_dict())
+        """Write ``out/export_report.json``, its paths relative to ``out`` (or the model's file name)."""
+        out = Path(self.out)
+        data = self.to_dict()
+        data["model"], data["out"] = portable_path(self.model, out), "."
+        for artifact in data["artifacts"]:
+            for key in ("path", "card"):
+                artifact[key] = portable_path(artifact[key], out)
+        return write_json(out / EXPORT_REPORT_FILE, data)
 
 
 def file_facts(path: Path) -> tuple[int, str]:
