@@ -28,7 +28,6 @@ def test_quickstart_end_to_end_prints_no_native_log_lines(tmp_path):
     import re
     import subprocess
     import sys
-    from pathlib import Path
 
     from edgecnn.quickstart import QUICKSTART_FORMATS
 
