@@ -222,6 +222,18 @@ def test_onnx_providers_default_to_cpu_and_are_checked(tmp_path, rng, capsys, co
         assert err.startswith("error: ONNX Runtime provider CUDA is not available") and "onnxruntime-gpu" in err
 
 
+def test_top_k_breaks_ties_by_lower_index_for_every_k(tmp_path, rng):
+    """Quantized outputs tie often (int8 scores come in steps of 1/256): top-1 must not depend on top_k."""
+    path, _, _ = make_onnx(tmp_path / "m.onnx", classes=6, card=card_for("abcdef"))
+    clf = Classifier(path)
+    assert [c.index for c in clf.topk(np.array([0.1, 0.3, 0.3, 0.0, 0.3, 0.0]), 1)] == [1]
+    for _ in range(50):
+        probs = rng.integers(0, 4, 6) / 8.0  # many ties
+        expected = np.argsort(-probs, kind="stable")
+        for k in range(1, 7):
+            assert [c.index for c in clf.topk(probs, k)] == expected[:k].tolist()
+
+
 def test_onnx_dynamic_batch_runs_one_call(tmp_path, rng):
     path, W, b = make_onnx(tmp_path / "m.onnx", head="softmax", card=card_for("abcd"))
     clf = Classifier(path)

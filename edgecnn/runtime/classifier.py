@@ -404,7 +404,10 @@ class Classifier:
         n = probs.shape[0]
         k = max(1, min(int(top_k), n))
         if k < n:
-            idx = np.argpartition(-probs, k - 1)[:k]
+            kth = probs[np.argpartition(-probs, k - 1)[k - 1]]  # the k-th best score
+            # argpartition picks any of the scores tied at the cut: take the lowest indices among them.
+            above = np.flatnonzero(probs > kth)
+            idx = np.concatenate([above, np.flatnonzero(probs == kth)[: k - len(above)]])
             idx = idx[np.lexsort((idx, -probs[idx]))]
         else:
             idx = np.argsort(-probs, kind="stable")
