@@ -336,6 +336,13 @@ def test_cli_export_and_errors(small_run, tmp_path, capsys):
                  "--val-samples", "12"]) == 0
     assert (out / "model_fp32.tflite").exists() and (out / "model.onnx").exists()
     assert "tflite-fp32" in capsys.readouterr().out
+    # --strict: 12 images cannot confirm a verdict, so a pipeline that asks for certainty is told so in one line
+    strict = tmp_path / "strict"
+    assert main(["export", str(small_run), "--formats", "tflite-fp32", "--out", str(strict), "--val-samples", "12",
+                 "--strict"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --strict: not confirmed") and "tflite-fp32 (pass, 12 images)" in err[-1]
+    assert (strict / "model_fp32.tflite").exists()  # the artifacts and report stay, for inspection
     assert main(["export", str(tmp_path / "nope.keras"), "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: model not found")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from edgecnn.commands._args import int_at_least, positive_int
+from edgecnn.errors import ValidationError
 
 HELP = "export a trained model to TFLite / ONNX / SavedModel, validated against Keras on real images"
 
@@ -46,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip validating each export against the Keras model")
     parser.add_argument("--allow-tf-ops", action="store_true",
                         help="let TFLite keep unsupported ops as TensorFlow ops (device needs the Flex delegate)")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail (exit 2) unless every artifact passes on enough images: an inconclusive "
+                             "verdict, or one judged on fewer than 300 images, fails (for CI and release pipelines)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,4 +79,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{head} {v['images']:5d} {acc} {v['accuracy_difference'] * 100:+6.1f} [{low * 100:+5.1f},"
               f"{high * 100:+5.1f}] {v['agreement']:7.2%} {v['max_abs_diff']:8.1e}  {verdict}")
     print(f"wrote {out}")
+    if args.strict:
+        unsettled = [f"{a.format} ({a.validation['verdict']}, {a.validation['images']} images)"
+                     for a in report.artifacts if a.validation is not None
+                     and (a.validation["verdict"] != "pass" or not a.validation["backed_by_enough_images"])]
+        if unsettled:
+            raise ValidationError(f"--strict: not confirmed within tolerance: {', '.join(unsettled)}; validate on "
+                                  f"more labelled images (--val-samples, a larger val set) or drop those formats")
     return 0
