@@ -1,8 +1,10 @@
-"""Shared fixtures: where ../shared lives, and small real images."""
+"""Shared fixtures: where ../shared lives, and small real images; the image cache in a private folder."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,16 @@ def coral_dir() -> Path:
 @pytest.fixture
 def flowers_dir() -> Path:
     return shared_path("data", "flowers5")
+
+
+def pytest_configure(config):
+    """Decoded images go to a folder of this test session (and its subprocesses), not ~/.cache/edgecnn."""
+    folder = tempfile.mkdtemp(prefix="edgecnn-test-cache-")
+    config._edgecnn_cache = folder
+    os.environ["EDGECNN_CACHE_DIR"] = folder
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_edgecnn_cache", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,7 +1,9 @@
-"""Class-per-folder image datasets (``root/<class>/<image>``).
+"""Class-per-folder image datasets (``root/<class>/<image>``): the scan, and loading a small set into memory.
 
 Images are recognised by content, not by extension; files that cannot be
-decoded are skipped and reported, never a crash mid-epoch.
+decoded are skipped and reported, never a crash mid-epoch. Decoding happens
+once, in parallel, into the on-disk cache of :mod:`edgecnn.data.cache`;
+training, evaluation and export read that (``open_folder``) a batch at a time.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.data.decode import decode_rgb, resize
 from edgecnn.errors import DataError
 
 
@@ -33,6 +34,14 @@ class LoadedImages:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def subset(self, positions) -> "LoadedImages":
+        positions = np.asarray(positions, dtype=np.int64)
+        return LoadedImages(self.images[positions], self.labels[positions], self.class_names,
+                            [self.paths[i] for i in positions], self.skipped)
+
+    def read(self, positions=None) -> np.ndarray:
+        return self.images if positions is None else self.images[np.asarray(positions, dtype=np.int64)]
 
 
 def scan_folder(root: str | os.PathLike, class_names: list[str] | None = None) -> FolderScan:
@@ -64,10 +73,10 @@ def scan_folder(root: str | os.PathLike, class_names: list[str] | None = None) -
     return FolderScan(root=root, class_names=list(class_names), files=files)
 
 
-def _check_every_class_readable(scan: FolderScan, per_class: dict[int, int], skipped: list) -> None:
+def check_every_class_readable(scan: FolderScan, readable: set[int], skipped: list) -> None:
     """A class folder whose files all failed to decode is as unusable as an empty one."""
     with_files = {label for _, label in scan.files}
-    for label in sorted(with_files - set(per_class)):
+    for label in sorted(with_files - readable):
         folder = scan.root / scan.class_names[label]
         count = sum(1 for path, _ in skipped if folder in path.parents)
         raise DataError(f"class folder {folder} has no readable images ({count} files skipped); "
@@ -80,34 +89,14 @@ def load_folder(
     class_names: list[str] | None = None,
     limit_per_class: int | None = None,
 ) -> LoadedImages:
-    """Decode and resize every image under ``root`` into one uint8 RGB array.
+    """Every image under ``root`` (or the first ``limit_per_class`` readable ones of each class) in memory.
 
-    Unreadable or non-image files are skipped and listed in ``skipped``.
+    Decoded through the on-disk cache (:func:`edgecnn.data.cache.open_folder`); unreadable or non-image
+    files are skipped and listed in ``skipped``. For small sets: a whole dataset streams with ``open_folder``.
     """
-    scan = scan_folder(root, class_names)
-    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-    images, labels, paths, skipped = [], [], [], []
-    per_class: dict[int, int] = {}
-    for path, label in scan.files:
-        if limit_per_class is not None and per_class.get(label, 0) >= limit_per_class:
-            continue
-        try:
-            rgb = decode_rgb(path)
-        except DataError as exc:
-            skipped.append((path, str(exc)))
-            continue
-        images.append(resize(rgb, size))
-        labels.append(label)
-        paths.append(path)
-        per_class[label] = per_class.get(label, 0) + 1
-    if not images:
-        raise DataError(f"no readable images under {scan.root} ({len(skipped)} files skipped); "
-                        f"supported: JPEG, PNG, BMP, GIF, WebP, TIFF")
-    _check_every_class_readable(scan, per_class, skipped)
-    return LoadedImages(
-        images=np.stack(images),
-        labels=np.asarray(labels, dtype=np.int64),
-        class_names=scan.class_names,
-        paths=paths,
-        skipped=skipped,
-    )
+    from edgecnn.data.cache import open_folder
+
+    data = open_folder(root, img_size, class_names)
+    if limit_per_class is not None:
+        data = data.first_per_class(limit_per_class)
+    return data.load()

@@ -1,14 +1,16 @@
-"""Seeded, stratified train/validation split of loaded images, and evenly spread samples."""
+"""Seeded, stratified train/validation split of a dataset, and evenly spread samples."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from edgecnn.data.folder import LoadedImages
 
+def stratified_split(data, val_fraction: float, seed: int = 0):
+    """Split per class so both parts keep the class balance; every class keeps ≥1 training image.
 
-def stratified_split(data: LoadedImages, val_fraction: float, seed: int = 0) -> tuple[LoadedImages, LoadedImages]:
-    """Split per class so both parts keep the class balance; every class keeps ≥1 training image."""
+    ``data`` is anything with ``labels`` and ``subset(positions)`` (FolderImages, LoadedImages); returns
+    (train, val) of the same type.
+    """
     rng = np.random.default_rng(seed)
     val_idx = []
     for label in np.unique(data.labels):
@@ -19,18 +21,7 @@ def stratified_split(data: LoadedImages, val_fraction: float, seed: int = 0) -> 
         val_idx.extend(members[:n_val].tolist())
     val_mask = np.zeros(len(data.labels), dtype=bool)
     val_mask[val_idx] = True
-    return _subset(data, ~val_mask), _subset(data, val_mask)
-
-
-def _subset(data: LoadedImages, mask: np.ndarray) -> LoadedImages:
-    idx = np.flatnonzero(mask)
-    return LoadedImages(
-        images=data.images[idx],
-        labels=data.labels[idx],
-        class_names=data.class_names,
-        paths=[data.paths[i] for i in idx],
-        skipped=data.skipped,
-    )
+    return data.subset(np.flatnonzero(~val_mask)), data.subset(np.flatnonzero(val_mask))
 
 
 def spread(n: int, count: int) -> np.ndarray:

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.data import load_folder, scan_folder
-from edgecnn.data.decode import decode_rgb, resize
+from edgecnn.data import decode_files, open_folder, scan_folder
 from edgecnn.data.imageset import ImageSet, fit_channels, synthetic_images
 from edgecnn.data.split import stratified_sample, stratified_split
 from edgecnn.errors import DataError
@@ -72,17 +71,9 @@ def _files(folder: Path) -> list[Path]:
 
 
 def _decode(files, size, count: int) -> tuple[np.ndarray, list[int]]:
-    """Decode files in order until ``count`` decoded; (images, positions of the decoded files)."""
-    images, kept = [], []
-    for i, path in enumerate(files):
-        try:
-            images.append(resize(decode_rgb(path), tuple(size)))
-        except DataError:
-            continue
-        kept.append(i)
-        if len(images) == count:
-            break
-    return (np.stack(images) if images else np.zeros((0, *size, 3), np.uint8)), kept
+    """Decode files in order until ``count`` decoded; (images, positions of the decoded files). In parallel."""
+    images, kept, _ = decode_files(list(files), tuple(size), limit=count)
+    return images, kept
 
 
 def _sample_folder(folder: Path, size, count: int, seed: int) -> np.ndarray:
@@ -138,7 +129,7 @@ def _labeled(folder: Path, labels: list[str], shape, count: int, seed: int) -> I
 def _held_out(folder: Path, labels: list[str], shape, count: int, run_config: dict, seed: int) -> ImageSet:
     """The validation part of a training folder, split as training split it."""
     try:
-        data = load_folder(folder, shape[:2], class_names=labels)
+        data = open_folder(folder, shape[:2], class_names=labels)  # pixels stay on disk until picked
     except DataError:
         return ImageSet(_sample_folder(folder, shape[:2], count, 0), None, str(folder))
     split = float(run_config.get("val_split") or 0)
@@ -147,4 +138,4 @@ def _held_out(folder: Path, labels: list[str], shape, count: int, run_config: di
         _, data = stratified_split(data, split, int(run_config.get("seed") or 0))
         source = f"{folder} (held-out {split:g} split)"
     keep = stratified_sample(data.labels, count, seed)
-    return ImageSet(data.images[keep], data.labels[keep], source)
+    return ImageSet(data.read(keep), data.labels[keep], source)

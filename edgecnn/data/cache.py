@@ -1,0 +1,339 @@
+"""The image cache: each image of a class-per-folder dataset decoded and resized once, then read from disk.
+
+:func:`open_folder` scans the folder once (the rules of :func:`~edgecnn.data.folder.scan_folder`), then looks
+for a cache entry made from the same files (relative path, size and modification time of each), at the same
+image size, by the same decoder. When there is none it builds one: worker processes, one per core, decode and
+resize the files (:func:`~edgecnn.data.decode.decode_rgb`: by content, EXIF orientation, alpha/16-bit/palette
+to RGB) and write the pixels straight into a :class:`~edgecnn.data.records.RecordFile`; unreadable files are
+skipped and remembered. The :class:`FolderImages` it returns holds paths and labels; pixels are read by index,
+a batch at a time, so no part of edgecnn needs the whole dataset in memory.
+
+Where: ``$EDGECNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgecnn``, else ``~/.cache/edgecnn``. One folder per data
+folder and image size keeps the newest version of that data only. Deleting the cache is always safe.
+Worker processes: forked (no start-up cost) when this process has a single thread, as ``edgecnn train``
+has before it imports TensorFlow; otherwise from a ``forkserver`` (or ``spawn``), which is safe beside
+TensorFlow's threads and, as for any multiprocessing code, needs a script calling edgecnn to guard its top
+level with ``if __name__ == "__main__":``. Should workers fail to start, decoding goes on in this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn._io import write_json
+from edgecnn.data.decode import decode_rgb, resize
+from edgecnn.data.folder import LoadedImages, check_every_class_readable, scan_folder
+from edgecnn.data.records import RecordFile
+from edgecnn.errors import DataError
+
+log = logging.getLogger("edgecnn.data")
+
+CACHE_ENV = "EDGECNN_CACHE_DIR"
+# Bump when decode.py's rules or this layout change: entries made by another version are rebuilt.
+CACHE_VERSION = 1
+INDEX_FILE = "index.json"
+CHUNK = 32  # files per task sent to a worker process
+MIN_PARALLEL = 4 * CHUNK  # fewer files than this decode in this process (starting workers costs ~1 s)
+
+
+def cache_root() -> Path:
+    """``$EDGECNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgecnn``, else ``~/.cache/edgecnn``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "edgecnn"
+
+
+def cpu_workers() -> int:
+    """Cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class FolderImages:
+    """A class-per-folder dataset at one image size: paths and labels in memory, pixels on disk (``read``)."""
+
+    root: Path
+    class_names: list[str]
+    size: tuple[int, int]  # (height, width)
+    store: RecordFile  # uint8 (height, width, 3) RGB records
+    slots: np.ndarray  # record index of each image in ``store``
+    labels: np.ndarray  # int64 class index of each image
+    paths: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason): unreadable files
+    cache: str = ""  # the cache entry's folder
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (*self.size, 3)
+
+    dtype = np.dtype(np.uint8)
+
+    def read(self, positions=None) -> np.ndarray:
+        """uint8 RGB images (n, height, width, 3): all of them, or those at ``positions`` (in that order)."""
+        slots = self.slots if positions is None else self.slots[np.asarray(positions, dtype=np.int64)]
+        return self.store.read(slots)
+
+    def subset(self, positions) -> "FolderImages":
+        positions = np.asarray(positions, dtype=np.int64)
+        return FolderImages(self.root, self.class_names, self.size, self.store, self.slots[positions],
+                            self.labels[positions], [self.paths[i] for i in positions], self.skipped, self.cache)
+
+    def first_per_class(self, limit: int) -> "FolderImages":
+        """At most ``limit`` images of each class, the first ones in scan order."""
+        seen: dict[int, int] = {}
+        keep = []
+        for i, label in enumerate(self.labels.tolist()):
+            if seen.get(label, 0) < limit:
+                seen[label] = seen.get(label, 0) + 1
+                keep.append(i)
+        return self.subset(keep)
+
+    def load(self) -> LoadedImages:
+        """Everything in memory (small sets: figures, calibration samples, tests)."""
+        return LoadedImages(self.read(), self.labels.copy(), self.class_names, list(self.paths), self.skipped)
+
+
+def open_folder(root: str | os.PathLike, img_size: int | tuple[int, int], class_names: list[str] | None = None,
+                *, workers: int | None = None) -> FolderImages:
+    """The images of ``root/<class>/**`` at ``img_size``, decoded once and cached on disk (see the module notes).
+
+    ``class_names`` fixes the class order (a validation folder takes the training classes). DataError for a
+    missing or empty folder, an empty class, or a class without one readable image.
+    """
+    size = (img_size, img_size) if isinstance(img_size, int) else (int(img_size[0]), int(img_size[1]))
+    scan = scan_folder(root, class_names)
+    files = sorted({path for path, _ in scan.files}, key=lambda p: p.relative_to(scan.root).as_posix())
+    entry = _entry_dir(scan.root, size)
+    fingerprint = _fingerprint(scan.root, files, size)
+    index = _read_index(entry, fingerprint)
+    if index is None:
+        with _locked(entry):
+            index = _read_index(entry, fingerprint)  # another process may have built it meanwhile
+            if index is None:
+                index = _build(entry, scan.root, files, size, fingerprint, workers or cpu_workers())
+    else:
+        log.debug(f"data: {len(files)} files of {scan.root} at {size[0]}x{size[1]} from the cache {entry}")
+    store = RecordFile(entry / index["pixels"], (*size, 3), np.uint8, count=len(files))
+    failed = {int(k): v for k, v in index["skipped"].items()}
+    slot_of = {path: i for i, path in enumerate(files)}
+    slots, labels, paths, skipped = [], [], [], []
+    for path, label in scan.files:
+        slot = slot_of[path]
+        if slot in failed:
+            skipped.append((path, failed[slot]))
+            continue
+        slots.append(slot)
+        labels.append(label)
+        paths.append(path)
+    if not slots:
+        raise DataError(f"no readable images under {scan.root} ({len(skipped)} files skipped); "
+                        f"supported: JPEG, PNG, BMP, GIF, WebP, TIFF")
+    check_every_class_readable(scan, set(labels), skipped)
+    return FolderImages(scan.root, scan.class_names, size, store, np.asarray(slots, dtype=np.int64),
+                        np.asarray(labels, dtype=np.int64), paths, skipped, str(entry))
+
+
+def decode_files(paths: list[Path], img_size: int | tuple[int, int], *, limit: int | None = None,
+                 workers: int | None = None) -> tuple[np.ndarray, list[int], list[tuple[Path, str]]]:
+    """Decode and resize ``paths`` in parallel, without the cache: (images, positions kept, skipped).
+
+    With ``limit``, stops once that many images decoded (in ``paths`` order). For a few hundred images picked
+    from a folder (export calibration); a whole dataset goes through :func:`open_folder`.
+    """
+    size = (img_size, img_size) if isinstance(img_size, int) else (int(img_size[0]), int(img_size[1]))
+    wanted = len(paths) if limit is None else limit
+    images, kept, skipped = [], [], []
+    with tempfile.TemporaryDirectory(prefix="edgecnn-decode-") as tmp:
+        start = 0
+        while start < len(paths) and len(kept) < wanted:
+            batch = paths[start:start + max(wanted - len(kept), 1) + 8]  # a few spare for unreadable files
+            store = RecordFile.create(Path(tmp) / f"{start}.u8", len(batch), (*size, 3), np.uint8)
+            failed = dict(_decode_all(store, [str(p) for p in batch], size, workers or cpu_workers()))
+            good = [i for i in range(len(batch)) if i not in failed][:wanted - len(kept)]
+            images.append(store.read(good))
+            store.close()
+            kept += [start + i for i in good]
+            skipped += [(batch[i], failed[i]) for i in sorted(failed)]
+            start += len(batch)
+    pixels = np.concatenate(images) if images else np.zeros((0, *size, 3), np.uint8)
+    return pixels, kept, skipped
+
+
+# --- the cache entry ---------------------------------------------------------------------------------------------
+
+def _entry_dir(root: Path, size: tuple[int, int]) -> Path:
+    resolved = str(root.resolve())
+    digest = hashlib.sha256(f"{resolved}|{size[0]}x{size[1]}".encode()).hexdigest()[:16]
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in root.resolve().name)[:40] or "data"
+    return cache_root() / "images" / f"{name}-{size[0]}x{size[1]}-{digest}"
+
+
+def _decoder_identity() -> str:
+    versions = [f"edgecnn-cache-{CACHE_VERSION}"]
+    for module in ("PIL", "cv2"):
+        try:
+            versions.append(f"{module}-{__import__(module).__version__}")
+        except ImportError:
+            versions.append(f"{module}-none")
+    return ",".join(versions)
+
+
+def _fingerprint(root: Path, files: list[Path], size: tuple[int, int]) -> str:
+    digest = hashlib.sha256(f"{_decoder_identity()}|{size[0]}x{size[1]}\n".encode())
+    for path in files:
+        st = path.stat()
+        digest.update(f"{path.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _read_index(entry: Path, fingerprint: str) -> dict | None:
+    try:
+        index = json.loads((entry / INDEX_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if index.get("fingerprint") != fingerprint or not (entry / str(index.get("pixels"))).is_file():
+        return None
+    return index
+
+
+@contextlib.contextmanager
+def _locked(entry: Path):
+    """One builder per entry at a time (several training processes on one machine); others wait, then reuse."""
+    try:
+        entry.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the image cache folder {entry} ({exc.strerror}); "
+                        f"set {CACHE_ENV} to a writable folder") from None
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        yield
+        return
+    with open(entry / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(entry: Path, root: Path, files: list[Path], size: tuple[int, int], fingerprint: str,
+           workers: int) -> dict:
+    needed = len(files) * size[0] * size[1] * 3
+    free = shutil.disk_usage(entry).free
+    if needed > free:
+        raise DataError(f"the image cache needs {needed / 1e9:.1f} GB for {len(files)} images at "
+                        f"{size[0]}x{size[1]} and {entry} has {free / 1e9:.1f} GB free; set {CACHE_ENV} to a "
+                        f"folder on a bigger disk")
+    name = f"pixels-{fingerprint[:16]}.u8"
+    tmp = entry / f".{name}.{os.getpid()}.tmp"
+    started = time.perf_counter()
+    try:
+        store = RecordFile.create(tmp, len(files), (*size, 3), np.uint8)
+        failed = dict(_decode_all(store, [str(p) for p in files], size, workers, f"decoding {root.name}"))
+        store.close()
+        os.replace(tmp, entry / name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    seconds = time.perf_counter() - started
+    index = {"version": CACHE_VERSION, "root": str(root.resolve()), "size": list(size), "count": len(files),
+             "fingerprint": fingerprint, "decoder": _decoder_identity(), "pixels": name,
+             "skipped": {str(k): v for k, v in sorted(failed.items())}, "seconds": round(seconds, 2),
+             "workers": workers if len(files) >= MIN_PARALLEL else 1}
+    write_json(entry / INDEX_FILE, index)
+    for old in entry.glob("pixels-*.u8"):  # earlier versions of this folder (open readers keep their copy)
+        if old.name != name:
+            with contextlib.suppress(OSError):
+                old.unlink()
+    log.info(f"data: decoded {len(files)} files of {root} in {seconds:.1f} s "
+             f"({len(files) / max(seconds, 1e-9):.0f} images/s, {index['workers']} processes); cached in {entry}")
+    return index
+
+
+# --- parallel decoding -------------------------------------------------------------------------------------------
+
+def _decode_chunk(store: RecordFile, size: tuple[int, int], items: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Decode ``(slot, path)`` items into ``store``; return ``(slot, reason)`` for the unreadable ones."""
+    failed = []
+    for slot, path in items:
+        try:
+            store.write(slot, resize(decode_rgb(path), size))
+        except DataError as exc:
+            failed.append((slot, str(exc)))
+    store.close()
+    return failed
+
+
+def _decode_all(store: RecordFile, paths: list[str], size: tuple[int, int], workers: int,
+                description: str = "decoding") -> list[tuple[int, str]]:
+    """Decode every path into ``store`` (slot = position), across ``workers`` processes when worth it."""
+    from edgecnn.progress import live
+
+    chunks = [list(enumerate(paths))[i:i + CHUNK] for i in range(0, len(paths), CHUNK)]
+    failed: list[tuple[int, str]] = []
+    with live(len(paths), description) as bar:
+        pending = chunks
+        if workers > 1 and len(paths) >= MIN_PARALLEL:
+            pending = _decode_in_pool(store, size, chunks, workers, failed, bar)
+        for chunk in pending:
+            failed += _decode_chunk(store, size, chunk)
+            bar.advance(len(chunk))
+    return failed
+
+
+# Libraries whose thread pools make fork() unsafe once loaded (numpy's OpenBLAS handles fork itself).
+THREADED_RUNTIMES = ("tensorflow", "torch", "jax")
+
+
+def _context():
+    """fork on Linux before TensorFlow is loaded (instant start); else a forkserver, else spawn."""
+    import multiprocessing
+    import sys
+
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform.startswith("linux") and not any(name in sys.modules for name in THREADED_RUNTIMES):
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _decode_in_pool(store, size, chunks, workers, failed, bar) -> list:
+    """Run ``chunks`` in worker processes; return the chunks left undone when the pool could not run them."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=_context())
+    futures = {pool.submit(_decode_chunk, store, size, chunk): n for n, chunk in enumerate(chunks)}
+    done: set[int] = set()
+    try:
+        for future in as_completed(futures):
+            failed += future.result()
+            done.add(futures[future])
+            bar.advance(len(chunks[futures[future]]))
+    except BrokenProcessPool as exc:
+        log.warning(f"note: decoding in worker processes failed ({exc}); decoding in this process instead")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [chunk for n, chunk in enumerate(chunks) if n not in done]
