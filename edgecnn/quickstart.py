@@ -97,7 +97,7 @@ def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | No
     report = export(run.run_dir, list(formats), out / "export", force=True)
     log.info(f"[4/4] classifying {len(run.val)} validation images with each format through the runtime")
     results = measure([Path(a.path) for a in report.artifacts], [a.format for a in report.artifacts],
-                      run.val.images, run.val.labels)
+                      run.val.read(), run.val.labels)
     write_json(out / "quickstart.json", {
         "keras_val_accuracy": run.metrics["val_accuracy"],
         "results": [{"format": r.format, "path": portable_path(r.path, out), "size_bytes": r.size_bytes,

@@ -13,6 +13,10 @@ def _augment_list(text: str) -> list[str]:
     return [] if text.strip().lower() in ("", "none") else [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _address_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from edgecnn.train.augment import AUGMENTATIONS
 
@@ -55,6 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write into an existing --out (the run files there are replaced)")
     parser.add_argument("--eager", action="store_true",
                         help="run eagerly (no graph tracing): faster on tiny datasets, easier to debug")
+    parser.add_argument("--augment-copies", type=non_negative_int, default=1, metavar="N",
+                        help="augmented copies of each image whose frozen-layer activations fine-tuning reuses "
+                             "(default: 1; see README, Train)")
+    parser.add_argument("--cluster", type=_address_list, metavar="HOST:PORT,...",
+                        help="train on several machines: every worker's address, the same list on each "
+                             "(or set TF_CONFIG); needs --worker-index")
+    parser.add_argument("--worker-index", type=non_negative_int, metavar="N",
+                        help="this machine's position in --cluster (0: the chief, which writes --out)")
 
 
 def config_from_args(args):
@@ -68,6 +80,7 @@ def config_from_args(args):
         weights=args.weights, alpha=args.alpha, fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_layers=args.fine_tune_layers, fine_tune_lr=args.fine_tune_lr,
         class_weights=args.class_weights, eager=args.eager, exist_ok=args.exist_ok,
+        augment_copies=args.augment_copies, cluster=args.cluster, worker_index=args.worker_index,
     )
 
 

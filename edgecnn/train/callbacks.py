@@ -1,4 +1,4 @@
-"""Training callbacks: one progress line per epoch, and the best weights kept across phases."""
+"""Training callbacks: one line per epoch, a live bar within each epoch, the best weights kept across phases."""
 
 from __future__ import annotations
 
@@ -43,13 +43,54 @@ class EpochLogger(_keras_callback()):
         log.log(self.level, f"epoch {epoch + 1}/{self.total_epochs} [{self.phase}] {fields} lr {lr:.1e} {seconds:.1f}s")
 
 
-class BestWeights(_keras_callback()):
-    """Keeps the weights of the best epoch so far (in memory and as a checkpoint file), across fit() calls."""
+class StepBar(_keras_callback()):
+    """A live bar within each epoch on a terminal (step, images/s, ETA), then validation; transient, so the
+    epoch line stays the only trace. Does nothing in logs and pipes (:func:`edgecnn.progress.enabled`)."""
 
-    def __init__(self, checkpoint: Path | None, monitor: str = "val_accuracy"):
+    def __init__(self, total_epochs: int, phase: str, steps: int, batch_size: int):
+        super().__init__()
+        self.total_epochs, self.phase, self.steps, self.batch_size = total_epochs, phase, steps, batch_size
+        self._live = self._bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from edgecnn.progress import live
+
+        self._live = live(self.steps, f"epoch {epoch + 1}/{self.total_epochs} [{self.phase}]", "images",
+                          scale=self.batch_size)
+        self._bar = self._live.__enter__()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._bar is not None:
+            self._bar.advance()
+
+    def on_test_begin(self, logs=None):
+        if self._bar is not None:
+            self._bar.describe("validating")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._close()
+
+    def on_train_end(self, logs=None):
+        self._close()
+
+    def _close(self):
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+        self._live = self._bar = None
+
+
+class BestWeights(_keras_callback()):
+    """Keeps the weights of the best epoch so far (in memory and as a checkpoint file), across fit() calls.
+
+    ``model`` is the whole network: a phase may fit only the part above a split (weights shared), and the
+    snapshot and checkpoint are still of the whole network. No ``checkpoint`` on workers other than the chief.
+    """
+
+    def __init__(self, checkpoint: Path | None, monitor: str = "val_accuracy", model=None):
         super().__init__()
         self.checkpoint = checkpoint
         self.monitor = monitor
+        self.network = model
         self.best: float | None = None
         self.best_epoch: int | None = None
         self._weights = None
@@ -59,10 +100,11 @@ class BestWeights(_keras_callback()):
         if value is None or (self.best is not None and value <= self.best):
             return
         self.best, self.best_epoch = float(value), epoch + 1
-        self._weights = [w.numpy().copy() for w in self.model.weights]
+        network = self.network if self.network is not None else self.model
+        self._weights = [w.numpy().copy() for w in network.weights]
         if self.checkpoint is not None:
             with atomic_path(self.checkpoint, suffix=".weights.h5") as tmp:
-                self.model.save_weights(tmp)
+                network.save_weights(tmp)
 
     @property
     def has_weights(self) -> bool:

@@ -38,6 +38,11 @@ class TrainConfig:
     class_weights: str = "none"  # "auto": weight classes inversely to their frequency
     eager: bool = False  # run eagerly: no graph tracing (faster for tiny datasets, tests and debugging)
     exist_ok: bool = False  # write into an existing, non-empty ``out``
+    augment_copies: int = 1  # augmented copies of each image stored for fine-tuning (edgecnn.train.phases)
+    # Multi-worker training (edgecnn.train.distribute): HOST:PORT of every worker and this one's index;
+    # None: TF_CONFIG, if set, names the cluster.
+    cluster: list[str] | None = None
+    worker_index: int | None = None
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -54,6 +59,8 @@ class TrainConfig:
             raise UsageError(f"--fine-tune-epochs must be 0 or more; received {self.fine_tune_epochs}")
         if self.fine_tune_layers < 1:
             raise UsageError(f"--fine-tune-layers must be at least 1; received {self.fine_tune_layers}")
+        if self.augment_copies < 0:
+            raise UsageError(f"--augment-copies must be 0 or more; received {self.augment_copies}")
         if self.class_weights not in CLASS_WEIGHTS:
             raise UsageError(f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}; received "
                              f"{self.class_weights!r}")

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgecnn._io import write_json
 from edgecnn.card import find_card
-from edgecnn.data.folder import load_folder
+from edgecnn.data.cache import open_folder
 from edgecnn.data.roots import find_splits
 from edgecnn.data.split import spread
 from edgecnn.errors import DataError, LabelsError, UsageError, first_line
@@ -65,6 +65,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike | None = None, ou
     from edgecnn.runtime.postprocess import as_class_probs
     from edgecnn.train import plots
     from edgecnn.train.explain import feature_maps, grad_cam
+    from edgecnn.train.features import predict
     from edgecnn.train.metrics import classification_metrics
 
     _, run_dir = model_file(model)
@@ -72,8 +73,8 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike | None = None, ou
     net, labels, size, path = load_trained(model)
     out = Path(out) if out else path.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    images = load_folder(data, size, class_names=labels)
-    probs = as_class_probs(net.predict(images.images.astype(np.float32), batch_size=batch_size, verbose=0))
+    images = open_folder(data, size, class_names=labels)  # pixels stay in the on-disk cache, read per batch
+    probs = as_class_probs(predict(net, images, batch_size=batch_size))
     metrics = classification_metrics(images.labels, probs, labels)
     metrics["data"] = str(data)
     metrics["split"] = split
@@ -83,7 +84,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike | None = None, ou
     figures = {"confusion_matrix": plots.plot_confusion(np.asarray(metrics["confusion_matrix"]), labels,
                                                         out / "confusion_matrix.png")}
     pick = spread(len(images), samples)
-    shown = images.images[pick]
+    shown = images.read(pick)
     figures["predictions"] = plots.plot_predictions(shown, images.labels[pick], probs[pick], labels,
                                                     out / "predictions.png")
     skipped_figures = {}

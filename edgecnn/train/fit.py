@@ -3,7 +3,10 @@
 Transfer architectures train in two phases: the head on a frozen backbone,
 then (``fine_tune_epochs`` > 0) the top backbone layers at a lower learning
 rate with BatchNorm frozen. The best epoch across both phases is kept, also
-when training is interrupted with Ctrl-C.
+when training is interrupted with Ctrl-C. Images come from the on-disk cache
+(:mod:`edgecnn.data.cache`); layers that do not train in a phase run once per
+image (:mod:`edgecnn.train.phases`). Under ``TF_CONFIG`` every worker of a
+cluster runs this (:mod:`edgecnn.train.distribute`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import logging
 import time
 from pathlib import Path
 
-from edgecnn.data.folder import LoadedImages, load_folder
+from edgecnn.data.cache import FolderImages, open_folder
 from edgecnn.data.roots import find_splits
 from edgecnn.data.split import stratified_split
 from edgecnn.errors import DataError, UsageError
 from edgecnn.models import create_model, get_spec
 from edgecnn.rundir import MODEL_FILE, check_run_dir, new_run_dir
+from edgecnn.train import report
 from edgecnn.train.config import TrainConfig
 from edgecnn.train.report import RunResult
 
@@ -28,10 +32,11 @@ CHECKPOINT_FILE = "checkpoint.weights.h5"
 log = logging.getLogger("edgecnn.train")
 
 
-def load_datasets(config: TrainConfig, img_size: int) -> tuple[LoadedImages, LoadedImages]:
-    train = load_folder(config.data, img_size)
+def load_datasets(config: TrainConfig, img_size: int) -> tuple[FolderImages, FolderImages]:
+    """The training and validation images, decoded once into the on-disk cache (paths and labels in memory)."""
+    train = open_folder(config.data, img_size)
     if config.val:
-        val = load_folder(config.val, img_size, class_names=train.class_names)
+        val = open_folder(config.val, img_size, class_names=train.class_names)
     else:
         train, val = stratified_split(train, config.val_split, config.seed)
     if len(val) == 0:
@@ -57,11 +62,14 @@ def resolve_data(config: TrainConfig) -> str | None:
     return splits.describe() + held_out
 
 
-def resolve(config: TrainConfig):
-    """Fill the defaults that depend on the architecture (image size, weights) and the data; return the spec."""
+def resolve(config: TrainConfig, writes: bool = True):
+    """Fill the defaults that depend on the architecture (image size, weights) and the data; return the spec.
+
+    ``writes`` False: this process will not write ``config.out`` (a worker that is not the chief).
+    """
     config.validate()
     spec = get_spec(config.arch)
-    if config.out is not None:
+    if writes and config.out is not None:
         check_run_dir(config.out, config.exist_ok)  # before any data is loaded
     note = resolve_data(config)
     if note:
@@ -83,13 +91,6 @@ def resolve(config: TrainConfig):
                              f"trains all its layers from the start: use --epochs")
         config.weights, config.alpha = "none", None
     return spec
-
-
-def _strategy():
-    """MirroredStrategy with several GPUs; None (the default strategy) otherwise."""
-    import tensorflow as tf
-
-    return tf.distribute.MirroredStrategy() if len(tf.config.list_physical_devices("GPU")) > 1 else None
 
 
 def _compile(model, learning_rate: float, binary: bool, eager: bool) -> None:
@@ -121,79 +122,176 @@ def train(config: TrainConfig, callbacks: list | None = None) -> RunResult:
     ``callbacks`` are extra Keras callbacks for every phase. Ctrl-C stops
     training, keeps the best epoch so far and returns ``interrupted=True``.
     Progress goes to the ``edgecnn.train`` logger: at INFO, or at DEBUG with ``config.verbose = 0``.
+    In a cluster (``TF_CONFIG``) every worker calls this; only the chief writes ``config.out``.
     """
-    import keras
+    from edgecnn.train.distribute import make_strategy, resolve_cluster
 
-    from edgecnn.train import report
-    from edgecnn.train.augment import build_augmentation
-    from edgecnn.train.callbacks import BestWeights, EpochLogger
-    from edgecnn.train.dataset import balanced_class_weights, make_dataset
-    from edgecnn.train.transfer import freeze_backbone, unfreeze_top
-
-    spec = resolve(config)
+    cluster = resolve_cluster(config.cluster, config.worker_index)
+    spec = resolve(config, writes=cluster.is_chief)
     level = logging.INFO if config.verbose else logging.DEBUG
-    train_data, val_data = load_datasets(config, config.img_size)
-    class_names = train_data.class_names
+    started = time.perf_counter()
+    train_data, val_data = load_datasets(config, config.img_size)  # before TensorFlow loads: decoders fork
+    data_seconds = time.perf_counter() - started
     skipped = report.skipped_files(train_data, val_data)
-    log.log(level, f"data: {len(train_data)} train / {len(val_data)} val images, {len(class_names)} classes"
+    log.log(level, f"data: {len(train_data)} train / {len(val_data)} val images, {len(train_data.class_names)} "
+            f"classes in {data_seconds:.1f} s"
             + (f", {len(skipped)} unreadable files skipped (listed in data_report.json)" if skipped else ""))
 
-    run_dir = new_run_dir(config.out, config.exist_ok)
-    config.out = str(run_dir)
-    log.log(level, f"run directory: {run_dir}")
+    import keras
+
+    strategy = make_strategy(cluster)  # before any other TensorFlow op, as MultiWorkerMirroredStrategy needs
+    run_dir = new_run_dir(config.out, config.exist_ok) if cluster.is_chief else None
+    if run_dir is not None:
+        config.out = str(run_dir)
+        log.log(level, f"run directory: {run_dir}")
     keras.utils.set_random_seed(config.seed)
-    strategy = _strategy()
     scope = strategy.scope() if strategy else contextlib.nullcontext()
     with scope:
-        model = _build(config, spec, len(class_names))
-    augmentation = build_augmentation(config.augment, config.seed)
-    train_ds = make_dataset(train_data, config.batch_size, shuffle=True, augmentation=augmentation,
-                            seed=config.seed, binary=spec.binary)
-    val_ds = make_dataset(val_data, config.batch_size, binary=spec.binary)
-    class_weight = (balanced_class_weights(train_data.labels, len(class_names))
-                    if config.class_weights == "auto" else None)
-
-    best = BestWeights(run_dir / CHECKPOINT_FILE)
-    history: dict[str, list] = {}
-    phase_epochs: list[str] = []
-    interrupted, epoch, started = False, 0, time.perf_counter()
-    total = sum(n for _, n in _phases(config, spec))
+        model = _build(config, spec, len(train_data.class_names))
+    run = _Run(config, spec, model, strategy, cluster, train_data, val_data, run_dir, level, callbacks or [])
     try:
-        for phase, epochs in _phases(config, spec):
-            with scope:
-                if phase == "frozen":
-                    freeze_backbone(model)
-                if phase == "fine-tune":
-                    best.restore(model)  # fine-tune from the best frozen-phase weights
-                    unfreeze_top(model, config.fine_tune_layers)
-                _compile(model, config.resolved_fine_tune_lr if phase == "fine-tune" else config.learning_rate,
-                         spec.binary, config.eager)
-            logger = EpochLogger(total, phase, level)
-            phase_callbacks = [
-                logger, best,
-                keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience),
-                keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=config.reduce_lr_patience,
-                                                  min_lr=1e-6),
-                *(callbacks or []),
-            ]
-            try:
-                model.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=epoch + epochs,
-                                class_weight=class_weight, callbacks=phase_callbacks, shuffle=False, verbose=0)
-            finally:
-                done = report.merge_history(history, getattr(model, "history", None), logger)
-                phase_epochs += [phase] * done
-                epoch += done
-    except KeyboardInterrupt:
-        interrupted = True
-        if not best.has_weights:
-            raise
-        log.warning(f"interrupted: keeping the best epoch so far ({best.best_epoch}, val_accuracy {best.best:.4f})")
-    seconds = time.perf_counter() - started
-    best.restore(model)
-    history["phase"] = phase_epochs
-    return report.write_run(
-        run_dir, model, config, spec, train_data, val_data, history, best,
-        timing={"train_seconds": round(seconds, 2),
-                "train_images_per_second": round(len(train_data) * epoch / seconds, 2) if seconds else None},
-        interrupted=interrupted, val_ds=val_ds, level=level,
-    )
+        run.fit_phases()
+        probs = run.val_probabilities() if run_dir is not None else None
+    finally:
+        run.session.close()
+    if run_dir is None:
+        log.log(level, f"worker {cluster.rank}: done; the chief writes the run directory")
+        return RunResult(None, None, None, run.metrics(data_seconds), val_data, run.interrupted)
+    return report.write_run(run_dir, model, config, spec, train_data, val_data, run.history, run.best,
+                            timing=run.metrics(data_seconds), interrupted=run.interrupted, val_probs=probs,
+                            level=level)
+
+
+class _Run:
+    """The phases of one training run: the network (or its top) fitted on images (or stored activations)."""
+
+    def __init__(self, config, spec, model, strategy, cluster, train_data, val_data, run_dir, level, callbacks):
+        from edgecnn.train.callbacks import BestWeights
+        from edgecnn.train.dataset import Shard, balanced_class_weights
+        from edgecnn.train.distribute import per_worker_batch
+        from edgecnn.train.phases import Session
+
+        self.config, self.spec, self.model, self.strategy, self.cluster = config, spec, model, strategy, cluster
+        self.level, self.callbacks = level, callbacks
+        self.scope = strategy.scope if strategy else contextlib.nullcontext
+        self.batch = per_worker_batch(config.batch_size, cluster)
+        shard = Shard(cluster.count, cluster.rank).positions(len(train_data), config.seed)
+        self.session = Session(model, train_data, val_data, shard, config.augment, config.augment_copies,
+                               config.seed, config.eager)
+        self.class_weight = (balanced_class_weights(train_data.labels, len(train_data.class_names))
+                             if config.class_weights == "auto" else None)
+        self.best = BestWeights(run_dir / CHECKPOINT_FILE if run_dir is not None else None, model=model)
+        self.history: dict[str, list] = {"phase": []}
+        self.phases: list[dict] = []
+        self.epoch, self.interrupted, self.seconds, self.last = 0, False, 0.0, None
+
+    def fit_phases(self) -> None:
+        phases = _phases(self.config, self.spec)
+        total = sum(n for _, n in phases)
+        started = time.perf_counter()
+        try:
+            for index, (phase, epochs) in enumerate(phases):
+                self._fit_phase(index, phase, epochs, total, later=[p for p, _ in phases[index + 1:]])
+        except KeyboardInterrupt:
+            self.interrupted = True
+            if not self.best.has_weights:
+                raise
+            log.warning(f"interrupted: keeping the best epoch so far ({self.best.best_epoch}, "
+                        f"val_accuracy {self.best.best:.4f})")
+        finally:
+            self.seconds = time.perf_counter() - started
+            self.best.restore(self.model)
+
+    def _set_trainable(self, phase: str) -> None:
+        from edgecnn.train.transfer import freeze_backbone, unfreeze_top
+
+        with self.scope():
+            if phase == "frozen":
+                freeze_backbone(self.model)
+            if phase == "fine-tune":
+                self.best.restore(self.model)  # fine-tune from the best frozen-phase weights
+                unfreeze_top(self.model, self.config.fine_tune_layers)
+
+    def _later_cuts(self, phase: str, later: list[str]) -> list:
+        """Where fine-tuning will split, so the frozen phase's pass over the images stores that too."""
+        from edgecnn.train.features import find_cut
+        from edgecnn.train.transfer import freeze_backbone, unfreeze_top
+
+        if phase != "frozen" or "fine-tune" not in later:
+            return []
+        unfreeze_top(self.model, self.config.fine_tune_layers)
+        cut = find_cut(self.model)
+        freeze_backbone(self.model)
+        return [cut] if cut is not None else []
+
+    def _fit_phase(self, index: int, phase: str, epochs: int, total: int, later: list[str]) -> None:
+        from edgecnn.train.callbacks import EpochLogger, StepBar
+        from edgecnn.train.dataset import steps
+
+        started = time.perf_counter()
+        self._set_trainable(phase)
+        data = self.session.prepare(phase, self._later_cuts(phase, later))
+        learning_rate = self.config.resolved_fine_tune_lr if phase == "fine-tune" else self.config.learning_rate
+        with self.scope():
+            _compile(data.net, learning_rate, self.spec.binary, self.config.eager)
+        train_ds, val_ds = self._datasets(data, epochs, index)
+        per_epoch = steps(len(data.positions), self.batch)
+        logger = EpochLogger(total, phase, self.level)
+        callbacks = [logger, StepBar(total, phase, per_epoch, self.batch), self.best, *_schedule(self.config),
+                     *self.callbacks]
+        fit_started = time.perf_counter()
+        try:
+            data.net.fit(train_ds, steps_per_epoch=per_epoch, validation_data=val_ds, initial_epoch=self.epoch,
+                         epochs=self.epoch + epochs, callbacks=callbacks, shuffle=False, verbose=0)
+        finally:
+            done = report.merge_history(self.history, getattr(data.net, "history", None), logger)
+            self.history["phase"] += [phase] * done
+            self.epoch += done
+            self.last = data
+            self._record(phase, done, data, time.perf_counter() - started, time.perf_counter() - fit_started)
+
+    def _datasets(self, data, epochs: int, index: int):
+        from edgecnn.train.dataset import eval_dataset, train_dataset
+        from edgecnn.train.distribute import validation_options
+
+        def make_train(_context=None):
+            return train_dataset(data.train, data.labels, self.batch, epochs=epochs,
+                                 seed=self.config.seed + 1000 * index, augmentation=data.augmentation,
+                                 binary=self.spec.binary, class_weight=self.class_weight, positions=data.positions)
+
+        val_ds = eval_dataset(data.val, data.val_labels, self.config.batch_size, binary=self.spec.binary)
+        if not self.cluster.multi_worker:
+            return make_train(), val_ds
+        return self.strategy.distribute_datasets_from_function(make_train), val_ds.with_options(validation_options())
+
+    def _record(self, phase: str, epochs: int, data, seconds: float, fit_seconds: float) -> None:
+        images = len(data.positions) * epochs
+        self.phases.append({
+            "phase": phase, "epochs": epochs, "seconds": round(seconds, 2),
+            "feature_seconds": round(data.feature_seconds, 2), "fit_seconds": round(fit_seconds, 2),
+            "images_per_second": round(images / seconds, 2) if seconds and images else None,
+            "trains_from": data.split or "image",
+        })
+
+    def val_probabilities(self):
+        """The best weights' predictions on the validation set (from the stored activations when there are)."""
+        from edgecnn.train.features import predict
+
+        data = self.last
+        if data is not None and data.split is not None:
+            return predict(data.net, data.val, eager=self.config.eager)
+        return predict(self.model, self.session.val_data, eager=self.config.eager)
+
+    def metrics(self, data_seconds: float) -> dict:
+        images = len(self.session.shard) * self.epoch
+        return {"data_seconds": round(data_seconds, 2), "train_seconds": round(self.seconds, 2),
+                "train_images_per_second": round(images / self.seconds, 2) if self.seconds else None,
+                "phases": self.phases, "workers": self.cluster.count}
+
+
+def _schedule(config: TrainConfig) -> list:
+    import keras
+
+    return [keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience),
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=config.reduce_lr_patience,
+                                              min_lr=1e-6)]

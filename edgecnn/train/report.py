@@ -10,7 +10,6 @@ import numpy as np
 
 from edgecnn._io import atomic_path, write_json
 from edgecnn.card import ModelCard, Normalization
-from edgecnn.data.folder import LoadedImages
 from edgecnn.labels import write_labels
 from edgecnn.rundir import CONFIG_FILE, LABELS_FILE, MODEL_FILE
 
@@ -46,16 +45,16 @@ def _phase_best(history: dict, phase: str) -> float | None:
 class RunResult:
     """A finished (or interrupted) training run: where it is, its card and validation figures."""
 
-    run_dir: Path
-    model_path: Path
-    card: ModelCard
+    run_dir: Path | None  # None on a worker other than the chief (multi-worker training)
+    model_path: Path | None
+    card: ModelCard | None
     metrics: dict
-    val: LoadedImages
+    val: object  # the validation images (FolderImages: val.read() gives the pixels, val.labels the classes)
     interrupted: bool = False
 
 
 def write_run(run_dir: Path, model, config, spec, train_data, val_data, history: dict, best, *, timing: dict,
-              interrupted: bool, val_ds, level: int = logging.INFO) -> RunResult:
+              interrupted: bool, val_probs: np.ndarray, level: int = logging.INFO) -> RunResult:
     """Save the model and every report into ``run_dir``."""
     from edgecnn.train.metrics import classification_metrics
     from edgecnn.train.plots import plot_history
@@ -81,8 +80,7 @@ def write_run(run_dir: Path, model, config, spec, train_data, val_data, history:
     fine_tune_start = phases.index("fine-tune") + 1 if "fine-tune" in phases else None
     plot_history(history, run_dir / "history.png", fine_tune_start)
 
-    probs = model.predict(val_ds, verbose=0)
-    val_metrics = classification_metrics(val_data.labels, probs, class_names)
+    val_metrics = classification_metrics(val_data.labels, val_probs, class_names)
     metrics = {
         "val_accuracy": val_metrics["accuracy"],
         "best_epoch": best.best_epoch,
@@ -107,6 +105,7 @@ def write_run(run_dir: Path, model, config, spec, train_data, val_data, history:
         "val_per_class": np.bincount(val_data.labels, minlength=len(class_names)).tolist(),
         "skipped_count": len(skipped_files(train_data, val_data)),
         "skipped": skipped_files(train_data, val_data),
+        "cache": sorted({str(getattr(d, "cache", "")) for d in (train_data, val_data)} - {""}),
     })
     log.log(level, f"val_accuracy {metrics['val_accuracy']:.4f} (best epoch {best.best_epoch}); saved {model_path}")
     return RunResult(run_dir, model_path, card, metrics, val_data, interrupted)
