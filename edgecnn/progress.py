@@ -46,7 +46,7 @@ class Bar:
 @contextlib.contextmanager
 def live(total: float, description: str, unit: str = "images", scale: float = 1.0) -> Iterator[Bar]:
     """A transient bar of ``total`` steps: count, ``unit``/s (steps/s x ``scale``), elapsed time and ETA."""
-    progress = _progress(unit, scale) if enabled() else None
+    progress = _progress(unit, scale, os.environ.get(PROGRESS_ENV) == "1") if enabled() else None
     if progress is None:
         yield Bar()
         return
@@ -54,7 +54,7 @@ def live(total: float, description: str, unit: str = "images", scale: float = 1.
         yield Bar(progress, progress.add_task(description, total=total))
 
 
-def _progress(unit: str, scale: float):
+def _progress(unit: str, scale: float, force: bool):
     try:
         from rich.console import Console
         from rich.progress import (
@@ -77,4 +77,4 @@ def _progress(unit: str, scale: float):
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                    console=Console(stderr=True), transient=True, redirect_stdout=False)
+                    console=Console(stderr=True, force_terminal=force or None), transient=True, redirect_stdout=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +155,118 @@ def test_a_root_mixing_split_and_class_folders_is_an_error(tmp_path):
         _images_in(tmp_path / "twice" / path)
     with pytest.raises(DataError, match="2 validation folders"):
         find_splits(tmp_path / "twice")
+
+
+# --- the on-disk cache (edgecnn/data/cache.py) ----------------------------------------------------------------
+
+def _folder_of(tmp_path, per_class: int, seed: int = 0):
+    root = tmp_path / "many"
+    for c, name in enumerate(("a", "b", "c")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(_rgb(seed + 100 * c + i, 24)).save(root / name / f"{i:03d}.png")
+    return root
+
+
+def _expected(paths, size=SIZE):
+    from edgecnn.data.decode import resize
+
+    return np.stack([resize(decode_rgb(p), (size, size)) for p in paths])
+
+
+def test_cache_holds_the_decoded_pixels_and_a_second_open_decodes_nothing(tmp_path, monkeypatch):
+    from edgecnn.data import cache, open_folder
+
+    root = make_messy_folder(tmp_path / "data", with_empty_class=False)
+    first = open_folder(root, SIZE)
+    np.testing.assert_array_equal(first.read(), _expected(first.paths))  # the decoding rules, unchanged
+    assert sorted(p.name for p, _ in first.skipped) == ["corrupt.jpg", "notes.txt"]
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(cache, "_decode_all", no_decoding)
+    again = open_folder(root, SIZE)
+    assert again.cache == first.cache and [p.name for p, _ in again.skipped] == [p.name for p, _ in first.skipped]
+    np.testing.assert_array_equal(again.read([3, 0, 3]), first.read()[[3, 0, 3]])
+
+
+def test_cache_is_rebuilt_when_a_file_changes_or_the_size_differs(tmp_path):
+    import os
+
+    from edgecnn.data import open_folder
+
+    root = _folder_of(tmp_path, 3)
+    before = open_folder(root, SIZE)
+    target = root / "b" / "001.png"
+    Image.fromarray(np.full((24, 24, 3), 7, np.uint8)).save(target)
+    os.utime(target, ns=(0, 10**9))  # a new modification time, whatever the clock
+    after = open_folder(root, SIZE)
+    assert after.cache == before.cache  # one entry per folder and size: the new version replaced the old
+    np.testing.assert_array_equal(after.read([after.paths.index(target)])[0], np.full((SIZE, SIZE, 3), 7))
+    other = open_folder(root, SIZE * 2)
+    assert other.cache != after.cache and other.read().shape == (9, 2 * SIZE, 2 * SIZE, 3)
+
+
+def test_worker_processes_decode_the_same_pixels(tmp_path, monkeypatch):
+    from edgecnn.data import cache, open_folder
+
+    root = _folder_of(tmp_path, 12)
+    monkeypatch.setattr(cache, "MIN_PARALLEL", 8)
+    monkeypatch.setattr(cache, "CHUNK", 5)
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "parallel"))
+    parallel = open_folder(root, SIZE, workers=2)
+    index = json.loads((Path(parallel.cache) / cache.INDEX_FILE).read_text())
+    assert index["workers"] == 2
+    np.testing.assert_array_equal(parallel.read(), _expected(parallel.paths))
+
+
+def test_validation_folder_takes_the_training_class_order(tmp_path):
+    from edgecnn.data import open_folder
+
+    root = _folder_of(tmp_path, 2)
+    data = open_folder(root, SIZE, class_names=["c", "a", "b"])
+    assert data.class_names == ["c", "a", "b"] and data.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert [p.parent.name for p in data.paths] == ["c", "c", "a", "a", "b", "b"]
+    np.testing.assert_array_equal(data.read(), _expected(data.paths))
+
+
+def test_record_file_reads_any_order_with_repeats(tmp_path):
+    from edgecnn.data.records import RecordFile
+
+    values = np.arange(5 * 6, dtype=np.float16).reshape(5, 2, 3)
+    store = RecordFile.create(tmp_path / "r.f16", 5, (2, 3), np.float16)
+    store.write(0, values[:2])
+    store.write(2, values[2:])
+    reopened = RecordFile(tmp_path / "r.f16", (2, 3), np.float16)
+    assert len(reopened) == 5
+    np.testing.assert_array_equal(reopened.read([4, 0, 1, 2, 2]), values[[4, 0, 1, 2, 2]])
+    with pytest.raises(IndexError):
+        reopened.read([5])
+
+
+def test_decode_files_stops_at_the_limit_and_skips_unreadable(tmp_path):
+    from edgecnn.data import decode_files
+
+    root = make_messy_folder(tmp_path / "data", with_empty_class=False)
+    paths = [root / "dogs" / "notes.txt", root / "dogs" / "ok.jpg", root / "cats" / "photo.jpg",
+             root / "dogs" / "image.bmp"]
+    images, kept, skipped = decode_files(paths, SIZE, limit=2)
+    assert kept == [1, 2] and [p.name for p, _ in skipped] == ["notes.txt"]
+    np.testing.assert_array_equal(images, _expected(paths[1:3]))
+
+
+def test_progress_bar_draws_only_when_asked_or_on_a_terminal(monkeypatch, capsys):
+    from edgecnn import progress
+
+    monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
+    with progress.live(4, "decoding x") as bar:  # stderr is captured: not a terminal
+        bar.advance(4)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv(progress.PROGRESS_ENV, "1")
+    with progress.live(4, "decoding y", "images") as bar:
+        bar.advance(2)
+        bar.describe("decoding y, halfway")
+        bar.advance(2)
+    err = capsys.readouterr().err
+    assert "decoding y" in err and "4/4" in err and "images/s" in err

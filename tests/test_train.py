@@ -155,6 +155,13 @@ def test_two_phase_transfer_freezes_then_fine_tunes_with_batchnorm_frozen(tmp_pa
     assert fine["lr"] == pytest.approx(frozen["lr"] / 10)
     history = json.loads((result.run_dir / "history.json").read_text())
     assert history["phase"] == ["frozen", "fine-tune"]
+    # Each phase trained above its split, on activations stored once; both phases' times are reported.
+    phases = json.loads((result.run_dir / "metrics.json").read_text())["phases"]
+    assert [p["phase"] for p in phases] == ["frozen", "fine-tune"]
+    assert phases[0]["trains_from"] == "head_pool" and phases[1]["trains_from"].startswith("block_")
+    assert all(p["seconds"] > 0 and p["images_per_second"] > 0 for p in phases)
+    # One pass over the images stored both splits; without augmentation fine-tuning computes nothing more.
+    assert phases[0]["feature_seconds"] > 0 and phases[1]["feature_seconds"] == 0
     # The bottom of the backbone was never trained: it still holds the file's weights.
     model = keras.saving.load_model(result.model_path, compile=False)
     np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0],
@@ -241,3 +248,121 @@ def test_train_on_a_split_root_uses_its_splits_and_evaluate_its_test(tmp_path, c
     assert main(["evaluate", str(run), "--samples", "2"]) == 0
     out = capsys.readouterr().out
     assert f"on 6 images (test: {root / 'test'})" in out
+
+
+def test_the_split_is_below_the_first_layer_that_trains():
+    from edgecnn.models import create_model
+    from edgecnn.train.features import find_cut
+    from edgecnn.train.transfer import freeze_backbone, unfreeze_top
+
+    model = create_model("mobilenet_v2", 3, (32, 32, 3), alpha=0.35, weights="none")
+    freeze_backbone(model)
+    assert find_cut(model)._keras_history.operation.name == "head_pool"  # below the dropout, above the backbone
+    unfreeze_top(model, 10)
+    cut = find_cut(model)
+    first = next(layer for layer in model.layers if layer.trainable_weights)
+    # One tensor feeds everything that trains: here the input of the first trained layer.
+    assert first.name == "block_16_depthwise" and first._inbound_nodes[0].input_tensors[0] is cut
+    unfreeze_top(model, 16)  # the first trained layer is inside a residual block: split below the block
+    assert find_cut(model)._keras_history.operation.name == "block_14_add"
+    assert find_cut(create_model("simple_cnn", 3, (24, 24, 3))) is None  # everything trains: nothing to store
+
+
+def _frozen_conv_net(seed: int):
+    """Image -> frozen conv -> pooled features -> dropout -> trained softmax: a frozen phase in miniature."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255, name="normalize")(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="frozen_conv", trainable=False)(x)
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    x = keras.layers.Dropout(0.3, name="head_dropout")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(x))
+
+
+@pytest.mark.slow
+def test_head_trained_on_stored_features_matches_the_whole_network_trained_on_images(tmp_path):
+    import keras
+
+    from edgecnn.data import open_folder
+    from edgecnn.train.dataset import steps, train_dataset
+    from edgecnn.train.phases import Session
+
+    data = open_folder(make_colour_folder(tmp_path / "data", per_class=8, size=16), 16)
+
+    def head_after_training(on_features: bool):
+        model = _frozen_conv_net(0)
+        session = Session(model, data, data, np.arange(len(data)), [], 0, 0, eager=True)
+        try:
+            part = session.prepare("frozen")
+            assert part.split == "head_pool" and part.feature_seconds > 0
+            net, sources = (part.net, part.train) if on_features else (model, [data])
+            net.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy",
+                        run_eagerly=True)
+            net.fit(train_dataset(sources, data.labels, 8, epochs=3, seed=0), steps_per_epoch=steps(len(data), 8),
+                    epochs=3, shuffle=False, verbose=0)
+        finally:
+            session.close()
+        return model.get_layer("predictions").get_weights(), model
+
+    (kernel, bias), model = head_after_training(False)
+    (kernel2, bias2), _ = head_after_training(True)
+    start = _frozen_conv_net(0).get_layer("predictions").get_weights()[0]
+    assert np.abs(kernel - start).max() > 0.05  # the head learnt something...
+    np.testing.assert_allclose(kernel2, kernel, rtol=1e-4, atol=1e-5)  # ...and the same from stored features
+    np.testing.assert_allclose(bias2, bias, rtol=1e-4, atol=1e-5)
+
+
+def _free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_train_together_and_the_chiefs_model_exports_and_predicts(tmp_path):
+    """MultiWorkerMirroredStrategy on 127.0.0.1: two processes, one model; only the chief writes a run."""
+    import os
+    import subprocess
+    import sys
+
+    from edgecnn.data.digits import write_digits_dataset
+
+    digits = write_digits_dataset(tmp_path / "digits")
+    cluster = ",".join(f"127.0.0.1:{port}" for port in _free_ports(2))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "edgecnn", "train", "--arch", "simple_cnn", "--data", str(digits / "train"),
+         "--val", str(digits / "val"), "--epochs", "1", "--batch-size", "32", "--out", str(tmp_path / f"run{i}"),
+         "--cluster", cluster, "--worker-index", str(i)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in range(2)]
+    try:
+        outputs = [w.communicate(timeout=600) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    for w, (_, err) in zip(workers, outputs):
+        assert w.returncode == 0, err[-2000:]
+    epoch_lines = [[line for line in err.splitlines() if line.startswith("epoch 1/1")] for _, err in outputs]
+    # One model trained in step: both workers report the same losses and validation figures.
+    assert len(epoch_lines[0]) == 1 and epoch_lines[0][0].rsplit(" ", 1)[0] == epoch_lines[1][0].rsplit(" ", 1)[0]
+    assert "worker 1: done" in outputs[1][1] and not (tmp_path / "run1").exists()
+    run = tmp_path / "run0"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["workers"] == 2 and metrics["val_images"] == 360
+
+    assert main(["export", str(run), "--formats", "tflite-fp32", "--val-samples", "40", "--out",
+                 str(tmp_path / "export")]) == 0
+    from edgecnn.runtime import Classifier
+
+    clf = Classifier(tmp_path / "export" / "model_fp32.tflite")
+    images = sorted((digits / "val").glob("*/*.png"))[::9]
+    right = sum(clf.predict(str(p)).label == p.parent.name for p in images)
+    assert right / len(images) >= 0.3  # one epoch on digits: far above chance (0.1)

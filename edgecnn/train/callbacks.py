@@ -79,6 +79,35 @@ class StepBar(_keras_callback()):
         self._live = self._bar = None
 
 
+class LocalValidation(_keras_callback()):
+    """Validation computed by this process on the whole validation set, put in the epoch's logs.
+
+    For multi-worker training, where Keras' own distributed validation sees each worker's share of every
+    batch: here every worker scores every image with the same (synchronised) weights and gets the same
+    ``val_loss`` and ``val_accuracy``. Put it first, so the callbacks after it read these figures.
+    """
+
+    def __init__(self, net, source, labels, binary: bool, eager: bool = False):
+        super().__init__()
+        self.net, self.source, self.labels, self.binary, self.eager = net, source, labels, binary, eager
+
+    def on_epoch_end(self, epoch, logs=None):
+        import numpy as np
+
+        from edgecnn.train.features import predict
+
+        probs = np.clip(predict(self.net, self.source, eager=self.eager).astype(np.float64), 1e-7, 1 - 1e-7)
+        if self.binary:
+            p, y = probs.reshape(-1), self.labels.astype(np.float64)
+            loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+            accuracy = np.mean((p > 0.5) == (y > 0.5))
+        else:
+            loss = -np.mean(np.log(probs[np.arange(len(self.labels)), self.labels]))
+            accuracy = np.mean(probs.argmax(axis=1) == self.labels)
+        if logs is not None:
+            logs.update(val_loss=float(loss), val_accuracy=float(accuracy))
+
+
 class BestWeights(_keras_callback()):
     """Keeps the weights of the best epoch so far (in memory and as a checkpoint file), across fit() calls.
 

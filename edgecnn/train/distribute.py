@@ -100,13 +100,11 @@ def per_worker_batch(batch_size: int, cluster: Cluster) -> int:
     return batch_size // cluster.count
 
 
-def validation_options():
-    """Every worker validates on the whole validation set (no sharding): the same figures everywhere."""
+def barrier(strategy) -> None:
+    """Wait until every worker gets here (a one-number all-reduce)."""
     import tensorflow as tf
 
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return options
+    strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
 def _patch_keras_for_multi_worker() -> None:

@@ -20,7 +20,9 @@ from edgecnn.data.records import RecordFile
 
 log = logging.getLogger("edgecnn.train")
 
-FEATURE_DTYPE = np.float16  # stored activations: half the disk and page cache; ~1e-3 relative rounding
+# Stored activations keep full precision: float16 would flush small activations to zero and overflow
+# large ones (a network's range is not known in advance), and the page cache absorbs the size.
+FEATURE_DTYPE = np.float32
 PIXELS_PER_BATCH = 8 * 128 * 128  # extraction batch: 8 images at 128 px (MobileNet runs fastest near this on CPU)
 
 
@@ -101,7 +103,7 @@ def batch_for(size: tuple[int, int]) -> int:
 def extract(net, source, positions: np.ndarray, folder: Path, names: list[str], *, augmentation=None,
             eager: bool = False, description: str = "features") -> tuple[list[RecordFile], float]:
     """Run ``net`` (inference mode) on the images at ``positions`` of ``source`` (after ``augmentation`` when
-    given); store each output ``names[i]`` as ``folder/<name>.f16``. Returns the stores and the seconds taken."""
+    given); store each output ``names[i]`` as ``folder/<name>.f32``. Returns the stores and the seconds taken."""
     import tensorflow as tf
 
     from edgecnn.progress import live
@@ -110,7 +112,7 @@ def extract(net, source, positions: np.ndarray, folder: Path, names: list[str], 
     batch = batch_for(tuple(source.shape[:2]))
     outputs = net.outputs
     folder.mkdir(parents=True, exist_ok=True)
-    stores = [RecordFile.create(folder / f"{name}.f16", len(positions), tuple(out.shape[1:]), FEATURE_DTYPE)
+    stores = [RecordFile.create(folder / f"{name}.f32", len(positions), tuple(out.shape[1:]), FEATURE_DTYPE)
               for name, out in zip(names, outputs)]
     call = _inference(net, eager)
     ds = tf.data.Dataset.from_tensor_slices(np.asarray(positions, dtype=np.int64)).batch(batch)

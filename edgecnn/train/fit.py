@@ -124,7 +124,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> RunResult:
     Progress goes to the ``edgecnn.train`` logger: at INFO, or at DEBUG with ``config.verbose = 0``.
     In a cluster (``TF_CONFIG``) every worker calls this; only the chief writes ``config.out``.
     """
-    from edgecnn.train.distribute import make_strategy, resolve_cluster
+    from edgecnn.train.distribute import barrier, make_strategy, resolve_cluster
 
     cluster = resolve_cluster(config.cluster, config.worker_index)
     spec = resolve(config, writes=cluster.is_chief)
@@ -156,10 +156,14 @@ def train(config: TrainConfig, callbacks: list | None = None) -> RunResult:
         run.session.close()
     if run_dir is None:
         log.log(level, f"worker {cluster.rank}: done; the chief writes the run directory")
-        return RunResult(None, None, None, run.metrics(data_seconds), val_data, run.interrupted)
-    return report.write_run(run_dir, model, config, spec, train_data, val_data, run.history, run.best,
-                            timing=run.metrics(data_seconds), interrupted=run.interrupted, val_probs=probs,
-                            level=level)
+        result = RunResult(None, None, None, run.metrics(data_seconds), val_data, run.interrupted)
+    else:
+        result = report.write_run(run_dir, model, config, spec, train_data, val_data, run.history, run.best,
+                                  timing=run.metrics(data_seconds), interrupted=run.interrupted, val_probs=probs,
+                                  level=level)
+    if cluster.multi_worker:
+        barrier(strategy)  # workers leave together, after the chief has written the run directory
+    return result
 
 
 class _Run:
@@ -225,7 +229,7 @@ class _Run:
         return [cut] if cut is not None else []
 
     def _fit_phase(self, index: int, phase: str, epochs: int, total: int, later: list[str]) -> None:
-        from edgecnn.train.callbacks import EpochLogger, StepBar
+        from edgecnn.train.callbacks import EpochLogger, LocalValidation, StepBar
         from edgecnn.train.dataset import steps
 
         started = time.perf_counter()
@@ -239,6 +243,8 @@ class _Run:
         logger = EpochLogger(total, phase, self.level)
         callbacks = [logger, StepBar(total, phase, per_epoch, self.batch), self.best, *_schedule(self.config),
                      *self.callbacks]
+        if self.cluster.multi_worker:  # each worker validates on everything itself (see LocalValidation)
+            callbacks.insert(0, LocalValidation(data.net, data.val, data.val_labels, self.spec.binary))
         fit_started = time.perf_counter()
         try:
             data.net.fit(train_ds, steps_per_epoch=per_epoch, validation_data=val_ds, initial_epoch=self.epoch,
@@ -252,17 +258,15 @@ class _Run:
 
     def _datasets(self, data, epochs: int, index: int):
         from edgecnn.train.dataset import eval_dataset, train_dataset
-        from edgecnn.train.distribute import validation_options
 
         def make_train(_context=None):
             return train_dataset(data.train, data.labels, self.batch, epochs=epochs,
                                  seed=self.config.seed + 1000 * index, augmentation=data.augmentation,
                                  binary=self.spec.binary, class_weight=self.class_weight, positions=data.positions)
 
-        val_ds = eval_dataset(data.val, data.val_labels, self.config.batch_size, binary=self.spec.binary)
-        if not self.cluster.multi_worker:
-            return make_train(), val_ds
-        return self.strategy.distribute_datasets_from_function(make_train), val_ds.with_options(validation_options())
+        if self.cluster.multi_worker:  # validation: LocalValidation
+            return self.strategy.distribute_datasets_from_function(make_train), None
+        return make_train(), eval_dataset(data.val, data.val_labels, self.config.batch_size, binary=self.spec.binary)
 
     def _record(self, phase: str, epochs: int, data, seconds: float, fit_seconds: float) -> None:
         images = len(data.positions) * epochs
