@@ -75,6 +75,6 @@ def _progress(unit: str, scale: float, force: bool):
             speed = task.finished_speed or task.speed
             return Text(f"{speed * scale:,.1f} {unit}/s" if speed else "", style="progress.data.speed")
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), Rate(),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                     console=Console(stderr=True, force_terminal=force or None), transient=True, redirect_stdout=False)

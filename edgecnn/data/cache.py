@@ -40,7 +40,8 @@ from edgecnn.errors import DataError
 log = logging.getLogger("edgecnn.data")
 
 CACHE_ENV = "EDGECNN_CACHE_DIR"
-# Bump when decode.py's rules or this layout change: entries made by another version are rebuilt.
+# Bump when this layout changes: entries made by another version are rebuilt (as they are when decode.py,
+# Pillow or OpenCV change: the fingerprint includes them).
 CACHE_VERSION = 1
 INDEX_FILE = "index.json"
 CHUNK = 32  # files per task sent to a worker process
@@ -187,7 +188,10 @@ def _entry_dir(root: Path, size: tuple[int, int]) -> Path:
 
 
 def _decoder_identity() -> str:
-    versions = [f"edgecnn-cache-{CACHE_VERSION}"]
+    from edgecnn.data import decode
+
+    rules = hashlib.sha256(Path(decode.__file__).read_bytes()).hexdigest()[:12]
+    versions = [f"edgecnn-cache-{CACHE_VERSION}", f"decode.py-{rules}"]
     for module in ("PIL", "cv2"):
         try:
             versions.append(f"{module}-{__import__(module).__version__}")
@@ -276,7 +280,8 @@ def _decode_chunk(store: RecordFile, size: tuple[int, int], items: list[tuple[in
     failed = []
     for slot, path in items:
         try:
-            store.write(slot, resize(decode_rgb(path), size))
+            rgb = decode_rgb(path)
+            store.write(slot, rgb if rgb.shape[:2] == size else resize(rgb, size))  # no OpenCV when it fits
         except DataError as exc:
             failed.append((slot, str(exc)))
     store.close()
@@ -288,7 +293,8 @@ def _decode_all(store: RecordFile, paths: list[str], size: tuple[int, int], work
     """Decode every path into ``store`` (slot = position), across ``workers`` processes when worth it."""
     from edgecnn.progress import live
 
-    chunks = [list(enumerate(paths))[i:i + CHUNK] for i in range(0, len(paths), CHUNK)]
+    items = list(enumerate(paths))
+    chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
     failed: list[tuple[int, str]] = []
     with live(len(paths), description) as bar:
         pending = chunks

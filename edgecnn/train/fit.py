@@ -241,7 +241,8 @@ class _Run:
         train_ds, val_ds = self._datasets(data, epochs, index)
         per_epoch = steps(len(data.positions), self.batch)
         logger = EpochLogger(total, phase, self.level)
-        callbacks = [logger, StepBar(total, phase, per_epoch, self.batch), self.best, *_schedule(self.config),
+        # The bar closes before the epoch line is logged, so the line is never drawn over.
+        callbacks = [StepBar(total, phase, per_epoch, self.batch), logger, self.best, *_schedule(self.config),
                      *self.callbacks]
         if self.cluster.multi_worker:  # each worker validates on everything itself (see LocalValidation)
             callbacks.insert(0, LocalValidation(data.net, data.val, data.val_labels, self.spec.binary))
