@@ -45,6 +45,10 @@ class ValidationError(ExportError):
     """An exported model disagrees with the Keras model beyond its tolerance."""
 
 
+class ClusterError(EdgeCNNError):
+    """A worker of a multi-worker training cluster stopped or cannot be reached."""
+
+
 class SourceError(EdgeCNNError):
     """A camera, stream, video file or image folder that cannot be opened or read."""
 

@@ -61,7 +61,7 @@ class StepBar(_keras_callback()):
 
     def on_train_batch_end(self, batch, logs=None):
         if self._bar is not None:
-            self._bar.advance()
+            self._bar.update(batch + 1)  # the step just done (Keras may run several steps per call)
 
     def on_test_begin(self, logs=None):
         if self._bar is not None:

@@ -12,11 +12,15 @@ evenly across workers, and each worker trains on its own shard of the images.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 
-from edgecnn.errors import UsageError
+from edgecnn.errors import ClusterError, UsageError, first_line
+
+log = logging.getLogger("edgecnn.train")
 
 TF_CONFIG = "TF_CONFIG"
 
@@ -87,6 +91,8 @@ def make_strategy(cluster: Cluster):
     import tensorflow as tf
 
     if cluster.multi_worker:
+        log.info(f"cluster: this is worker {cluster.rank} of {cluster.count}"
+                 f"{' (the chief)' if cluster.is_chief else ''}; waiting for every worker to join")
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         _patch_keras_for_multi_worker()
         return strategy
@@ -98,6 +104,22 @@ def per_worker_batch(batch_size: int, cluster: Cluster) -> int:
         raise UsageError(f"--batch-size {batch_size} is the global batch and must divide evenly among "
                          f"{cluster.count} workers; use a multiple of {cluster.count}")
     return batch_size // cluster.count
+
+
+@contextlib.contextmanager
+def worker_failures(cluster: Cluster):
+    """A worker that stops mid-training breaks every collective step: one clear error instead of a traceback."""
+    if not cluster.multi_worker:
+        yield
+        return
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError) as exc:
+        raise ClusterError(f"worker {cluster.rank}: another worker of the cluster stopped or cannot be reached "
+                           f"({type(exc).__name__}: {first_line(exc, 160)}); start every worker again") from None
 
 
 def barrier(strategy) -> None:

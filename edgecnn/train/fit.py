@@ -93,12 +93,18 @@ def resolve(config: TrainConfig, writes: bool = True):
     return spec
 
 
-def _compile(model, learning_rate: float, binary: bool, eager: bool) -> None:
+def _compile(model, learning_rate: float, binary: bool, eager: bool, steps_per_execution: int = 1) -> None:
     import keras
 
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-                  metrics=["accuracy"], run_eagerly=eager)
+                  metrics=["accuracy"], run_eagerly=eager, steps_per_execution=steps_per_execution)
+
+
+def _steps_per_execution(per_epoch: int, most: int = 16) -> int:
+    """Steps per call into the graph for small steps (a head on stored features): the largest divisor of the
+    epoch's steps up to ``most``, so that no call runs into the next epoch's batches."""
+    return max(n for n in range(1, most + 1) if per_epoch % n == 0)
 
 
 def _build(config: TrainConfig, spec, num_classes: int):
@@ -124,7 +130,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> RunResult:
     Progress goes to the ``edgecnn.train`` logger: at INFO, or at DEBUG with ``config.verbose = 0``.
     In a cluster (``TF_CONFIG``) every worker calls this; only the chief writes ``config.out``.
     """
-    from edgecnn.train.distribute import barrier, make_strategy, resolve_cluster
+    from edgecnn.train.distribute import barrier, make_strategy, resolve_cluster, worker_failures
 
     cluster = resolve_cluster(config.cluster, config.worker_index)
     spec = resolve(config, writes=cluster.is_chief)
@@ -150,7 +156,8 @@ def train(config: TrainConfig, callbacks: list | None = None) -> RunResult:
         model = _build(config, spec, len(train_data.class_names))
     run = _Run(config, spec, model, strategy, cluster, train_data, val_data, run_dir, level, callbacks or [])
     try:
-        run.fit_phases()
+        with worker_failures(cluster):
+            run.fit_phases()
         probs = run.val_probabilities() if run_dir is not None else None
     finally:
         run.session.close()
@@ -162,7 +169,8 @@ def train(config: TrainConfig, callbacks: list | None = None) -> RunResult:
                                   timing=run.metrics(data_seconds), interrupted=run.interrupted, val_probs=probs,
                                   level=level)
     if cluster.multi_worker:
-        barrier(strategy)  # workers leave together, after the chief has written the run directory
+        with worker_failures(cluster):
+            barrier(strategy)  # workers leave together, after the chief has written the run directory
     return result
 
 
@@ -236,10 +244,11 @@ class _Run:
         self._set_trainable(phase)
         data = self.session.prepare(phase, self._later_cuts(phase, later))
         learning_rate = self.config.resolved_fine_tune_lr if phase == "fine-tune" else self.config.learning_rate
-        with self.scope():
-            _compile(data.net, learning_rate, self.spec.binary, self.config.eager)
-        train_ds, val_ds = self._datasets(data, epochs, index)
         per_epoch = steps(len(data.positions), self.batch)
+        with self.scope():
+            _compile(data.net, learning_rate, self.spec.binary, self.config.eager,
+                     _steps_per_execution(per_epoch) if data.split else 1)
+        train_ds, val_ds = self._datasets(data, epochs, index)
         logger = EpochLogger(total, phase, self.level)
         # The bar closes before the epoch line is logged, so the line is never drawn over.
         callbacks = [StepBar(total, phase, per_epoch, self.batch), logger, self.best, *_schedule(self.config),
@@ -267,7 +276,8 @@ class _Run:
 
         if self.cluster.multi_worker:  # validation: LocalValidation
             return self.strategy.distribute_datasets_from_function(make_train), None
-        return make_train(), eval_dataset(data.val, data.val_labels, self.config.batch_size, binary=self.spec.binary)
+        val_batch = self.config.batch_size if data.split is None else max(self.config.batch_size, 256)
+        return make_train(), eval_dataset(data.val, data.val_labels, val_batch, binary=self.spec.binary)
 
     def _record(self, phase: str, epochs: int, data, seconds: float, fit_seconds: float) -> None:
         images = len(data.positions) * epochs

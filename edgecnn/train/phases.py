@@ -33,12 +33,23 @@ from edgecnn.train import features
 log = logging.getLogger("edgecnn.train")
 
 
+STALE_SECONDS = 7 * 24 * 3600  # scratch folders of runs killed outright are removed after a week
+
+
 def _scratch_folder() -> Path:
     """A private folder for this run's activations, beside the image cache (a disk sized for datasets)."""
+    import time
+
     from edgecnn.data.cache import cache_root
 
     parent = cache_root() / "features"
     parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.glob("run-*"):
+        try:
+            if time.time() - old.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
     return Path(tempfile.mkdtemp(prefix="run-", dir=parent))
 
 
