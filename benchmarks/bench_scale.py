@@ -273,15 +273,16 @@ def main() -> int:
     from edgecnn.machine import machine_info
 
     results: dict = {"machine": machine_info(), "load_average_at_start": os.getloadavg(), "base": args.base}
-    for part in parts:
-        results[part] = globals()[f"part_{part}"](args, work)
-    results["load_average_at_end"] = os.getloadavg()
-    results["targets"] = targets(results)
-    for row in results["targets"]:
-        _say(f"{'ok  ' if row['ok'] else 'MISS'} {row['target']}: {row['value']}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    for part in parts:  # saved after each part, so a long run that is stopped keeps what it measured
+        results[f"load_average_before_{part}"] = os.getloadavg()
+        results[part] = globals()[f"part_{part}"](args, work)
+        results["load_average_at_end"] = os.getloadavg()
+        results["targets"] = targets(results)
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    for row in results["targets"]:
+        _say(f"{'ok  ' if row['ok'] else 'MISS'} {row['target']}: {row['value']}")
     _say(f"saved {out}")
     return 0
 

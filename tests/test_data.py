@@ -221,6 +221,59 @@ def test_worker_processes_decode_the_same_pixels(tmp_path, monkeypatch):
     np.testing.assert_array_equal(parallel.read(), _expected(parallel.paths))
 
 
+def _snapshot(root: Path) -> list:
+    return sorted((p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+
+def test_cache_goes_where_the_variable_says_and_the_data_folder_is_left_alone(tmp_path, monkeypatch):
+    from edgecnn.data import cache, open_folder
+
+    root = make_messy_folder(tmp_path / "data", with_empty_class=False)
+    before = _snapshot(root)
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "elsewhere"))
+    data = open_folder(root, SIZE)
+    assert Path(data.cache).parent == tmp_path / "elsewhere" / "images" and len(data.skipped) == 2
+    assert _snapshot(root) == before  # not a file added, changed or touched (folders' mtimes included)
+
+
+CONCURRENT_OPEN = """
+import hashlib, logging, sys, time
+from edgecnn.data import cache, open_folder
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+build = cache._build
+def slow_build(*args, **kwargs):  # holds the lock long enough for the other process to arrive
+    time.sleep(1.0)
+    return build(*args, **kwargs)
+cache._build = slow_build
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # both processes look for the entry at once
+print(hashlib.sha256(open_folder(sys.argv[1], 16, workers=1).read().tobytes()).hexdigest())
+"""
+
+
+def test_two_processes_opening_a_new_folder_at_once_build_it_once(tmp_path):
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    import time
+
+    root = _folder_of(tmp_path, 4)
+    env = {**os.environ, "EDGECNN_CACHE_DIR": str(tmp_path / "shared-cache")}
+    start = str(time.time() + 3.0)
+    children = [subprocess.Popen([sys.executable, "-c", CONCURRENT_OPEN, str(root), start], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [child.communicate(timeout=120) for child in children]
+    assert [child.returncode for child in children] == [0, 0], outputs
+    from edgecnn.data import open_folder
+
+    paths = open_folder(root, 16).paths  # (this test's own cache folder)
+    expected = hashlib.sha256(_expected(paths, 16).tobytes()).hexdigest()
+    assert [out.strip() for out, _ in outputs] == [expected, expected]
+    assert sum("data: decoded" in err for _, err in outputs) == 1  # one built it, the other waited and reused it
+    entry = next((tmp_path / "shared-cache" / "images").iterdir())
+    assert sorted(p.name.split("-")[0] for p in entry.iterdir()) == [".lock", "index.json", "pixels"]
+
+
 def test_validation_folder_takes_the_training_class_order(tmp_path):
     from edgecnn.data import open_folder
 

@@ -124,15 +124,16 @@ def open_folder(root: str | os.PathLike, img_size: int | tuple[int, int], class_
     files = sorted({path for path, _ in scan.files}, key=lambda p: p.relative_to(scan.root).as_posix())
     entry = _entry_dir(scan.root, size)
     fingerprint = _fingerprint(scan.root, files, size)
-    index = _read_index(entry, fingerprint)
-    if index is None:
+    index, store = _read_index(entry, fingerprint), None
+    if index is not None:
+        log.debug(f"data: {len(files)} files of {scan.root} at {size[0]}x{size[1]} from the cache {entry}")
+        store = _open_pixels(entry, index, size, len(files))
+    if store is None:  # none yet, or another process replaced it between our reading the index and the pixels
         with _locked(entry):
             index = _read_index(entry, fingerprint)  # another process may have built it meanwhile
             if index is None:
                 index = _build(entry, scan.root, files, size, fingerprint, workers or cpu_workers())
-    else:
-        log.debug(f"data: {len(files)} files of {scan.root} at {size[0]}x{size[1]} from the cache {entry}")
-    store = RecordFile(entry / index["pixels"], (*size, 3), np.uint8, count=len(files))
+            store = _open_pixels(entry, index, size, len(files))  # under the lock: nobody replaces it now
     failed = {int(k): v for k, v in index["skipped"].items()}
     slot_of = {path: i for i, path in enumerate(files)}
     slots, labels, paths, skipped = [], [], [], []
@@ -216,6 +217,17 @@ def _read_index(entry: Path, fingerprint: str) -> dict | None:
     if index.get("fingerprint") != fingerprint or not (entry / str(index.get("pixels"))).is_file():
         return None
     return index
+
+
+def _open_pixels(entry: Path, index: dict, size: tuple[int, int], count: int) -> RecordFile | None:
+    """The entry's pixel file, opened now (a file another process deletes later stays readable through the
+    open descriptor); None when it is already gone."""
+    store = RecordFile(entry / index["pixels"], (*size, 3), np.uint8, count=count)
+    try:
+        store.open()
+    except FileNotFoundError:
+        return None
+    return store
 
 
 @contextlib.contextmanager

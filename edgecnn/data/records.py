@@ -48,6 +48,11 @@ class RecordFile:
         state["_fd"] = state["_fd_pid"] = None
         return state
 
+    def open(self) -> "RecordFile":
+        """Open the file now (reads otherwise open it on first use); FileNotFoundError when it is gone."""
+        self._descriptor()
+        return self
+
     def _descriptor(self) -> int:
         if self._fd is None or self._fd_pid != os.getpid():
             self._fd = os.open(self.path, os.O_RDWR if self._writable else os.O_RDONLY)
