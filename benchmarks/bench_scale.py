@@ -15,6 +15,8 @@ Parts (``--parts``, comma-separated; default all of them):
   training images: copies under other names, built once under ``--work``); ``--rss-base`` measures the
   baseline too.
 - ``workers``: the 2-worker test of tests/test_train.py.
+- ``intervals`` (after ``readme``, same ``--work``): each README run's validation accuracy with its 95 % interval
+  and each edgecnn run minus the baseline run of its seed, paired on the same images (exact McNemar interval).
 
 Results: a summary on stdout, everything in ``--out`` (JSON): each measurement, medians, the ratios and the
 issue's targets (#14). Timings are wall-clock on whatever else the machine runs: compare ratios from one run.
@@ -36,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGECNN_SHARED", REPO / ".." / "shared")).resolve()
 FLOWERS = SHARED / "data" / "flowers5"
 WEIGHTS = SHARED / "weights" / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
-PARTS = ("loading", "readme", "rss", "workers")
+PARTS = ("loading", "readme", "rss", "workers", "intervals")
 README_ARGS = ["--arch", "mobilenet_v2", "--img-size", "128", "--weights", str(WEIGHTS), "--epochs", "3",
                "--fine-tune-epochs", "4", "--fine-tune-layers", "40"]
 # Runs a command, then prints its wall time and the peak RSS of the largest process it started.
@@ -221,6 +223,48 @@ def part_workers(args, work: Path) -> dict:
     return {"passed": passed, "seconds": time.perf_counter() - started}
 
 
+def _correct(run: Path, val):
+    """Which validation images the run's model gets right (its own labels.txt order mapped to ``val``'s)."""
+    import numpy as np
+
+    from edgecnn.train.evaluate import load_trained
+    from edgecnn.train.features import predict
+
+    net, labels, _, _ = load_trained(run)
+    order = np.asarray([labels.index(name) for name in val.class_names])
+    return np.argmax(predict(net, val), axis=1) == order[val.labels]
+
+
+def part_intervals(args, work: Path) -> dict:
+    """Each README run's validation accuracy with its 95 % interval, and each edgecnn run (and ``--compare`` run)
+    minus the baseline run of the same seed on the same 866 images (paired, exact McNemar interval)."""
+    from edgecnn.data import open_folder
+    from edgecnn.export.stats import clopper_pearson, paired_difference
+
+    val = open_folder(FLOWERS / "val", 128)
+    runs = sorted(p for p in (work / "readme").glob("*-seed*") if (p / "model.keras").is_file())
+    runs += [Path(p) for p in args.compare or []]
+    correct, rows = {}, []
+    for run in runs:
+        seed = json.loads((run / "config.json").read_text())["seed"]
+        hits = _correct(run, val)
+        correct[run] = (seed, hits)
+        low, high = clopper_pearson(int(hits.sum()), len(hits))
+        rows.append({"run": str(run), "seed": seed, "val_accuracy": float(hits.mean()), "interval_95": [low, high]})
+        _say(f"intervals {run}: seed {seed}, val {hits.mean():.4f} [{low:.4f}, {high:.4f}]")
+    base = {seed: hits for run, (seed, hits) in correct.items() if run.name.startswith("base-")}
+    pairs = []
+    for run, (seed, hits) in correct.items():
+        if run.name.startswith("base-") or seed not in base:
+            continue
+        diff = paired_difference(base[seed], hits)
+        pairs.append({"run": str(run), "seed": seed, "difference": diff.difference, "gained": diff.gained,
+                      "lost": diff.lost, "interval_95": [diff.low, diff.high]})
+        _say(f"intervals {run} - base seed {seed}: {diff.difference:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}] "
+             f"({diff.gained} gained, {diff.lost} lost)")
+    return {"images": len(val), "runs": rows, "paired_vs_base": pairs}
+
+
 def targets(results: dict) -> list[dict]:
     """The issue's "done when" figures that this run measured."""
     rows = []
@@ -255,6 +299,8 @@ def main() -> int:
     parser.add_argument("--load-rounds", type=int, default=5)
     parser.add_argument("--readme-rounds", type=int, default=2)
     parser.add_argument("--rss-base", action="store_true", help="also measure the baseline's peak RSS (slow at 10x)")
+    parser.add_argument("--compare", nargs="*", metavar="RUN", help="intervals: more run folders to compare with "
+                        "the baseline run of their seed")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "scale.json"))
     parser.add_argument("--child-code", help=argparse.SUPPRESS)
     parser.add_argument("--child-load", action="store_true", help=argparse.SUPPRESS)
