@@ -17,6 +17,10 @@ from edgecnn.machine import cores, cpu_features, cpu_model, cpuinfo, package_ver
 from edgecnn.table import text_table
 
 INSTALL_DEVICE = "pip install 'edgecnn[device]'"
+ARM32 = ("armv7l", "armv6l", "armv8l")
+NO_ARM32_WHEELS = ("32-bit ARM Python ({arch}): PyPI has no numpy 2, LiteRT (ai-edge-litert) or ONNX Runtime wheels "
+                   "for it, so the device runtimes cannot be installed; install the 64-bit OS (Raspberry Pi OS 64-bit, "
+                   "aarch64)")
 
 
 @dataclass
@@ -57,22 +61,37 @@ def display() -> dict:
     return {"x11": x11, "wayland": wayland, "available": bool(x11 or wayland)}
 
 
-def diagnose(import_tensorflow: bool = False) -> Report:
+def architecture() -> str:
+    """The architecture this Python runs as: armv7l for a 32-bit userland on a 64-bit ARM kernel, where
+    ``uname -m`` says aarch64 (32-bit Raspberry Pi OS on a Pi 4/5)."""
     import platform
+    import struct
 
+    machine = platform.machine()
+    if machine.lower() in ("aarch64", "arm64") and struct.calcsize("P") == 4:
+        return "armv7l"
+    return machine
+
+
+def diagnose(import_tensorflow: bool = False) -> Report:
     from edgecnn.runtime.load import probe_backends
 
     backends = [asdict(b) for b in probe_backends(import_tensorflow=import_tensorflow)]
     info = cpuinfo()
     report = Report(backends, package_versions(), cpu_model(info), cpu_features(info), cores(),
-                    platform.machine(), cameras(), display())
+                    architecture(), cameras(), display())
     report.advice = advice(report)
     return report
 
 
 def advice(report: Report) -> list[str]:
     out = []
-    if not report.ok:
+    if report.architecture in ARM32:
+        out.append(NO_ARM32_WHEELS.format(arch=report.architecture))
+    elif report.architecture == "aarch64" and report.cpu_features and "asimddp" not in report.cpu_features:
+        out.append("no int8 dot-product instructions (asimddp) on this CPU (e.g. the Pi 4's Cortex-A72): int8 "
+                   "models gain less over float32 here; compare them with edgecnn benchmark")
+    if not report.ok and report.architecture not in ARM32:
         out.append(f"no inference backend works: install one with {INSTALL_DEVICE} "
                    f"(LiteRT for .tflite and ONNX Runtime for .onnx)")
     for b in report.backends:
@@ -105,6 +124,7 @@ def render(report: Report) -> str:
     if report.advice:
         lines += [""] + [f"- {a}" for a in report.advice]
     working = [b["module"] for b in report.backends if b["available"]]
+    fix = "install the 64-bit OS" if report.architecture in ARM32 else f"run: {INSTALL_DEVICE}"
     lines += ["", f"OK: inference works with {', '.join(working)}" if report.ok else
-              f"NOT OK: no inference backend; run: {INSTALL_DEVICE}"]
+              f"NOT OK: no inference backend; {fix}"]
     return "\n".join(lines)

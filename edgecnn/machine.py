@@ -16,9 +16,14 @@ PACKAGES = ("edgecnn", "numpy", "opencv-python-headless", "opencv-python", "ai-e
             "onnxruntime", "tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "picamera2", "psutil", "rich",
             "matplotlib")
 
-# CPU flags worth knowing for inference speed, by the name /proc/cpuinfo uses.
-INTERESTING_FLAGS = ("neon", "asimd", "asimddp", "fphp", "asimdhp", "sse4_2", "avx", "avx2", "fma",
-                     "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+# CPU flags worth knowing for inference speed, by the name /proc/cpuinfo uses. ARM: asimddp (int8 dot product:
+# Cortex-A55/A76 and later, not the Pi 4's A72), i8mm (int8 matrix multiply), fphp/asimdhp (float16), atomics (LSE).
+INTERESTING_FLAGS = ("neon", "asimd", "asimddp", "i8mm", "fphp", "asimdhp", "atomics", "sve", "sse4_2", "avx", "avx2",
+                     "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+# ARM Ltd. cores by /proc/cpuinfo's "CPU part" (implementer 0x41), for the boards edgecnn targets.
+ARM_CORES = {"0xd03": "Cortex-A53", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57", "0xd08": "Cortex-A72",
+             "0xd09": "Cortex-A73", "0xd0b": "Cortex-A76", "0xd0c": "Neoverse-N1", "0xd41": "Cortex-A78"}
 
 
 def cpuinfo(path: str | Path = "/proc/cpuinfo") -> dict[str, str]:
@@ -36,11 +41,13 @@ def cpuinfo(path: str | Path = "/proc/cpuinfo") -> dict[str, str]:
 
 
 def cpu_model(info: dict[str, str] | None = None) -> str:
+    """The CPU (x86 ``model name``) or board (ARM ``Model``), with the ARM core when cpuinfo names it."""
     info = cpuinfo() if info is None else info
+    core = ARM_CORES.get(info.get("CPU part", "").lower()) if info.get("CPU implementer") == "0x41" else None
     for key in ("model name", "Model", "Hardware", "cpu model"):
         if info.get(key):
-            return info[key]
-    return platform.processor() or platform.machine() or "unknown"
+            return f"{info[key]} ({core})" if core and core not in info[key] else info[key]
+    return core or platform.processor() or platform.machine() or "unknown"
 
 
 def cpu_flags(info: dict[str, str] | None = None) -> set[str]:

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from edgecnn.doctor import INSTALL_DEVICE
+from edgecnn.doctor import INSTALL_DEVICE, Report, advice, render
 from edgecnn.machine import cpu_features, cpu_model
 
 BLOCKED = ("ai_edge_litert", "tflite_runtime", "tensorflow", "onnxruntime", "keras")
@@ -46,3 +46,30 @@ def test_cpu_model_and_features_from_cpuinfo_blocks():
     assert cpu_model(x86) == "Intel Xeon" and cpu_features(x86) == ["sse4_2", "avx", "avx2", "fma", "avx512f",
                                                                      "avx512_vnni"]
     assert cpu_model(arm) == "Raspberry Pi 5 Model B" and cpu_features(arm) == ["asimd", "asimddp"]
+
+
+def _report(arch, features, ok=True):
+    backend = {"backend": "litert", "module": "ai_edge_litert", "available": ok, "version": "2.3.0", "detail": ""}
+    display = {"available": True, "x11": ":0", "wayland": None}
+    return Report([backend], {}, "board", features, {"logical": 4, "usable": 4}, arch, [], display)
+
+
+def test_pi_cpuinfo_names_the_core_and_the_int8_features():
+    pi4 = {"Features": "fp asimd evtstrm crc32 cpuid", "CPU implementer": "0x41", "CPU part": "0xd08",
+           "Model": "Raspberry Pi 4 Model B Rev 1.4"}
+    pi5 = {"Features": "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop "
+                       "asimddp", "CPU implementer": "0x41", "CPU part": "0xd0b", "Model": "Raspberry Pi 5 Model B Rev 1.0"}
+    assert cpu_model(pi4) == "Raspberry Pi 4 Model B Rev 1.4 (Cortex-A72)" and cpu_features(pi4) == ["asimd"]
+    assert cpu_model(pi5) == "Raspberry Pi 5 Model B Rev 1.0 (Cortex-A76)"
+    assert cpu_features(pi5) == ["asimd", "asimddp", "fphp", "asimdhp", "atomics"]
+    pi4_advice = " ".join(advice(_report("aarch64", cpu_features(pi4))))
+    assert "no int8 dot-product instructions (asimddp)" in pi4_advice
+    assert "asimddp" not in " ".join(advice(_report("aarch64", cpu_features(pi5))))
+
+
+def test_32bit_arm_says_there_are_no_wheels_instead_of_pip_install():
+    report = _report("armv7l", ["neon"], ok=False)
+    report.advice = advice(report)
+    text = render(report)
+    assert "32-bit ARM Python (armv7l)" in text and "no numpy 2, LiteRT (ai-edge-litert) or ONNX Runtime wheels" in text
+    assert "NOT OK: no inference backend; install the 64-bit OS" in text and INSTALL_DEVICE not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 import json
 
 import numpy as np
@@ -11,6 +12,10 @@ from PIL import Image
 from edgecnn.cli import main
 from edgecnn.errors import ModelError
 from edgecnn.train.metrics import classification_metrics
+
+# Train-side: needs the train extra (TensorFlow/Keras, scikit-learn); a device installs only the device extra.
+pytestmark = pytest.mark.skipif(not all(find_spec(m) for m in ("keras", "sklearn")),
+                                reason="needs the train extra (TensorFlow/Keras, scikit-learn)")
 
 
 def _run_dir(tmp_path, arch: str, classes: list[str], size: int = 32):
