@@ -39,6 +39,7 @@ import rootfs  # noqa: E402
 BOARDS = {"raspberry-pi-4": "cortex-a72", "raspberry-pi-5": "cortex-a76"}  # board -> QEMU_CPU
 ALIASES = {"pi4": "raspberry-pi-4", "pi5": "raspberry-pi-5"}
 SKIP = 75
+PYPI = "https://pypi.org/simple/pip/"
 TEST_DEPS = ("pytest", "pillow", "onnx")  # what the test suite needs beyond the device extra
 CORAL = "data/coral"
 CORAL_MODEL = "mobilenet_v2_1.0_224_quant.tflite"
@@ -55,8 +56,7 @@ def say(message: str) -> None:
 
 
 def banner(message: str) -> None:
-    line = "!" * min(100, len(message) + 8)
-    print(f"\n{line}\n!!! {message}\n{line}\n", flush=True)
+    print(f"!!!!!!!!!! {message}", flush=True)
 
 
 def shared_dir() -> Path:
@@ -163,6 +163,9 @@ class Board:
         env = {"QEMU_CPU": self.qemu_cpu, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
         layer = venv_layer(self.wheel, self.name)
         reuse = self.args.smoke and layer.is_dir()
+        problem = None if reuse else rootfs.reachable(PYPI)
+        if problem:
+            raise rootfs.Unavailable(f"cannot install on the board: {problem}")
         with rootfs.Rootfs(self.base, say, env, layers=(layer,) if reuse else ()) as fs:
             fs.set_cpuinfo(HERE / "cpuinfo" / self.name)
             self.stage(fs)
@@ -468,9 +471,20 @@ def main(argv=None) -> int:
     try:
         rootfs.preflight(say)
         base = rootfs.base_rootfs(say)
+        failed = run_boards(args, argv, base)
     except rootfs.Unavailable as exc:
-        banner(f"SKIPPED: emulated Raspberry Pi checks did not run: {exc}")
+        banner(f"SKIPPED: the emulated Raspberry Pi checks did not run: {exc}")
         return SKIP
+    took = time.monotonic() - start
+    if failed:
+        banner(f"FAILED on the emulated {', '.join(failed)} ({took:.0f} s); see the lines marked FAIL above")
+        return 1
+    say(f"all checks passed on {', '.join(args.boards)} (emulated; {took:.0f} s)")
+    return 0
+
+
+def run_boards(args, argv, base: Path) -> list[str]:
+    """Each board in turn; the names of those where a check failed."""
     with tempfile.TemporaryDirectory(prefix="edgecnn-arm64-") as tmp:
         tmp = Path(tmp)
         wheel = build_wheel(readme.install_steps(REPO / "devices" / args.boards[0] / "README.md").build, tmp)
@@ -487,12 +501,7 @@ def main(argv=None) -> int:
             folder = results_folder(args, name)
             if folder:
                 board.write(folder)
-    took = time.monotonic() - start
-    if failed:
-        banner(f"FAILED on the emulated {', '.join(failed)} ({took:.0f} s); see the lines marked FAIL above")
-        return 1
-    say(f"all checks passed on {', '.join(args.boards)} (emulated; {took:.0f} s)")
-    return 0
+    return failed
 
 
 def _portable_arg(arg: str) -> str:

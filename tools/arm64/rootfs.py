@@ -78,6 +78,17 @@ def _enable_binfmt() -> None:
         raise Unavailable("the qemu-aarch64 binfmt entry lacks the F (fix binary) flag: chroots cannot find qemu")
 
 
+def reachable(url: str, timeout: float = 20) -> str | None:
+    """None when ``url`` answers, else why not (the harness skips rather than fails without a registry)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return None
+    except Exception as exc:  # URLError, HTTPError, timeouts, TLS errors: all mean "cannot reach it"
+        return f"{url} unreachable ({exc})"
+
+
 def preflight(say) -> None:
     """Make sure this machine can run arm64 binaries in a chroot, or raise Unavailable saying why not."""
     if os.geteuid() != 0:
@@ -106,7 +117,10 @@ def base_rootfs(say) -> Path:
             return base
         partial = base.with_name(base.name + ".partial")
         _remove_tree(partial)
-        say(f"building the arm64 rootfs in {base} ({RECIPE} {MIRROR}; about 12 minutes, once)")
+        problem = reachable(f"{MIRROR}/dists/{SUITE}/Release")
+        if problem:
+            raise Unavailable(problem)
+        say(f"building the arm64 rootfs in {base} ({RECIPE} {MIRROR}; 12-20 minutes, once)")
         start = time.monotonic()
         proc = _run(["debootstrap", "--arch=arm64", f"--include={','.join(INCLUDE)}", SUITE, str(partial), MIRROR])
         if proc.returncode:
