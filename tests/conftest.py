@@ -1,16 +1,29 @@
-"""Shared fixtures: where ../shared lives, and small real images; the image cache in a private folder."""
+"""Shared fixtures: where ../shared lives, and small real images; the image cache in a private folder; train-side tests
+skip without the train extra."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGECNN_SHARED", REPO / ".." / "shared")).resolve()
+TRAIN_EXTRA = ("keras", "sklearn")  # modules of the train extra that train-side code imports
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``train`` skip where only the device extra is installed (a Raspberry Pi, tools/arm64)."""
+    missing = [name for name in TRAIN_EXTRA if find_spec(name) is None]
+    if missing:
+        skip = pytest.mark.skip(reason=f"needs the train extra ({', '.join(missing)} not installed)")
+        for item in items:
+            if item.get_closest_marker("train"):
+                item.add_marker(skip)
 
 
 def shared_path(*parts: str) -> Path:

@@ -58,7 +58,8 @@ def test_pi_cpuinfo_names_the_core_and_the_int8_features():
     pi4 = {"Features": "fp asimd evtstrm crc32 cpuid", "CPU implementer": "0x41", "CPU part": "0xd08",
            "Model": "Raspberry Pi 4 Model B Rev 1.4"}
     pi5 = {"Features": "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop "
-                       "asimddp", "CPU implementer": "0x41", "CPU part": "0xd0b", "Model": "Raspberry Pi 5 Model B Rev 1.0"}
+                       "asimddp", "CPU implementer": "0x41", "CPU part": "0xd0b",
+           "Model": "Raspberry Pi 5 Model B Rev 1.0"}
     assert cpu_model(pi4) == "Raspberry Pi 4 Model B Rev 1.4 (Cortex-A72)" and cpu_features(pi4) == ["asimd"]
     assert cpu_model(pi5) == "Raspberry Pi 5 Model B Rev 1.0 (Cortex-A76)"
     assert cpu_features(pi5) == ["asimd", "asimddp", "fphp", "asimdhp", "atomics"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.util import find_spec
 import json
 
 import numpy as np
@@ -13,9 +12,7 @@ from edgecnn.cli import main
 from edgecnn.errors import ModelError
 from edgecnn.train.metrics import classification_metrics
 
-# Train-side: needs the train extra (TensorFlow/Keras, scikit-learn); a device installs only the device extra.
-pytestmark = pytest.mark.skipif(not all(find_spec(m) for m in ("keras", "sklearn")),
-                                reason="needs the train extra (TensorFlow/Keras, scikit-learn)")
+pytestmark = pytest.mark.train  # skipped without the train extra (conftest.py)
 
 
 def _run_dir(tmp_path, arch: str, classes: list[str], size: int = 32):

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from importlib.util import find_spec
 import numpy as np
 import pytest
 
 from edgecnn.errors import UsageError
 from edgecnn.models import create_model, get_spec, list_models
 
-# Train-side: needs the train extra (TensorFlow/Keras, scikit-learn); a device installs only the device extra.
-pytestmark = pytest.mark.skipif(not all(find_spec(m) for m in ("keras", "sklearn")),
-                                reason="needs the train extra (TensorFlow/Keras, scikit-learn)")
+pytestmark = pytest.mark.train  # skipped without the train extra (conftest.py)
 
 EXPECTED = {"simple_cnn", "regularized_cnn", "pet_cnn", "residual_cnn", "inception_attention_cnn", "food_cnn",
             "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"}

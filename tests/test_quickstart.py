@@ -1,6 +1,5 @@
 """End to end: built-in digits -> train -> export -> runtime -> comparison table (reduced epochs)."""
 
-from importlib.util import find_spec
 import json
 
 import pytest
@@ -8,9 +7,7 @@ import pytest
 from edgecnn.data.digits import write_digits_dataset
 from edgecnn.data.folder import scan_folder
 
-# Train-side: needs the train extra (TensorFlow/Keras, scikit-learn); a device installs only the device extra.
-pytestmark = pytest.mark.skipif(not all(find_spec(m) for m in ("keras", "sklearn")),
-                                reason="needs the train extra (TensorFlow/Keras, scikit-learn)")
+pytestmark = pytest.mark.train  # skipped without the train extra (conftest.py)
 
 
 def test_digits_dataset_is_a_real_stratified_image_folder(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.util import find_spec
 import json
 
 import numpy as np
@@ -14,9 +13,7 @@ from edgecnn.errors import UsageError
 from edgecnn.train.config import TrainConfig
 from edgecnn.train.fit import train
 
-# Train-side: needs the train extra (TensorFlow/Keras, scikit-learn); a device installs only the device extra.
-pytestmark = pytest.mark.skipif(not all(find_spec(m) for m in ("keras", "sklearn")),
-                                reason="needs the train extra (TensorFlow/Keras, scikit-learn)")
+pytestmark = pytest.mark.train  # skipped without the train extra (conftest.py)
 
 COLOURS = [(220, 40, 40), (40, 200, 40), (40, 40, 220)]
 

@@ -65,7 +65,8 @@ def classify(model: Path, data: Path, exact: bool = False, jobs: int = 1, per_cl
     if missing:
         sys.exit(f"error: {data} has classes the model does not know: {', '.join(missing)}")
     if per_class:
-        scan.files = [(p, i) for i in range(len(scan.class_names)) for p in [p for p, j in scan.files if j == i][:per_class]]
+        by_class = [[p for p, j in scan.files if j == i][:per_class] for i in range(len(scan.class_names))]
+        scan.files = [(p, i) for i, paths in enumerate(by_class) for p in paths]
     paths = [path for path, _ in scan.files]
     if jobs > 1:
         # spawn, not fork: the parent already runs interpreter thread pools, which a fork would copy half-held

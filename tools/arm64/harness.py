@@ -209,7 +209,8 @@ class Board:
         steps = readme.install_steps(REPO / "devices" / self.name / "README.md")
         for user, command in readme.board_commands(steps.board):
             proc = self.run(fs, f"set -e; {command}", "install.txt", user=user)
-            if not self.step(f"README: {_short(command)}", proc.returncode == 0, _tail(proc) if proc.returncode else ""):
+            detail = _tail(proc) if proc.returncode else ""
+            if not self.step(f"README: {_short(command)}", proc.returncode == 0, detail):
                 return False
         proc = self.run(fs, f"{VENV}/bin/pip install -q {' '.join(TEST_DEPS)}", "install.txt")
         if not self.step(f"pip install {' '.join(TEST_DEPS)} (for the test suite)", proc.returncode == 0, _tail(proc)):
@@ -423,7 +424,8 @@ def _export_table(exports: dict | None) -> list[str]:
                       f"accuracy {e['accuracy_x86_exact']['accuracy']:.2%}): board agrees on "
                       f"{e['board_vs_x86_exact']['agreement']:.2%} (max abs diff "
                       f"{e['board_vs_x86_exact']['max_abs_diff']:.4f}); x86's fused kernels agree on "
-                      f"{e['x86_vs_x86_exact']['agreement']:.2%} (max abs diff {e['x86_vs_x86_exact']['max_abs_diff']:.4f})."]
+                      f"{e['x86_vs_x86_exact']['agreement']:.2%} "
+                      f"(max abs diff {e['x86_vs_x86_exact']['max_abs_diff']:.4f})."]
     return lines
 
 

@@ -71,7 +71,8 @@ def _enable_binfmt() -> None:
     if not _binfmt_entry().exists() or "enabled" not in _binfmt_entry().read_text():
         _run(["update-binfmts", "--enable", "qemu-aarch64"])
     if not _binfmt_entry().exists() or "enabled" not in _binfmt_entry().read_text():
-        raise Unavailable("qemu-aarch64 is not registered with binfmt_misc (update-binfmts --enable qemu-aarch64 failed)")
+        raise Unavailable("qemu-aarch64 is not registered with binfmt_misc "
+                          "(update-binfmts --enable qemu-aarch64 failed)")
     flags = next((line.split()[1] for line in _binfmt_entry().read_text().splitlines()
                   if line.startswith("flags:") and len(line.split()) > 1), "")
     if "F" not in flags:
