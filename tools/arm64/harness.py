@@ -21,6 +21,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -131,6 +132,16 @@ def x86_coral(args) -> dict:
     return {Path(r["input"]).name: r["top"][0] for r in _json_lines(proc.stdout)}
 
 
+def host_facts() -> dict:
+    """Where the emulation (and the x86 reference) ran."""
+    qemu = subprocess.run(["qemu-aarch64-static", "--version"], capture_output=True, text=True).stdout
+    sys.path.insert(0, str(REPO))
+    from edgecnn.machine import cpu_model
+
+    return {"rootfs": f"{rootfs.RECIPE} (Debian 12, Python 3.11)", "qemu": (qemu.splitlines() or ["?"])[0],
+            "host_cpu": cpu_model()}
+
+
 def _json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
@@ -145,7 +156,7 @@ class Board:
         self.profile = json.loads((REPO / "devices" / name / "profile.json").read_text())
         self.steps: list[dict] = []
         self.record: dict = {"board": name, "emulated": True, "note": EMULATED_NOTE, "qemu_cpu": self.qemu_cpu,
-                             "cpuinfo": f"tools/arm64/cpuinfo/{name}"}
+                             "cpuinfo": f"tools/arm64/cpuinfo/{name}", **host_facts()}
         self.logs: dict[str, str] = {}
 
     def step(self, name: str, ok: bool, detail: str = "") -> bool:
@@ -263,7 +274,7 @@ class Board:
             self.step("predict", False, f"{shared_dir() / CORAL} not found: no model to run")
             return
         proc = self.run(fs, f"{VENV}/bin/edgecnn predict {CORAL_MODEL} {CAT[0]} --top-k 3", "predict.txt")
-        first = proc.stdout.splitlines()[0] if proc.stdout else ""
+        first = re.sub(r"\s*\([\d.]+ ms\)", "", proc.stdout.splitlines()[0]) if proc.stdout else ""  # no timings
         self.step(f"edgecnn predict names the cat ({CAT[1]})", proc.returncode == 0 and CAT[1] in first,
                   first or _tail(proc))
         proc = self.run(fs, f"{VENV}/bin/edgecnn predict {CORAL_MODEL} shared/{CORAL} --json --top-k 1", "predict.txt")
@@ -347,7 +358,9 @@ def _tail(proc: subprocess.CompletedProcess, lines: int = 8) -> str:
 
 
 def _portable(text: str) -> str:
-    """Logs without this machine's paths."""
+    """Logs without this machine's paths, and without latencies (emulated speed means nothing)."""
+    text = re.sub(r"\s*\([\d.]+ ms\)", "", text)
+    text = re.sub(r', "latency_ms": [\d.]+', "", text)
     return text.replace(str(REPO.parent), "<work>").replace(str(rootfs.cache_dir()), "<cache>")
 
 
@@ -393,7 +406,10 @@ def _data_name(data: Path) -> str:
 
 def render_markdown(record: dict) -> str:
     lines = [f"# {record['board']}: emulated ({record['qemu_cpu']})", "", f"**{record['note']}**", "",
-             f"Repeat: `{record.get('command', 'sudo python3 tools/arm64/harness.py')}` (see devices/README.md).", "",
+             f"Where: {record.get('qemu', 'qemu')} with `QEMU_CPU={record['qemu_cpu']}` and the board's "
+             f"/proc/cpuinfo (`{record['cpuinfo']}`) on an {record.get('host_cpu', 'x86-64')} host; rootfs "
+             f"`{record.get('rootfs', '')}`. Repeat from the repository root: "
+             f"`{record.get('command', 'sudo python3 tools/arm64/harness.py')}` (devices/README.md).", "",
              "| check | result | detail |", "|---|---|---|"]
     lines += [f"| {s['step']} | {'ok' if s['ok'] else 'FAILED'} | {s['detail'].replace('|', '/')} |"
               for s in record.get("steps", [])]
@@ -434,6 +450,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--boards", default=",".join(BOARDS), help=f"comma-separated: {', '.join(BOARDS)} (or pi4, pi5)")
     p.add_argument("--smoke", action="store_true", help="CI: no results folders written (unless --out)")
+    p.add_argument("--prepare", action="store_true", help="only build (or find) the cached rootfs, then exit")
     p.add_argument("--export", type=Path, help="an export folder made on x86 (edgecnn export ... --out DIR)")
     p.add_argument("--data", type=Path, help="labelled folder (one sub-folder per class) for --export")
     p.add_argument("--per-class", type=int, default=0,
@@ -473,6 +490,9 @@ def main(argv=None) -> int:
     try:
         rootfs.preflight(say)
         base = rootfs.base_rootfs(say)
+        if args.prepare:
+            say(f"rootfs ready ({time.monotonic() - start:.0f} s)")
+            return 0
         failed = run_boards(args, argv, base)
     except rootfs.Unavailable as exc:
         banner(f"SKIPPED: the emulated Raspberry Pi checks did not run: {exc}")
