@@ -11,8 +11,9 @@ OS Bookworm) under qemu-user, with ``QEMU_CPU`` set to the board's core and the 
 Emulation checks correctness and installability only: its timings mean nothing, and
 none are recorded. See devices/README.md.
 
-Exit status: 0 all checks passed, 1 a check failed on the emulated board, 2 bad
-arguments, 75 emulation unavailable here (no root, qemu, binfmt or Debian mirror).
+Exit status: 0 all checks passed, 1 a check failed (on the emulated board, or building
+the wheel or the x86 reference here), 2 bad arguments, 75 emulation unavailable here (no
+root, qemu, binfmt, Debian mirror or PyPI).
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(REPO)]  # the harness's modules; edgecnn's light tables (formats, machine) from here
 
 import compare  # noqa: E402
 import readme  # noqa: E402
 import rootfs  # noqa: E402
+
+from edgecnn.formats import FORMATS, format_for_path  # noqa: E402
+from edgecnn.machine import cpu_model  # noqa: E402
 
 BOARDS = {"raspberry-pi-4": "cortex-a72", "raspberry-pi-5": "cortex-a76"}  # board -> QEMU_CPU
 ALIASES = {"pi4": "raspberry-pi-4", "pi5": "raspberry-pi-5"}
@@ -105,9 +109,6 @@ def host_python(args) -> str:
 
 def device_models(export: Path) -> list[Path]:
     """The files in an export folder that the device extra runs (LiteRT and ONNX Runtime formats)."""
-    sys.path.insert(0, str(REPO))
-    from edgecnn.formats import FORMATS
-
     names = [f.filename for f in FORMATS.values() if f.backend in DEVICE_BACKENDS]
     return [export / n for n in names if (export / n).is_file()]
 
@@ -129,15 +130,14 @@ def x86_coral(args) -> dict:
     proc = subprocess.run([host_python(args), "-m", "edgecnn", "predict", str(coral / CORAL_MODEL), str(coral),
                            "--json", "--top-k", "1"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    if proc.returncode:
+        sys.exit(f"error: edgecnn predict on x86 (the reference) failed:\n{proc.stderr[-3000:]}")
     return {Path(r["input"]).name: r["top"][0] for r in _json_lines(proc.stdout)}
 
 
 def host_facts() -> dict:
     """Where the emulation (and the x86 reference) ran."""
     qemu = subprocess.run(["qemu-aarch64-static", "--version"], capture_output=True, text=True).stdout
-    sys.path.insert(0, str(REPO))
-    from edgecnn.machine import cpu_model
-
     return {"rootfs": f"{rootfs.RECIPE} (Debian 12, Python 3.11)", "qemu": (qemu.splitlines() or ["?"])[0],
             "host_cpu": cpu_model()}
 
@@ -365,9 +365,6 @@ def _portable(text: str) -> str:
 
 
 def export_figures(arm_dir: Path, x86_dir: Path, models: list[Path], args) -> dict:
-    sys.path.insert(0, str(REPO))
-    from edgecnn.formats import format_for_path
-
     rows = []
     for model in models:
         arm = compare.load(arm_dir / f"{model.name}.json")
