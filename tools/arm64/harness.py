@@ -170,23 +170,40 @@ class Board:
         self.logs[log] = self.logs.get(log, "") + f"$ {command}\n{proc.stdout}{proc.stderr}\n[exit {proc.returncode}]\n"
         return proc
 
-    def check(self, x86_models: Path | None, coral_x86: dict) -> bool:
-        env = {"QEMU_CPU": self.qemu_cpu, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    def env(self) -> dict:
+        return {"QEMU_CPU": self.qemu_cpu, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+    def prepare(self) -> bool:
+        """Run the README's install steps once and cache the venv (CI: beside the test suite, off the critical path);
+        True when today's venv is cached."""
         layer = venv_layer(self.wheel, self.name)
-        reuse = self.args.smoke and layer.is_dir()
+        if layer.is_dir():
+            say(f"[{self.name}] venv cached: {layer}")
+            return True
+        problem = rootfs.reachable(PYPI)
+        if problem:
+            raise rootfs.Unavailable(f"cannot install on the board: {problem}")
+        with rootfs.Rootfs(self.base, say, self.env()) as fs:
+            fs.set_cpuinfo(HERE / "cpuinfo" / self.name)
+            self.stage(fs)
+            if not self.install(fs):
+                return False
+            self.save_venv(fs, layer)
+        return True
+
+    def check(self, x86_models: Path | None, coral_x86: dict) -> bool:
+        layer = venv_layer(self.wheel, self.name)
+        reuse = (self.args.smoke or self.args.reuse_venv) and layer.is_dir()
         problem = None if reuse else rootfs.reachable(PYPI)
         if problem:
             raise rootfs.Unavailable(f"cannot install on the board: {problem}")
-        with rootfs.Rootfs(self.base, say, env, layers=(layer,) if reuse else ()) as fs:
+        with rootfs.Rootfs(self.base, say, self.env(), layers=(layer,) if reuse else ()) as fs:
             fs.set_cpuinfo(HERE / "cpuinfo" / self.name)
             self.stage(fs)
             if not (self.install_wheel(fs) if reuse else self.install(fs)):
                 return False
             if not reuse:
-                fs.save_layer(VENV_IN_ROOTFS, layer)
-                for old in layer.parent.glob("*"):
-                    if old.name[:10] < layer.name[:10]:  # an earlier day's
-                        shutil.rmtree(old, ignore_errors=True)
+                self.save_venv(fs, layer)
             self.stage_tests(fs)
             self.doctor(fs)
             self.predict(fs, coral_x86)
@@ -194,6 +211,16 @@ class Board:
             if x86_models is not None:
                 self.exports(fs, x86_models)
         return all(s["ok"] for s in self.steps)
+
+    def save_venv(self, fs: rootfs.Rootfs, layer: Path) -> None:
+        """Cache the installed venv, with the record of the README steps that made it (a reuse reports them)."""
+        made = {"board": self.name, "qemu_cpu": self.qemu_cpu, "steps": self.steps,
+                "log": self.logs.get("install.txt", "")}
+        fs.save_layer(VENV_IN_ROOTFS, layer)
+        layer.with_name(layer.name + ".install.json").write_text(json.dumps(made, indent=1))
+        for old in layer.parent.glob("*"):
+            if old.name[:10] < layer.name[:10]:  # an earlier day's
+                shutil.rmtree(old, ignore_errors=True)
 
     # ------------------------------------------------------------- staging
     def stage(self, fs: rootfs.Rootfs) -> None:
@@ -229,9 +256,19 @@ class Board:
         return self.installed(fs)
 
     def install_wheel(self, fs: rootfs.Rootfs) -> bool:
-        """Smoke run on today's cached venv (same README steps, same day): install this wheel over it."""
+        """Smoke run on today's cached venv (same README steps, same day): install this wheel over it. The README
+        steps that made the venv are reported as they went then."""
+        made = venv_layer(self.wheel, self.name)
+        made = made.with_name(made.name + ".install.json")
+        if made.is_file():
+            record = json.loads(made.read_text())
+            for s in record["steps"]:
+                self.step(s["step"], s["ok"], f"{s['detail'] + '; ' if s['detail'] else ''}when the venv was cached, "
+                                              f"emulated {record['board']} ({record['qemu_cpu']})")
+            self.logs["install.txt"] = record["log"]
         proc = self.run(fs, f"{VENV}/bin/pip install -q --no-deps --force-reinstall {self.wheel.name}", "install.txt")
-        detail = "onto the venv cached today by the README steps" if proc.returncode == 0 else _tail(proc)
+        detail = (f"onto the venv cached today by this README's steps ({venv_layer(self.wheel, self.name).name})"
+                  if proc.returncode == 0 else _tail(proc))
         return self.step(f"pip install {self.wheel.name}", proc.returncode == 0, detail) and self.installed(fs)
 
     def installed(self, fs: rootfs.Rootfs) -> bool:
@@ -447,7 +484,11 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--boards", default=",".join(BOARDS), help=f"comma-separated: {', '.join(BOARDS)} (or pi4, pi5)")
     p.add_argument("--smoke", action="store_true", help="CI: no results folders written (unless --out)")
-    p.add_argument("--prepare", action="store_true", help="only build (or find) the cached rootfs, then exit")
+    p.add_argument("--prepare", action="store_true",
+                   help="only build (or find) the cached rootfs and today's venv (the README's install steps)")
+    p.add_argument("--reuse-venv", action="store_true",
+                   help="install the wheel onto today's venv cached by the same README steps, when there is one "
+                        "(--smoke does)")
     p.add_argument("--export", type=Path, help="an export folder made on x86 (edgecnn export ... --out DIR)")
     p.add_argument("--data", type=Path, help="labelled folder (one sub-folder per class) for --export")
     p.add_argument("--per-class", type=int, default=0,
@@ -489,6 +530,11 @@ def main(argv=None) -> int:
         base = rootfs.base_rootfs(say)
         if args.prepare:
             say(f"rootfs ready ({time.monotonic() - start:.0f} s)")
+            failed = prepare_venvs(args, base)
+            if failed:
+                banner(f"FAILED: the README's install steps on the emulated {', '.join(failed)}")
+                return 1
+            say(f"venv ready ({time.monotonic() - start:.0f} s)")
             return 0
         failed = run_boards(args, argv, base)
     except rootfs.Unavailable as exc:
@@ -500,6 +546,14 @@ def main(argv=None) -> int:
         return 1
     say(f"all checks passed on {', '.join(args.boards)} (emulated; {took:.0f} s)")
     return 0
+
+
+def prepare_venvs(args, base: Path) -> list[str]:
+    """Today's venv for each board, installed by its README's steps when not cached; the boards where that failed."""
+    with tempfile.TemporaryDirectory(prefix="edgecnn-arm64-") as tmp:
+        tmp = Path(tmp)
+        wheel = build_wheel(readme.install_steps(REPO / "devices" / args.boards[0] / "README.md").build, tmp)
+        return [name for name in args.boards if not Board(name, args, base, wheel, tmp).prepare()]
 
 
 def run_boards(args, argv, base: Path) -> list[str]:
