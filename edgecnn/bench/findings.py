@@ -70,8 +70,8 @@ def _int8_kernels(row: Row) -> list[Finding]:
     if not int8_saturates_here(card.format if card else row.format, card.extra if card else None):
         return []
     return [_finding("int8-kernels", row,
-                     f"{row.format} is int8 ONNX, exact only on ARM and on x86 with VNNI: this x86 CPU has no VNNI "
-                     f"and ONNX Runtime's int8 kernels saturate here, so its accuracy and agreement on this machine "
+                     f"{row.format} is int8 ONNX and this x86 CPU has no VNNI: ONNX Runtime's int8 kernels "
+                     f"saturate here (not on ARM), so its accuracy and agreement on this machine "
                      f"are lower than on the device; use the float ONNX or a TFLite model here")]
 
 

@@ -165,14 +165,15 @@ def _validate(fmt: Format, dest: Path, check_set, reference) -> dict:
     outputs = validate.run_artifact(dest, check_set.images)
     this_cpu = None
     if fmt.backend == "onnx" and fmt.quantization == "int8" and int8_saturates_here(fmt.name):
-        # Judge the int8 arithmetic the artifact means (what ARM and VNNI CPUs compute); this CPU's figures too.
+        # Judge the int8 arithmetic the artifact means (what ARM computes up to rounding); this CPU's figures too.
         this_cpu = validate.compare(reference, outputs, check_set.labels)
         outputs = validate.exact_onnx_int8(dest, check_set.images)
     figures = validate.compare(reference, outputs, check_set.labels)
     judgement = validate.judge(fmt, figures)
     result = {**figures.to_dict(), **judgement.to_dict(), "tolerance": asdict(fmt.tolerance)}
     if this_cpu is not None:
-        result["judged_on"] = "exact int8 arithmetic (QDQ unfused): what ARM and x86 VNNI CPUs compute"
+        result["judged_on"] = ("int8 arithmetic without saturation (QDQ unfused): what ARM computes up to "
+                                "rounding (emulated Cortex-A72/A76)")
         result["this_cpu"] = {**this_cpu.to_dict(), "note": "ONNX Runtime's int8 kernels on this x86 CPU without "
                                                             "VNNI saturate"}
     if judgement.problems:
@@ -200,7 +201,8 @@ def _cpu_warning(fmt: Format, v: dict) -> str | None:
         return None
     acc = (f"accuracy {here['accuracy']:.2%} vs Keras {here['reference_accuracy']:.2%}"
            if here["accuracy"] is not None else f"agreement {here['agreement']:.2%}")
-    return (f"{fmt.name} is judged on its exact int8 arithmetic (ARM, x86 with VNNI); on this x86 CPU without VNNI "
+    return (f"{fmt.name} is judged on its int8 arithmetic without saturation (what ARM computes); on this x86 CPU "
+            f"without VNNI "
             f"ONNX Runtime's int8 kernels saturate: {acc}, agreement {here['agreement']:.2%}. The card says so and "
             f"predict, camera and benchmark warn on such CPUs; use model.onnx or a TFLite model here")
 

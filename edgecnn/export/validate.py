@@ -131,7 +131,8 @@ def exact_onnx_int8(path: Path, images: np.ndarray) -> np.ndarray:
     """An int8 QDQ ONNX model's outputs with QDQ left unfused (DequantizeLinear -> float op -> QuantizeLinear).
 
     The same int8 arithmetic without the fused x86 kernels, whose s8 pairs
-    saturate on CPUs without VNNI: what ARM and VNNI CPUs compute.
+    saturate on CPUs without VNNI: what ARM's kernels compute up to rounding
+    (emulated Cortex-A72/A76; devices/raspberry-pi-*/results/emulated-2026-11-28).
     """
     import onnxruntime as ort
 

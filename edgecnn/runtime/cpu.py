@@ -1,9 +1,10 @@
-"""Which int8 models this CPU computes exactly: ONNX Runtime's int8 kernels on x86 without VNNI saturate.
+"""Which int8 models this CPU computes wrongly: ONNX Runtime's int8 kernels on x86 without VNNI saturate.
 
 On x86 CPUs without VNNI, ONNX Runtime multiplies int8 weights with VPMADDUBSW,
 whose 16-bit pair sums saturate: an int8 ONNX model then scores lower than its
-int8 arithmetic does on ARM or on x86 with VNNI (AVX-VNNI, AVX512-VNNI). The
-card of such a model says so (``int8_exact_on``) and the runtime warns once per
+int8 arithmetic does on ARM (or, by design, on x86 with VNNI: AVX-VNNI, AVX512-VNNI). The
+card of such a model says where they do not (``int8_saturation_free_on``; cards
+written before 2026-11-28 say ``int8_exact_on``) and the runtime warns once per
 model on such a CPU. No TensorFlow, no numpy.
 """
 
@@ -28,10 +29,11 @@ def x86_without_vnni() -> bool:
 
 def int8_saturates_here(fmt: str, extra: dict | None = None) -> bool:
     """Whether an ONNX int8 model (format name, card extras) loses accuracy to this CPU's int8 kernels."""
-    exact_on = (extra or {}).get("int8_exact_on")
-    if exact_on is None and fmt != "onnx-int8":
+    extra = extra or {}
+    free_on = extra.get("int8_saturation_free_on", extra.get("int8_exact_on"))
+    if free_on is None and fmt != "onnx-int8":
         return False
-    if exact_on is not None and "x86" in exact_on:  # exact on every x86 CPU
+    if free_on is not None and "x86" in free_on:  # does not saturate on any x86 CPU
         return False
     return x86_without_vnni()
 
@@ -48,6 +50,6 @@ def warn_int8_kernels(path: Path, card, backend: str) -> None:
     if not int8_saturates_here(card.format, card.extra) or str(path) in _warned:
         return
     _warned.add(str(path))
-    log.warning("warning: %s is int8 ONNX, exact only on ARM and on x86 with VNNI; this x86 CPU has no VNNI and "
-                "ONNX Runtime's int8 kernels saturate here, so it can score several points lower: use the float "
+    log.warning("warning: %s is int8 ONNX and this x86 CPU has no VNNI: ONNX Runtime's int8 kernels saturate "
+                "here (not on ARM), so it can score several points lower: use the float "
                 "ONNX or a TFLite model on this machine", Path(path).name)

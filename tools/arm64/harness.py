@@ -416,14 +416,15 @@ def export_figures(arm_dir: Path, x86_dir: Path, models: list[Path], args) -> di
     report = args.export / "export_report.json"
     source = json.loads(report.read_text()).get("model") if report.is_file() else None
     return {"export": args.export.name, "export_model": source if isinstance(source, str) else None,
-            "data": _data_name(args.data), "formats": rows}
+            "data": _data_name(args.data), "per_class": args.per_class or None, "formats": rows}
 
 
 def exact_int8_figures(arm: dict, x86: dict, x86_exact: dict) -> dict:
-    """Does the board's ONNX Runtime compute the int8 arithmetic exactly (as unfused QDQ does)?"""
+    """Does the board's ONNX Runtime compute the int8 arithmetic as unfused QDQ does (no saturation)?"""
     return {
-        "note": "exact = ONNX Runtime on x86 with graph fusions off (QDQ unfused: DequantizeLinear -> float op -> "
-                "QuantizeLinear), the int8 arithmetic without fused int8 kernels",
+        "note": "reference (x86_exact) = ONNX Runtime on x86 with graph fusions off (QDQ unfused: DequantizeLinear "
+                "-> float op -> QuantizeLinear), the QDQ graph's int8 arithmetic without fused int8 kernels, so "
+                "without saturation; fused kernels round differently, so even non-saturating ones differ slightly",
         "accuracy_x86_exact": compare.accuracy(x86_exact),
         "board_vs_x86_exact": compare.compare(arm, x86_exact),
         "x86_vs_x86_exact": compare.compare(x86, x86_exact),
@@ -445,7 +446,8 @@ def render_markdown(record: dict) -> str:
              f"`{record.get('rootfs', '')}`. Repeat from the repository root: "
              f"`{record.get('command', 'sudo python3 tools/arm64/harness.py')}` (devices/README.md).", "",
              "| check | result | detail |", "|---|---|---|"]
-    lines += [f"| {s['step']} | {'ok' if s['ok'] else 'FAILED'} | {s['detail'].replace('|', '/')} |"
+    lines += [f"| {s['step'].replace('|', chr(92) + '|')} | {'ok' if s['ok'] else 'FAILED'} | "
+              f"{s['detail'].replace('|', '/')} |"
               for s in record.get("steps", [])]
     if record.get("doctor"):
         d = record["doctor"]
@@ -459,7 +461,9 @@ def render_markdown(record: dict) -> str:
 def _export_table(exports: dict | None) -> list[str]:
     if not exports:
         return []
-    lines = ["", f"## {exports['export']} on {exports['data']}", "",
+    sample = (f"the first {exports['per_class']} images of each class by name (`--per-class "
+              f"{exports['per_class']}`), not the whole folder" if exports.get("per_class") else "every image")
+    lines = ["", f"## {exports['export']} on {exports['data']}", "", f"Images: {sample}.", "",
              "| format | accuracy (board) | 95% CI | accuracy (x86) | top-1 agreement with x86 | max abs diff |",
              "|---|---|---|---|---|---|"]
     for r in exports["formats"]:
@@ -470,7 +474,7 @@ def _export_table(exports: dict | None) -> list[str]:
     for r in exports["formats"]:
         if "exact_int8" in r:
             e = r["exact_int8"]
-            lines += ["", f"{r['format']} vs the exact int8 arithmetic (x86, QDQ unfused, "
+            lines += ["", f"{r['format']} vs the int8 arithmetic without saturation (x86, QDQ unfused, "
                       f"accuracy {e['accuracy_x86_exact']['accuracy']:.2%}): board agrees on "
                       f"{e['board_vs_x86_exact']['agreement']:.2%} (max abs diff "
                       f"{e['board_vs_x86_exact']['max_abs_diff']:.4f}); x86's fused kernels agree on "
@@ -578,13 +582,14 @@ def run_boards(args, argv, base: Path) -> list[str]:
 
 
 def _portable_arg(arg: str) -> str:
+    """A path argument as the results file shows it: relative inside the checkout or ../shared, else its name."""
     path = Path(arg)
-    if path.is_absolute():
-        try:
-            return os.path.relpath(path, REPO)
-        except ValueError:
-            return path.name
-    return arg
+    if not path.is_absolute():
+        return arg
+    for root, shown in ((REPO, ""), (shared_dir(), "../shared/")):
+        if path.resolve().is_relative_to(root):
+            return shown + (path.resolve().relative_to(root).as_posix() or ".")
+    return path.name
 
 
 if __name__ == "__main__":
