@@ -89,7 +89,9 @@ def build_wheel(command: str, tmp: Path) -> Path:
     copy_tree(repo_files(), src)
     env = dict(os.environ)
     venv_bin = REPO / ".venv" / "bin"
-    if (venv_bin / "python3").exists():  # `python3` in the README: a Python with pip (the project's venv here)
+    # `python3` in the README: a Python with pip. The one on PATH when it has pip: CI recreates .venv beside --prepare.
+    has_pip = subprocess.run(["python3", "-m", "pip", "--version"], capture_output=True).returncode == 0
+    if not has_pip and (venv_bin / "python3").exists():
         env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
     say(f"building the wheel: {command}")
     proc = subprocess.run(["bash", "-ec", command], cwd=src, env=env, capture_output=True, text=True)
