@@ -221,8 +221,8 @@ class Board:
         fs.save_layer(VENV_IN_ROOTFS, layer)
         layer.with_name(layer.name + ".install.json").write_text(json.dumps(made, indent=1))
         for old in layer.parent.glob("*"):
-            if old.name[:10] < layer.name[:10]:  # an earlier day's
-                shutil.rmtree(old, ignore_errors=True)
+            if old.name[:10] < layer.name[:10]:  # an earlier day's venv and its record
+                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
     # ------------------------------------------------------------- staging
     def stage(self, fs: rootfs.Rootfs) -> None:
