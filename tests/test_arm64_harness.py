@@ -80,3 +80,16 @@ def test_agreement_accuracy_and_max_difference():
 def test_runs_over_different_images_cannot_be_compared():
     with pytest.raises(ValueError, match="different images"):
         compare.compare(_result([["x/1.jpg", 0, [1, 0, 0]]]), _result([["y/1.jpg", 0, [1, 0, 0]]]))
+
+
+def test_results_markdown_keeps_its_table_and_names_paths_portably():
+    import harness
+
+    record = {"board": "raspberry-pi-4", "note": "EMULATED", "qemu_cpu": "cortex-a72", "cpuinfo": "x",
+              "steps": [{"step": 'README: pip install "$(ls -v ~/edgecnn-*.whl | tail -n 1)"', "ok": True,
+                         "detail": "a | b"}]}
+    row = next(line for line in harness.render_markdown(record).splitlines() if line.startswith("| README"))
+    assert row.count(" | ") == 2 and "\\|" in row  # the pipe in the command is escaped, the detail's replaced
+    assert harness._portable_arg(str(REPO / "devices")) == "devices"
+    assert harness._portable_arg(str(harness.shared_dir() / "data")) == "../shared/data"
+    assert harness._portable_arg("/somewhere/else/export-s2") == "export-s2"
