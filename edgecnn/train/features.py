@@ -174,8 +174,9 @@ class LiteBottom:
     def __call__(self, x) -> list[np.ndarray]:
         x = np.asarray(x, dtype=self.dtype)
         if x.shape != self.batch_shape:  # the first batch, and a shorter last one
-            self.interpreter.resize_tensor_input(self.input, x.shape)
-            self.interpreter.allocate_tensors()
+            with native_stderr():  # XNNPACK's "INFO: Created TensorFlow Lite XNNPACK delegate" on the first
+                self.interpreter.resize_tensor_input(self.input, x.shape)
+                self.interpreter.allocate_tensors()
             self.batch_shape = x.shape
         self.interpreter.set_tensor(self.input, x)
         self.interpreter.invoke()
