@@ -9,6 +9,8 @@ import pytest
 
 from tests.test_train import make_colour_folder
 
+pytestmark = pytest.mark.train  # skipped without the train extra (conftest.py)
+
 
 def _two_cut_net(custom: bool = False):
     """Image -> frozen convs (a residual add, optionally an op TFLite has no builtin for) -> two cuts."""
@@ -66,6 +68,7 @@ def test_stored_features_equal_the_tensorflow_graphs(tmp_path, caplog, custom):
         np.testing.assert_allclose(e, g, rtol=0, atol=1e-5 * np.abs(g).max())
 
 
+@pytest.mark.slow
 def test_litert_runs_the_mobilenet_bottom_like_tensorflow(tmp_path):
     """The README's network (MobileNetV2, two cuts as in a frozen phase that also stores the fine-tune's split)."""
     from edgecnn.data import open_folder
