@@ -8,8 +8,9 @@ augmentation layers) lies; BatchNormalization layers that do not train run in in
 layers below it are a pure function of the image.
 
 The pass below the split runs on LiteRT (fp32, XNNPACK) when the bottom network converts with TFLite's
-builtin ops and its first batch matches TensorFlow's: on x86 CPUs it is ~2.5x faster than the TensorFlow
-graph, conversion included. Otherwise (or ``engine="tf"``) the TensorFlow graph runs; ``eager`` runs it eagerly.
+builtin ops and its first batch matches TensorFlow's: ~2x the TensorFlow graph's images/s on MobileNetV2,
+conversion included (2-core AMD EPYC, AVX2). Otherwise (or ``engine="tf"``) the TensorFlow graph runs;
+``eager`` runs it eagerly.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ PIXELS_PER_BATCH = 8 * 128 * 128  # extraction batch: 8 images at 128 px (Mobile
 # LiteRT's activations must match TensorFlow's on the first batch to this fraction of their largest magnitude
 # (fp32 with another summation order differs by ~1e-6); a larger gap means a conversion problem.
 LITERT_TOLERANCE = 1e-4
-ENGINES = ("auto", "litert", "tf")
+ENGINES = ("auto", "tf")
 
 # Bottom networks already converted (or found not to convert): the train and val passes share one conversion.
 _converted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -237,7 +238,7 @@ def extract(net, source, positions: np.ndarray, folder: Path, names: list[str], 
     """Run ``net`` (inference mode) on the images at ``positions`` of ``source`` (after ``augmentation`` when
     given); store each output ``names[i]`` as ``folder/<name>.f32``. Returns the stores and the seconds taken
     (a LiteRT conversion included). ``engine``: "auto" (LiteRT when it converts and matches, else the TensorFlow
-    graph), "litert" (the same), "tf" (the TensorFlow graph; eager TensorFlow when ``eager``)."""
+    graph) or "tf" (the TensorFlow graph); ``eager`` runs eager TensorFlow whatever ``engine`` says."""
     import tensorflow as tf
 
     from edgecnn.progress import live
