@@ -18,15 +18,21 @@ def read_labels(path: str | os.PathLike) -> list[str]:
     if not path.is_file():
         raise LabelsError(f"labels file not found: {path}; pass a text file with one label per line")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = label_lines(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise LabelsError(f"labels file {path} is not UTF-8 text; pass a text file with one label per line") from None
-    while lines and not lines[-1].strip():
-        lines.pop()
-    labels = [_strip_index(line.strip(), i) for i, line in enumerate(lines)]
+    labels = [_strip_index(line, i) for i, line in enumerate(lines)]
     if not labels:
         raise LabelsError(f"labels file {path} is empty; it needs one label per line")
     return labels
+
+
+def label_lines(text: str) -> list[str]:
+    """One label per line of ``text``, each stripped, blank trailing lines dropped (files and embedded labels)."""
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def _strip_index(line: str, i: int) -> str:

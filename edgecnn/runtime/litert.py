@@ -18,6 +18,7 @@ import numpy as np
 from edgecnn._native import native_stderr
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError, first_line
+from edgecnn.labels import label_lines
 from edgecnn.machine import dist_version
 from edgecnn.runtime import standard_meta
 from edgecnn.runtime.base import (
@@ -243,23 +244,18 @@ class LiteRTBackend:
         data = read_metadata(self.path, EMBEDDED_LABELS_KEY)
         if data:
             try:
-                return _label_lines(data.rstrip(b"\x00").decode("utf-8"))
+                return label_lines(data.rstrip(b"\x00").decode("utf-8")) or None
             except UnicodeDecodeError:
                 pass
-        import zipfile
-
-        try:
-            if not zipfile.is_zipfile(self.path):
-                return None
-            with zipfile.ZipFile(self.path) as z:
-                names = [n for n in z.namelist() if n.lower().endswith(".txt")]
-                preferred = [n for n in names if "label" in n.lower()] or names
-                if len(preferred) != 1:
-                    return None
-                text = z.read(preferred[0]).decode("utf-8")
-        except (OSError, zipfile.BadZipFile, UnicodeDecodeError, KeyError, ValueError):
+        names = [n for n in standard_meta.associated_file_names(self.path) if n.lower().endswith(".txt")]
+        preferred = [n for n in names if "label" in n.lower()] or names
+        if len(preferred) != 1:
             return None
-        return _label_lines(text)
+        data = standard_meta.read_associated_file(self.path, preferred[0]) or b""
+        try:
+            return label_lines(data.decode("utf-8")) or None
+        except UnicodeDecodeError:
+            return None
 
     def standard_metadata(self) -> Optional[StandardMetadata]:
         return standard_meta.read(self.path)
@@ -323,13 +319,6 @@ def _load_error(path: Path, first: str, interpreter: str, delegate: Optional[str
     return ModelError(
         f"{path} is not a valid TFLite model ({first}); it may be truncated or corrupt: re-export or re-download it"
     )
-
-
-def _label_lines(text: str) -> Optional[list[str]]:
-    labels = [line.strip() for line in text.splitlines()]
-    while labels and not labels[-1]:
-        labels.pop()
-    return labels or None
 
 
 def _spec(details: dict) -> TensorSpec:

@@ -18,6 +18,7 @@ import zipfile
 from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
+from edgecnn.labels import label_lines
 from edgecnn.runtime.tflite_meta import read_metadata
 
 log = logging.getLogger("edgecnn.runtime")
@@ -69,11 +70,9 @@ def read(path: str | os.PathLike) -> Optional[StandardMetadata]:
     if found.labels_file:
         text = read_associated_file(path, found.labels_file)
         try:
-            lines = [line.strip() for line in text.decode("utf-8").splitlines()] if text else []
+            lines = label_lines(text.decode("utf-8")) if text else []
         except UnicodeDecodeError:
             lines = []
-        while lines and not lines[-1]:
-            lines.pop()
         found = replace(found, labels=tuple(lines) or None)
     return found
 
@@ -105,15 +104,26 @@ def _summarize(meta, schema) -> StandardMetadata:
     return StandardMetadata(_text(meta.name), mean or None, std or None, color, labels)
 
 
-def read_associated_file(path: str | os.PathLike, name: str) -> Optional[bytes]:
-    """The bytes of associated file ``name`` zipped onto the model at ``path``, or None."""
+def _from_zip(path: str | os.PathLike, read):
+    """``read(zipfile)`` on the files zipped onto the model at ``path``; None when there are none or they are
+    unreadable."""
     try:
         if not zipfile.is_zipfile(path):
             return None
         with zipfile.ZipFile(path) as z:
-            return z.read(name)
+            return read(z)
     except (OSError, zipfile.BadZipFile, KeyError, ValueError, RuntimeError):
         return None
+
+
+def associated_file_names(path: str | os.PathLike) -> list[str]:
+    """The names of the associated files zipped onto the model at ``path`` (Coral/TF Hub label files too)."""
+    return _from_zip(path, lambda z: z.namelist()) or []
+
+
+def read_associated_file(path: str | os.PathLike, name: str) -> Optional[bytes]:
+    """The bytes of associated file ``name`` zipped onto the model at ``path``, or None."""
+    return _from_zip(path, lambda z: z.read(name))
 
 
 # ------------------------------------------------------------------------------------------------ writing
