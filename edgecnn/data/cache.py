@@ -121,9 +121,10 @@ def open_folder(root: str | os.PathLike, img_size: int | tuple[int, int], class_
     """
     size = (img_size, img_size) if isinstance(img_size, int) else (int(img_size[0]), int(img_size[1]))
     scan = scan_folder(root, class_names)
-    files = sorted({path for path, _ in scan.files}, key=lambda p: p.relative_to(scan.root).as_posix())
+    names = {path: path.relative_to(scan.root).as_posix() for path, _ in scan.files}  # the cache's order and keys
+    files = sorted(names, key=names.get)
     entry = _entry_dir(scan.root, size)
-    fingerprint = _fingerprint(scan.root, files, size)
+    fingerprint = _fingerprint([(path, names[path]) for path in files], size)
     index, store = _read_index(entry, fingerprint), None
     if index is not None:
         log.debug(f"data: {len(files)} files of {scan.root} at {size[0]}x{size[1]} from the cache {entry}")
@@ -201,11 +202,12 @@ def _decoder_identity() -> str:
     return ",".join(versions)
 
 
-def _fingerprint(root: Path, files: list[Path], size: tuple[int, int]) -> str:
+def _fingerprint(files: list[tuple[Path, str]], size: tuple[int, int]) -> str:
+    """Of the decoder, the size and each ``(path, name under the root)``'s name, size and modification time."""
     digest = hashlib.sha256(f"{_decoder_identity()}|{size[0]}x{size[1]}\n".encode())
-    for path in files:
+    for path, name in files:
         st = path.stat()
-        digest.update(f"{path.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
