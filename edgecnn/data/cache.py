@@ -121,10 +121,10 @@ def open_folder(root: str | os.PathLike, img_size: int | tuple[int, int], class_
     """
     size = (img_size, img_size) if isinstance(img_size, int) else (int(img_size[0]), int(img_size[1]))
     scan = scan_folder(root, class_names)
-    names = {path: path.relative_to(scan.root).as_posix() for path, _ in scan.files}  # the cache's order and keys
-    files = sorted(names, key=names.get)
+    order = sorted(range(len(scan.files)), key=scan.names.__getitem__)  # the cache's slots: by name under root
+    files = [scan.files[i][0] for i in order]
     entry = _entry_dir(scan.root, size)
-    fingerprint = _fingerprint([(path, names[path]) for path in files], size)
+    fingerprint = _fingerprint([(scan.names[i], *scan.stats[i]) for i in order], size)
     index, store = _read_index(entry, fingerprint), None
     if index is not None:
         log.debug(f"data: {len(files)} files of {scan.root} at {size[0]}x{size[1]} from the cache {entry}")
@@ -136,10 +136,10 @@ def open_folder(root: str | os.PathLike, img_size: int | tuple[int, int], class_
                 index = _build(entry, scan.root, files, size, fingerprint, workers or cpu_workers())
             store = _open_pixels(entry, index, size, len(files))  # under the lock: nobody replaces it now
     failed = {int(k): v for k, v in index["skipped"].items()}
-    slot_of = {path: i for i, path in enumerate(files)}
+    slot_of = {position: slot for slot, position in enumerate(order)}
     slots, labels, paths, skipped = [], [], [], []
-    for path, label in scan.files:
-        slot = slot_of[path]
+    for position, (path, label) in enumerate(scan.files):
+        slot = slot_of[position]
         if slot in failed:
             skipped.append((path, failed[slot]))
             continue
@@ -202,12 +202,11 @@ def _decoder_identity() -> str:
     return ",".join(versions)
 
 
-def _fingerprint(files: list[tuple[Path, str]], size: tuple[int, int]) -> str:
-    """Of the decoder, the size and each ``(path, name under the root)``'s name, size and modification time."""
+def _fingerprint(files: list[tuple[str, int, int]], size: tuple[int, int]) -> str:
+    """Of the decoder, the size and each file's ``(name under the root, size, modification time in ns)``."""
     digest = hashlib.sha256(f"{_decoder_identity()}|{size[0]}x{size[1]}\n".encode())
-    for path, name in files:
-        st = path.stat()
-        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for name, bytes_, mtime_ns in files:
+        digest.update(f"{name}\0{bytes_}\0{mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -289,15 +288,18 @@ def _build(entry: Path, root: Path, files: list[Path], size: tuple[int, int], fi
 
 # --- parallel decoding -------------------------------------------------------------------------------------------
 
-def _decode_chunk(store: RecordFile, size: tuple[int, int], items: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """Decode ``(slot, path)`` items into ``store``; return ``(slot, reason)`` for the unreadable ones."""
+def _decode_chunk(store: RecordFile, size: tuple[int, int], start: int, paths: list[str]) -> list[tuple[int, str]]:
+    """Decode ``paths`` into records ``start, start + 1, ...`` of ``store`` with one write; return
+    ``(record, reason)`` for the unreadable ones, whose records stay zero."""
     failed = []
-    for slot, path in items:
+    pixels = np.zeros((len(paths), *size, 3), np.uint8)
+    for n, path in enumerate(paths):
         try:
             rgb = decode_rgb(path)
-            store.write(slot, rgb if rgb.shape[:2] == size else resize(rgb, size))  # no OpenCV when it fits
+            pixels[n] = rgb if rgb.shape[:2] == size else resize(rgb, size)  # no OpenCV when it fits
         except DataError as exc:
-            failed.append((slot, str(exc)))
+            failed.append((start + n, str(exc)))
+    store.write(start, pixels)
     store.close()
     return failed
 
@@ -307,15 +309,14 @@ def _decode_all(store: RecordFile, paths: list[str], size: tuple[int, int], work
     """Decode every path into ``store`` (slot = position), across ``workers`` processes when worth it."""
     from edgecnn.progress import live
 
-    items = list(enumerate(paths))
-    chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
+    chunks = [(start, paths[start:start + CHUNK]) for start in range(0, len(paths), CHUNK)]
     failed: list[tuple[int, str]] = []
     with live(len(paths), description) as bar:
         pending = chunks
         if workers > 1 and len(paths) >= MIN_PARALLEL:
             pending = _decode_in_pool(store, size, chunks, workers, failed, bar)
-        for chunk in pending:
-            failed += _decode_chunk(store, size, chunk)
+        for start, chunk in pending:
+            failed += _decode_chunk(store, size, start, chunk)
             bar.advance(len(chunk))
     return failed
 
@@ -345,13 +346,13 @@ def _decode_in_pool(store, size, chunks, workers, failed, bar) -> list:
     from concurrent.futures.process import BrokenProcessPool
 
     pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=_context())
-    futures = {pool.submit(_decode_chunk, store, size, chunk): n for n, chunk in enumerate(chunks)}
+    futures = {pool.submit(_decode_chunk, store, size, *chunk): n for n, chunk in enumerate(chunks)}
     done: set[int] = set()
     try:
         for future in as_completed(futures):
             failed += future.result()
             done.add(futures[future])
-            bar.advance(len(chunks[futures[future]]))
+            bar.advance(len(chunks[futures[future]][1]))
     except BrokenProcessPool as exc:
         log.warning(f"note: decoding in worker processes failed ({exc}); decoding in this process instead")
     finally:

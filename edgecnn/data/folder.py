@@ -22,6 +22,8 @@ class FolderScan:
     root: Path
     class_names: list[str]
     files: list[tuple[Path, int]]  # (path, class index), sorted for reproducibility
+    names: list[str] = field(default_factory=list)  # each file's path under root, "/"-separated
+    stats: list[tuple[int, int]] = field(default_factory=list)  # each file's (size, modification time in ns)
 
 
 @dataclass
@@ -62,15 +64,42 @@ def scan_folder(root: str | os.PathLike, class_names: list[str] | None = None) -
         unknown = sorted(set(found) - set(class_names))
         if unknown:
             raise DataError(f"{root} has class folders not in the training classes: {', '.join(unknown)}")
-    files: list[tuple[Path, int]] = []
+    scan = FolderScan(root=root, class_names=list(class_names), files=[])
     for index, name in enumerate(class_names):
-        folder = root / name
-        members = (sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-                   if folder.is_dir() else [])
+        members = _files_under(root / name)
         if not members and name in found:
-            raise DataError(f"class folder {folder} is empty; add images to it or remove it")
-        files.extend((p, index) for p in members)
-    return FolderScan(root=root, class_names=list(class_names), files=files)
+            raise DataError(f"class folder {root / name} is empty; add images to it or remove it")
+        for parts, st in members:
+            scan.files.append((root.joinpath(name, *parts), index))
+            scan.names.append("/".join((name, *parts)))
+            scan.stats.append((st.st_size, st.st_mtime_ns))
+    return scan
+
+
+def _files_under(folder: Path) -> list[tuple[tuple[str, ...], os.stat_result]]:
+    """Every file under ``folder`` that is not hidden, as (path parts below ``folder``, stat), in path order.
+
+    One ``os.scandir`` pass: symlinks to files count, symlinked folders are not entered, unreadable
+    folders are passed over (as ``Path.rglob`` does).
+    """
+    found = []
+    pending = [((), folder)]
+    while pending:
+        parts, current = pending.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(((*parts, entry.name), entry.path))
+                    elif not entry.name.startswith(".") and entry.is_file():
+                        try:
+                            found.append(((*parts, entry.name), entry.stat()))
+                        except OSError:  # gone since listed
+                            continue
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+    found.sort(key=lambda item: item[0])  # the order of sorted Paths
+    return found
 
 
 def check_every_class_readable(scan: FolderScan, readable: set[int], skipped: list) -> None:

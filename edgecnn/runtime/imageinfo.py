@@ -9,6 +9,7 @@ formats return None and are checked after decoding instead.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from typing import BinaryIO, Optional
@@ -44,17 +45,28 @@ def looks_like_image(head: bytes) -> bool:
     return len(head) >= 3 and head[:1] == b"P" and head[1:2] in b"1234567fF" and head[2:3] in b" \t\r\n"
 
 
-def image_size(path: str | os.PathLike) -> Optional[tuple[int, int]]:
-    """(width, height) read from the file's header, or None when the format is not one of those above
-    (or the header is malformed: the decoder then decides)."""
+def is_jpeg(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is a JPEG."""
+    return head[:2] == b"\xff\xd8"
+
+
+def image_size(source: str | os.PathLike | bytes) -> Optional[tuple[int, int]]:
+    """(width, height) read from the header of a file, given by path or as its bytes; None when the format
+    is not one of those above (or the header is malformed: the decoder then decides)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-            if head.startswith(b"\xff\xd8"):
-                return _jpeg(f)
-            return _from_head(head, f)
+        if isinstance(source, bytes):
+            return _size_of(io.BytesIO(source))  # shares the bytes, no copy
+        with open(source, "rb") as f:
+            return _size_of(f)
     except (OSError, struct.error, ValueError):
         return None
+
+
+def _size_of(f: BinaryIO) -> Optional[tuple[int, int]]:
+    head = f.read(64)
+    if is_jpeg(head):
+        return _jpeg(f)
+    return _from_head(head, f)
 
 
 def _from_head(head: bytes, f: BinaryIO) -> Optional[tuple[int, int]]:

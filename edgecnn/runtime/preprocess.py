@@ -25,7 +25,7 @@ import numpy as np
 from edgecnn._io import special_file
 from edgecnn.errors import DataError, UsageError
 from edgecnn.runtime.base import TensorSpec
-from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS, image_size, pixel_budget_problem
+from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS, image_size, is_jpeg, pixel_budget_problem
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
 
@@ -43,27 +43,38 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
     Raises DataError for a missing, empty or undecodable file, a FIFO or device, and an image over
     ``max_pixels`` (read from its header before decoding; None: no limit).
     """
+    return decode_image_bytes(image_file_bytes(path), path, max_pixels)
+
+
+def image_file_bytes(path: str | os.PathLike) -> bytes:
+    """The whole file at ``path``; DataError when it is missing, empty, a folder, a FIFO or a device."""
     path = Path(path)
     special = special_file(path)
     if special:
         raise DataError(f"{path} is {special}, not an image file; pass image files")
-    problem = pixel_budget_problem(path, image_size(path), max_pixels)
-    if problem:
-        raise DataError(problem)
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise DataError(f"image not found: {path}") from None
     except IsADirectoryError:
         raise DataError(f"{path} is a folder, not an image") from None
     except OSError as exc:
         raise DataError(f"cannot read image {path} ({exc.strerror or exc})") from None
-    if data.size == 0:
+    if not raw:
         raise DataError(f"image file {path} is empty (0 bytes)")
+    return raw
+
+
+def decode_image_bytes(raw: bytes, path: str | os.PathLike,
+                       max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """``read_image`` for a file already read (``path`` names it in errors)."""
+    problem = pixel_budget_problem(path, image_size(raw), max_pixels)  # from the header, before decoding
+    if problem:
+        raise DataError(problem)
     # JPEG: IMREAD_COLOR applies the EXIF orientation (as training's Pillow loader does); JPEG has no
     # alpha or 16-bit to keep. Other formats: IMREAD_UNCHANGED keeps alpha and 16-bit for as_uint8_color.
-    is_jpeg = data.size > 2 and data[0] == 0xFF and data[1] == 0xD8
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
+    image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR if is_jpeg(raw) else cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise DataError(f"cannot decode {path}: not an image format OpenCV can read (or the file is corrupt)")
     problem = pixel_budget_problem(path, (image.shape[1], image.shape[0]), max_pixels)  # formats without a header read
