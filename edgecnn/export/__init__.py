@@ -202,9 +202,8 @@ def _cpu_warning(fmt: Format, v: dict) -> str | None:
     acc = (f"accuracy {here['accuracy']:.2%} vs Keras {here['reference_accuracy']:.2%}"
            if here["accuracy"] is not None else f"agreement {here['agreement']:.2%}")
     return (f"{fmt.name} is judged on its int8 arithmetic without saturation (what ARM computes); on this x86 CPU "
-            f"without VNNI "
-            f"ONNX Runtime's int8 kernels saturate: {acc}, agreement {here['agreement']:.2%}. The card says so and "
-            f"predict, camera and benchmark warn on such CPUs; use model.onnx or a TFLite model here")
+            f"without VNNI ONNX Runtime's int8 kernels saturate: {acc}, agreement {here['agreement']:.2%}. The card "
+            f"says so and predict, camera and benchmark warn on such CPUs; use model.onnx or a TFLite model here")
 
 
 def summary(v: dict) -> str:

@@ -50,23 +50,17 @@ def is_jpeg(head: bytes) -> bool:
     return head[:2] == b"\xff\xd8"
 
 
-def image_size(source: str | os.PathLike | bytes) -> Optional[tuple[int, int]]:
-    """(width, height) read from the header of a file, given by path or as its bytes; None when the format
-    is not one of those above (or the header is malformed: the decoder then decides)."""
+def image_size(data: bytes) -> Optional[tuple[int, int]]:
+    """(width, height) read from the header of an image file's bytes; None when the format is not one of
+    those above (or the header is malformed: the decoder then decides)."""
+    f = io.BytesIO(data)  # shares the bytes, no copy
     try:
-        if isinstance(source, bytes):
-            return _size_of(io.BytesIO(source))  # shares the bytes, no copy
-        with open(source, "rb") as f:
-            return _size_of(f)
-    except (OSError, struct.error, ValueError):
+        head = f.read(64)
+        if is_jpeg(head):
+            return _jpeg(f)
+        return _from_head(head, f)
+    except (struct.error, ValueError):
         return None
-
-
-def _size_of(f: BinaryIO) -> Optional[tuple[int, int]]:
-    head = f.read(64)
-    if is_jpeg(head):
-        return _jpeg(f)
-    return _from_head(head, f)
 
 
 def _from_head(head: bytes, f: BinaryIO) -> Optional[tuple[int, int]]:

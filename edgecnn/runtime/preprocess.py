@@ -72,7 +72,7 @@ def decode_image_bytes(raw: bytes, path: str | os.PathLike,
     problem = pixel_budget_problem(path, image_size(raw), max_pixels)  # from the header, before decoding
     if problem:
         raise DataError(problem)
-    # JPEG: IMREAD_COLOR applies the EXIF orientation (as training's Pillow loader does); JPEG has no
+    # JPEG: IMREAD_COLOR applies the EXIF orientation (training reads JPEGs through here too); JPEG has no
     # alpha or 16-bit to keep. Other formats: IMREAD_UNCHANGED keeps alpha and 16-bit for as_uint8_color.
     image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR if is_jpeg(raw) else cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
