@@ -58,6 +58,8 @@ def test_messy_folder_loads_and_lists_skipped_files(tmp_path):
     assert np.bincount(data.labels).tolist() == [5, 4]
     assert sorted(p.name for p, _ in data.skipped) == ["corrupt.jpg", "notes.txt"]
     assert all("cannot decode" in reason for _, reason in data.skipped)
+    reasons = {path.name: reason for path, reason in data.skipped}
+    assert reasons["notes.txt"].endswith("not an image format Pillow can read (or the file is corrupt)")
 
 
 def test_decoding_converts_every_mode_to_rgb(tmp_path):

@@ -43,7 +43,9 @@ def decode_rgb(path: str | os.PathLike) -> np.ndarray:
             img.load()
             # Camera photos: honour the EXIF orientation, as the runtime's read_image does for JPEG.
             return _to_rgb(ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) != 1 else img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:  # its message names the in-memory buffer, not the file
+        raise DataError(f"cannot decode {path}: not an image format Pillow can read (or the file is corrupt)") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot decode {path}: {exc.__class__.__name__}: {exc}") from None
 
 
