@@ -8,7 +8,12 @@ shown (``--debug``/``-v`` on the command line, ``show_native_logs(True)``, or
 ``EDGECNN_NATIVE_LOGS=1``):
 
 - :func:`quiet_environment` sets the variables the libraries read at start-up
-  (``TF_CPP_MIN_LOG_LEVEL=2``, ``OPENCV_FFMPEG_LOGLEVEL=0``), without overriding the user's;
+  (``TF_CPP_MIN_LOG_LEVEL=2``, ``OPENCV_FFMPEG_LOGLEVEL=0``, ``OPENCV_LOG_LEVEL=ERROR``), without
+  overriding the user's, and
+  has the first ``import tensorflow`` (from any module, through Keras too) run inside
+  :func:`native_stderr`: TensorFlow logs through absl before ``absl::InitializeLog()`` at import,
+  past ``TF_CPP_MIN_LOG_LEVEL`` (``I0000 ... port.cc] oneDNN custom operations are on``, twice, on
+  CPUs where oneDNN is on by default: AVX-512 VNNI/BF16, AMX);
 - :func:`native_stderr` redirects fd 2 into a temporary file around one native call, then writes
   back every captured line that is not known noise (so a real native warning still shows), or,
   when the call raised, nothing: the exception carries the message and becomes one ``error:`` line.
@@ -18,6 +23,8 @@ shown (``--debug``/``-v`` on the command line, ``show_native_logs(True)``, or
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.util
 import os
 import re
 import signal
@@ -57,6 +64,44 @@ def quiet_environment() -> None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow: warnings and errors only
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "0")  # FFmpeg inside OpenCV: panics only
+    if "OPENCV_LOG_LEVEL" not in os.environ:  # OpenCV's "[ WARN:0@...]": edgecnn says what failed itself
+        os.environ["OPENCV_LOG_LEVEL"] = "ERROR"
+        cv2 = sys.modules.get("cv2")  # OpenCV reads the variable when it is imported
+        if cv2 is not None:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImport("tensorflow"))
+
+
+class _QuietImport(importlib.abc.MetaPathFinder):
+    """Finds one top-level package the normal way, then executes it inside :func:`native_stderr` (once)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)  # one import; find the real spec without this finder
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+class _QuietLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = self.loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader
+        with native_stderr():
+            self.loader.exec_module(module)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,6 +132,49 @@ def test_native_stderr_drops_noise_keeps_real_lines_and_drops_all_when_raising(c
             os.write(2, b"ERROR: the reason, which the exception carries\n")
             raise RuntimeError("boom")
     assert capfd.readouterr().err == ""
+
+
+def test_the_first_import_of_a_noisy_native_package_is_quiet(tmp_path):
+    """TensorFlow logs through absl at import, before absl::InitializeLog(), whatever TF_CPP_MIN_LOG_LEVEL says
+    (on CPUs where oneDNN is on by default: AVX-512 VNNI/BF16, AMX). A stand-in package writes such lines to fd 2
+    at import, so this fails on any CPU without the quiet import; a real line still gets through."""
+    pkg = tmp_path / "noisy_native"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "import os\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "os.write(2, b'I0000 00:00:1796579025.073252   10419 port.cc:153] oneDNN custom operations are on.\\n')\n"
+        "os.write(2, b'a real problem\\n')\n"
+        "VALUE = 42\n")
+    code = ("import sys; from edgecnn import _native; sys.meta_path.insert(0, _native._QuietImport('noisy_native')); "
+            "import noisy_native, noisy_native as again; assert noisy_native.VALUE == 42; "
+            "print(noisy_native.__loader__)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parents[1])])}
+    env.pop("EDGECNN_NATIVE_LOGS", None)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "a real problem\n"
+    assert "_QuietLoader" not in result.stdout  # the module keeps its real loader
+
+
+@pytest.mark.train
+def test_importing_tensorflow_after_quiet_environment_prints_nothing():
+    code = "from edgecnn._native import quiet_environment; quiet_environment(); import keras, tensorflow"
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "EDGECNN_NATIVE_LOGS")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+
+
+def test_opencv_warnings_stay_off_the_terminal_unless_verbose(tmp_path):
+    missing = tmp_path / "missing.png"
+    code = (f"import cv2; from edgecnn._native import quiet_environment; quiet_environment(); "
+            f"cv2.imread({str(missing)!r})")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENCV_LOG_LEVEL", "EDGECNN_NATIVE_LOGS")}
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", code.replace("quiet_environment();", "")], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert "WARN" in loud.stderr  # the stand-in really warns without quiet_environment
 
 
 def test_predict_prints_no_native_log_lines_unless_verbose(coral_dir):
