@@ -30,6 +30,7 @@ COMMANDS = [
     "predict",
     "camera",
     "benchmark",
+    "deploy",
     "doctor",
 ]
 
