@@ -24,7 +24,8 @@ log = logging.getLogger("edgecnn.commands")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help="model file (.tflite, .onnx, .keras, SavedModel folder) or a release folder `edgecnn deploy` made")
+    p.add_argument("model", metavar="MODEL",
+                   help="model file (.tflite, .onnx, .keras, SavedModel folder) or a release folder of edgecnn deploy")
     p.add_argument("--source", default="0",
                    help="camera index (0), /dev/videoN, video file, image folder, rtsp://..., http://... or picamera2 "
                         "(default: 0)")
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     address = parse_address(args.serve) if args.serve else None
     source = open_source(args.source, args.width, args.height, args.fps, max_pixels=max_pixels(args))
 
-    classifier = Classifier(resolve_model(args.model), labels=args.labels, threads=args.threads, providers=args.providers)
+    classifier = Classifier(resolve_model(args.model), labels=args.labels, threads=args.threads,
+                            providers=args.providers)
     pacing = not source.live and (args.fps is not None or args.realtime)
     capture = LatestFrameCapture(
         source,
