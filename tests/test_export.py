@@ -351,6 +351,46 @@ def test_cli_export_and_errors(small_run, tmp_path, capsys):
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
 
 
+@pytest.mark.slow
+def test_cli_strict_refuses_no_validate_before_writing(small_run, tmp_path, capsys):
+    from edgecnn.cli import main
+
+    out = tmp_path / "out"
+    assert main(["export", str(small_run), "--formats", "tflite-fp32", "--out", str(out), "--strict",
+                 "--no-validate"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --strict") and "--no-validate" in err[0]
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_cli_strict_fails_an_accuracy_verdict_resting_on_agreement_alone(small_run, tmp_path, capsys):
+    """1,000 images without class folders: fp16's accuracy is judged against Keras's own answers, so --strict
+    refuses it even though it passes on enough images; fp32's exactness check needs no labels and stands."""
+    import shutil
+
+    from PIL import Image
+
+    from edgecnn.cli import main
+
+    flat = tmp_path / "unlabelled"
+    flat.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(1000):
+        Image.fromarray(_colour_images(rng, i % 3, 1)[0]).save(flat / f"{i}.png")
+    run = shutil.copytree(small_run, tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "val": str(flat)}))
+    out = tmp_path / "out"
+    assert main(["export", str(run), "--formats", "tflite-fp32,tflite-fp16", "--out", str(out), "--strict"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --strict: not confirmed") and "tflite-fp16 (pass on agreement" in err[-1]
+    assert "tflite-fp32" not in err[-1]
+    fp32, fp16 = (a["validation"] for a in json.loads((out / "export_report.json").read_text())["artifacts"])
+    assert fp16["labels_from"] == "keras" and fp16["verdict"] == "pass" and fp16["backed_by_enough_images"]
+    assert fp32["verdict"] == "pass" and fp32["images"] == 1000
+
+
 def test_edgecnn_error_messages_are_single_lines(tmp_path):
     from edgecnn.export import export
 
