@@ -16,7 +16,7 @@ Parts (``--parts``, comma-separated; default all of them):
   baseline too.
 - ``workers``: the 2-worker test of tests/test_train.py.
 - ``intervals`` (after ``readme``, same ``--work``): each README run's validation accuracy with its 95 % interval
-  and each edgecnn run minus the baseline run of its seed, paired on the same images (exact McNemar interval).
+  and each edgecnn run minus the baseline run of its seed, paired on the same images (paired score interval).
 
 Results: a summary on stdout, everything in ``--out`` (JSON): each measurement, medians, the ratios and the
 issue's targets (#14). Timings are wall-clock on whatever else the machine runs: compare ratios from one run.
@@ -243,7 +243,7 @@ def _correct(run: Path, val):
 
 def part_intervals(args, work: Path) -> dict:
     """Each README run's validation accuracy with its 95 % interval, and each edgecnn run (and ``--compare`` run)
-    minus the baseline run of the same seed on the same 866 images (paired, exact McNemar interval)."""
+    minus the baseline run of the same seed on the same 866 images (paired score interval)."""
     from edgecnn.data import open_folder
     from edgecnn.export.stats import clopper_pearson, paired_difference
 
