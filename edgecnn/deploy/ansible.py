@@ -46,6 +46,21 @@ def _failure_message(res: dict, task: str) -> str:
     return f"{task} failed"
 
 
+_HINTS = {
+    "Host key verification failed": "the host's key is not the one in known_hosts: connect once with ssh to "
+                                    "check and accept it, or fix known_hosts (--known-hosts)",
+    "Permission denied": "the key was refused: add your public key to the board (ssh-copy-id user@host) or pass --key",
+    "Could not resolve hostname": "check the host name (or use the board's IP address)",
+    "Connection refused": "no SSH server answers there: enable SSH on the board (raspi-config) and check the port",
+    "timed out": "no answer: is the board on and on this network?",
+}
+
+
+def _hint(res: dict) -> str:
+    text = str(res.get("msg", ""))
+    return next((f"; {hint}" for key, hint in _HINTS.items() if key in text), "")
+
+
 class _Events:
     """ansible-runner event handler: per-host failures, the result fact, progress lines."""
 
@@ -63,8 +78,8 @@ class _Events:
         out = self.outcome(host)
         if kind == "runner_on_unreachable":
             out.ok, out.unreachable = False, True
-            out.message = f"unreachable: {_failure_message(res, task)}"
-            log.error(f"{host}: {out.message}")
+            out.message = f"unreachable: {_failure_message(res, task)}{_hint(res)}"
+            log.debug(f"{host}: {out.message}")
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             out.ok, out.message = False, _failure_message(res, task)
             log.debug(f"{host}: {task} failed: {out.message}")
@@ -85,10 +100,15 @@ def run_playbook(name: str, inventory: Path, extravars: dict, check: bool = Fals
     runner = _import_runner()
     events = _Events()
     bindir = str(Path(sys.executable).parent)  # ansible-playbook sits beside this Python in a venv
+    # ansible-runner turns host-key checking off unless told otherwise: a deploy checks it (known_hosts).
     env = {"PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+           "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_HOST_KEY_CHECKING": "True",
+           "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
            "ANSIBLE_DEPRECATION_WARNINGS": "0", "ANSIBLE_LOCALHOST_WARNING": "0"}
     with tempfile.TemporaryDirectory(prefix="edgecnn-ansible-") as private:
+        # SSH connections are shared within this run only: a master kept from an earlier run would skip the
+        # host-key check of this one.
+        env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = os.path.join(private, "cp")
         result = runner.run(private_data_dir=private, project_dir=str(PLAYBOOKS), playbook=name,
                             inventory=str(inventory), extravars=extravars, envvars=env, quiet=True,
                             forks=forks, cmdline="--check --diff" if check else None,

@@ -77,9 +77,10 @@ def deploy(export_dir: str, opts: Options) -> list[ansible.Outcome]:
     """Deploy the export folder to every host; one Outcome per host."""
     folder = Path(export_dir)
     chosen = release.choose(release.export_artifacts(folder), opts.format)
-    whl = wheel.find_wheel(opts.wheel)
     with tempfile.TemporaryDirectory(prefix="edgecnn-deploy-") as tmp:
         tmp = Path(tmp)
+        inventory = _inventory(opts, tmp)  # bad hosts fail before anything is built
+        whl = wheel.find_wheel(opts.wheel)
         archive = tmp / "release.tar.gz"
         sha = release.write_tarball(release.release_files(folder, chosen), archive)
         name = release.release_id(sha, opts.format)
@@ -93,8 +94,7 @@ def deploy(export_dir: str, opts: Options) -> list[ansible.Outcome]:
             "edgecnn_benchmark_runs": opts.benchmark_runs,
             "edgecnn_results_dir": str(Path(opts.results).resolve()),
         }
-        return ansible.run_playbook("deploy.yml", _inventory(opts, tmp), extravars, check=opts.check,
-                                    forks=opts.forks)
+        return ansible.run_playbook("deploy.yml", inventory, extravars, check=opts.check, forks=opts.forks)
 
 
 def rollback(opts: Options) -> list[ansible.Outcome]:

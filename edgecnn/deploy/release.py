@@ -95,7 +95,7 @@ def write_tarball(files: list[Path], dest: Path) -> str:
     members = sorted((f.name, f.read_bytes()) for f in files)
     for name, data in members:
         digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
-    with open(dest, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+    with open(dest, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz, \
             tarfile.open(fileobj=gz, mode="w") as tar:
         for name, data in members:
             info = tarfile.TarInfo(name)
