@@ -42,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                         "(default: ~/.ssh/known_hosts)")
     p.add_argument("--pip-args", default="", metavar="ARGS",
                    help="extra pip arguments on the boards, e.g. \"--extra-index-url https://www.piwheels.org/simple\"")
-    p.add_argument("--keep", type=positive_int, default=3, metavar="N", help="older releases kept per board (default: 3)")
+    p.add_argument("--keep", type=positive_int, default=3, metavar="N",
+                   help="older releases kept per board (default: 3)")
     p.add_argument("--health-timeout", type=positive_int, default=120, metavar="S",
                    help="seconds for the first classification after a (re)start (default: 120)")
     p.add_argument("--forks", type=positive_int, default=10, metavar="N", help="boards deployed at once (default: 10)")
