@@ -1,7 +1,8 @@
-"""Device profiles (``devices/<name>/profile.json``): benchmark defaults and install facts per target.
+"""Device profiles (``edgecnn/bench/profiles/<name>.json``): benchmark defaults and install facts per target.
 
-Looked up in ``$EDGECNN_DEVICES``, then the ``devices/`` folder of the source
-checkout; ``--device`` also takes a path to a profile.json.
+They ship inside the package, so ``--device raspberry-pi-5`` works on the board itself; ``$EDGECNN_DEVICES``
+names another folder of ``<name>.json`` files, and ``--device`` also takes a path to a profile file.
+The human-readable side of each target (install steps, results) is ``devices/<name>/README.md``.
 """
 
 from __future__ import annotations
@@ -12,27 +13,25 @@ from pathlib import Path
 
 from edgecnn.errors import UsageError, did_you_mean
 
-PROFILE_FILE = "profile.json"
+PROFILE_SUFFIX = ".json"
 BENCH_KEYS = ("formats", "threads", "runs", "warmup", "batch")
 
 
 def devices_dir() -> Path:
     env = os.environ.get("EDGECNN_DEVICES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "devices"
+    return Path(env) if env else Path(__file__).resolve().parent / "profiles"
 
 
 def list_devices() -> list[str]:
     root = devices_dir()
-    return sorted(p.name for p in root.iterdir() if (p / PROFILE_FILE).is_file()) if root.is_dir() else []
+    return sorted(p.stem for p in root.glob("*" + PROFILE_SUFFIX)) if root.is_dir() else []
 
 
 def load_profile(name: str) -> dict:
-    """The profile of device ``name`` (or the profile.json at that path)."""
+    """The profile of device ``name`` (or the profile file at that path)."""
     path = Path(name)
-    if path.is_dir():
-        path = path / PROFILE_FILE
     if not path.is_file():
-        path = devices_dir() / name / PROFILE_FILE
+        path = devices_dir() / (name + PROFILE_SUFFIX)
     if not path.is_file():
         known = list_devices()
         hint = did_you_mean(name, known)
@@ -42,7 +41,7 @@ def load_profile(name: str) -> dict:
         profile = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise UsageError(f"device profile {path} is not valid JSON ({exc}); fix it") from None
-    profile.setdefault("name", path.parent.name)
+    profile.setdefault("name", path.stem)
     profile["_path"] = str(path)
     return profile
 

@@ -155,7 +155,7 @@ class Board:
     def __init__(self, name: str, args, base: Path, wheel: Path, work: Path):
         self.name, self.args, self.base, self.wheel, self.work = name, args, base, wheel, work
         self.qemu_cpu = BOARDS[name]
-        self.profile = json.loads((REPO / "devices" / name / "profile.json").read_text())
+        self.profile = json.loads((REPO / "edgecnn" / "bench" / "profiles" / f"{name}.json").read_text())
         self.steps: list[dict] = []
         self.record: dict = {"board": name, "emulated": True, "note": EMULATED_NOTE, "qemu_cpu": self.qemu_cpu,
                              "cpuinfo": f"tools/arm64/cpuinfo/{name}", **host_facts()}
@@ -226,9 +226,9 @@ class Board:
 
     # ------------------------------------------------------------- staging
     def stage(self, fs: rootfs.Rootfs) -> None:
-        """What the user copied to the board: the wheel and the device profile, a model and a photo."""
+        """What the user copied to the board: the wheel, a model and a photo."""
         coral = shared_dir() / CORAL
-        for src in (self.wheel, REPO / "devices" / self.name / "profile.json", coral / CORAL_MODEL, coral / CAT[0]):
+        for src in (self.wheel, coral / CORAL_MODEL, coral / CAT[0]):
             if src.is_file():
                 shutil.copy2(src, fs.home(src.name))
         fs.chown(fs.home())
