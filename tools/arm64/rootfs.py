@@ -142,23 +142,30 @@ def _remove_tree(path: Path) -> None:
 
 
 class Rootfs:
-    """A throwaway copy of the base rootfs, mounted for chroot; ``run`` executes a command as ``pi`` inside."""
+    """A throwaway copy of the base rootfs, mounted for chroot; ``run`` executes a command as ``pi`` inside.
 
-    def __init__(self, base: Path, say, env: dict | None = None, layers: tuple[Path, ...] = ()):
+    ``system=False``: no /proc, /sys, /dev mounts (a tree that systemd-nspawn boots); ``first_user=False``: no ``pi``.
+    """
+
+    def __init__(self, base: Path, say, env: dict | None = None, layers: tuple[Path, ...] = (), system: bool = True,
+                 first_user: bool = True):
         self.base, self.say, self.env, self.layers = base, say, dict(env or {}), tuple(layers)
+        self.system, self.first_user = system, first_user
         self.work = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir()))
         self.root = self.work / "root"
         self.mounts: list[Path] = []
         self.cpuinfo_mounted = False
+        self.overlay = False
 
     # ----------------------------------------------------------------- mounts
     def __enter__(self) -> "Rootfs":
         try:
             self._mount_root()
-            for kind, target in (("proc", "proc"), ("sysfs", "sys")):
-                self._mount(["-t", kind, kind], self.root / target)
-            self._mount(["--rbind", "/dev"], self.root / "dev")
-            _run(["mount", "--make-rslave", str(self.root / "dev")])
+            if self.system:
+                for kind, target in (("proc", "proc"), ("sysfs", "sys")):
+                    self._mount(["-t", kind, kind], self.root / target)
+                self._mount(["--rbind", "/dev"], self.root / "dev")
+                _run(["mount", "--make-rslave", str(self.root / "dev")])
             self._configure()
         except BaseException:
             self.__exit__(None, None, None)
@@ -173,6 +180,7 @@ class Rootfs:
         opts = f"lowerdir={lower},upperdir={upper},workdir={scratch}"
         if _run(["mount", "-t", "overlay", "overlay", "-o", opts, str(self.root)]).returncode == 0:
             self.mounts.append(self.root)
+            self.overlay = True
             return
         self.say("overlayfs unavailable: copying the base rootfs (slower)")
         self.root.rmdir()
@@ -190,6 +198,19 @@ class Rootfs:
         proc = _run(["cp", "-a", "--parents", inside.lstrip("/"), str(partial)], cwd=self.root)
         if proc.returncode:
             raise RuntimeError(f"saving {inside} failed: {_last_line(proc)}")
+        _remove_tree(dest)
+        partial.rename(dest)
+
+    def save_changes(self, dest: Path) -> None:
+        """Keep everything this run changed (the overlay's upper folder, whiteouts included) as a layer at ``dest``."""
+        if not self.overlay:
+            raise RuntimeError("saving a run's changes needs overlayfs")
+        partial = dest.with_name(dest.name + ".partial")
+        _remove_tree(partial)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        proc = _run(["cp", "-a", str(self.work / "upper"), str(partial)])
+        if proc.returncode:
+            raise RuntimeError(f"saving the changes failed: {_last_line(proc)}")
         _remove_tree(dest)
         partial.rename(dest)
 
@@ -242,6 +263,8 @@ class Rootfs:
         host_ca = Path("/etc/ssl/certs/ca-certificates.crt")
         if host_ca.is_file():  # the host's CA bundle: its network may inspect TLS
             shutil.copyfile(host_ca, etc / "ssl/certs/ca-certificates.crt")
+        if not self.first_user:
+            return
         self.run(f"useradd -m -s /bin/bash -u {UID} -G sudo {USER}", user="root")
         (etc / "sudoers.d" / "010_pi-nopasswd").write_text(f"{USER} ALL=(ALL) NOPASSWD: ALL\n")
         (etc / "sudoers.d" / "010_pi-nopasswd").chmod(0o440)
