@@ -1,7 +1,8 @@
 """The image cache: each image of a class-per-folder dataset decoded and resized once, then read from disk.
 
 :func:`open_folder` scans the folder once (the rules of :func:`~edgecnn.data.folder.scan_folder`), then looks
-for a cache entry made from the same files (relative path, size and modification time of each), at the same
+for a cache entry made from the same files (relative path, size, modification and status-change time and inode
+of each: an edit whose modification time is put back still changes the last two), at the same
 image size, by the same decoder. When there is none it builds one: worker processes, one per core, decode and
 resize the files (:func:`~edgecnn.data.decode.decode_rgb`: by content, EXIF orientation, alpha/16-bit/palette
 to RGB) and write the pixels straight into a :class:`~edgecnn.data.records.RecordFile`; unreadable files are
@@ -202,11 +203,12 @@ def _decoder_identity() -> str:
     return ",".join(versions)
 
 
-def _fingerprint(files: list[tuple[str, int, int]], size: tuple[int, int]) -> str:
-    """Of the decoder, the size and each file's ``(name under the root, size, modification time in ns)``."""
+def _fingerprint(files: list[tuple], size: tuple[int, int]) -> str:
+    """Of the decoder, the size and each file's ``(name under the root, *stats)`` (:class:`FolderScan`'s stats:
+    size, mtime, ctime, inode)."""
     digest = hashlib.sha256(f"{_decoder_identity()}|{size[0]}x{size[1]}\n".encode())
-    for name, bytes_, mtime_ns in files:
-        digest.update(f"{name}\0{bytes_}\0{mtime_ns}\n".encode())
+    for name, *stats in files:
+        digest.update("\0".join(map(str, (name, *stats))).encode() + b"\n")
     return digest.hexdigest()
 
 

@@ -23,7 +23,9 @@ class FolderScan:
     class_names: list[str]
     files: list[tuple[Path, int]]  # (path, class index), sorted for reproducibility
     names: list[str] = field(default_factory=list)  # each file's path under root, "/"-separated
-    stats: list[tuple[int, int]] = field(default_factory=list)  # each file's (size, modification time in ns)
+    # Each file's (size, modification time, status-change time (ns), inode): a write, even one whose mtime is put
+    # back (touch -r), or a replaced file changes one of them; nothing a user tool does can set the ctime.
+    stats: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -72,7 +74,7 @@ def scan_folder(root: str | os.PathLike, class_names: list[str] | None = None) -
         for parts, st in members:
             scan.files.append((root.joinpath(name, *parts), index))
             scan.names.append("/".join((name, *parts)))
-            scan.stats.append((st.st_size, st.st_mtime_ns))
+            scan.stats.append((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
     return scan
 
 
