@@ -6,7 +6,9 @@ file, two commands sharing one new ``--out``, a malformed card, ``--threads 1000
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -35,3 +37,58 @@ def test_cache_serves_new_pixels_after_a_same_size_edit_whose_mtime_is_restored(
     after = os.stat(target)
     assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     assert open_folder(tmp_path / "data", SIZE).read()[0, 0, 0].tolist() == [0, 0, 200]
+
+
+# --- item 14: unreadable files take no pixel slot, and reports summarise them -------------------------------------
+
+def test_thousands_of_empty_files_take_no_cache_space_and_are_summarised_in_a_few_lines(tmp_path, caplog):
+    root, empty = tmp_path / "data", 3000
+    for name, rgb in (("a", (200, 0, 0)), ("b", (0, 0, 200))):
+        for i in range(3):
+            _bmp(root / name / f"img{i}.bmp", rgb)
+        for i in range(empty // 2):
+            (root / name / f"e{i:05d}.jpg").touch()
+    with caplog.at_level("INFO", logger="edgecnn.data"):
+        data = open_folder(root, SIZE)
+    assert len(data) == 6 and len(data.skipped) == empty
+    assert data.read()[:, 0, 0].tolist() == [[200, 0, 0]] * 3 + [[0, 0, 200]] * 3
+    files = {p.name: p.stat().st_size for p in Path(data.cache).iterdir()}
+    pixels = [size for name, size in files.items() if name.endswith(".u8")]
+    assert pixels == [6 * SIZE * SIZE * 3], files  # a record per decoded image, none for the empty files
+    assert files["index.json"] < 40_000, files
+    again = open_folder(root, SIZE)  # from the cache: the same images, the same reasons
+    assert np.array_equal(again.read(), data.read()) and again.skipped == data.skipped
+
+    from edgecnn.data.folder import skipped_summary
+
+    summary = skipped_summary(data.skipped)
+    assert len(json.dumps(summary)) < 2_000, summary
+    assert summary["skipped_count"] == empty
+    assert summary["skipped_reasons"] == [{"reason": "image file <file> is empty (0 bytes)", "count": empty}]
+    assert len(summary["skipped"]) == 5 and all("is empty" in e["reason"] for e in summary["skipped"])
+    lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(lines) == 1 and len(lines[0]) < 600 and f"{empty} of {empty + 6} files" in lines[0], lines
+
+
+def test_decoded_images_keep_their_pixels_when_unreadable_files_sit_between_them(tmp_path, monkeypatch):
+    from edgecnn.data import cache
+
+    root, colours = tmp_path / "data", {}
+    for c in ("a", "b"):
+        for i in range(20):
+            path = root / c / f"{i:02d}.bmp"
+            if i % 3 == 1:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"" if i % 2 else b"junk")
+            else:
+                colours[path] = (i * 10, 100 if c == "a" else 0, 7)
+                _bmp(path, colours[path])
+    monkeypatch.setattr(cache, "MIN_PARALLEL", 8)
+    monkeypatch.setattr(cache, "CHUNK", 5)
+    for workers in (1, 2):
+        monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / f"cache{workers}"))
+        data = open_folder(root, SIZE, workers=workers)
+        assert len(data) == len(colours) and len(data.skipped) == 40 - len(colours)
+        assert [tuple(p) for p in data.read()[:, 0, 0].tolist()] == [colours[p] for p in data.paths]
+        assert Path(data.cache, json.loads(Path(data.cache, "index.json").read_text())["pixels"]).stat().st_size \
+            == len(colours) * SIZE * SIZE * 3

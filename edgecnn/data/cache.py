@@ -6,7 +6,8 @@ of each: an edit whose modification time is put back still changes the last two)
 image size, by the same decoder. When there is none it builds one: worker processes, one per core, decode and
 resize the files (:func:`~edgecnn.data.decode.decode_rgb`: by content, EXIF orientation, alpha/16-bit/palette
 to RGB) and write the pixels straight into a :class:`~edgecnn.data.records.RecordFile`; unreadable files are
-skipped and remembered. The :class:`FolderImages` it returns holds paths and labels; pixels are read by index,
+skipped and remembered, and take no room: the last decoded images move into their slots and the file is cut to
+one record per decoded image. The :class:`FolderImages` it returns holds paths and labels; pixels are read by index,
 a batch at a time, so no part of edgecnn needs the whole dataset in memory.
 
 Where: ``$EDGECNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgecnn``, else ``~/.cache/edgecnn``. One folder per data
@@ -32,9 +33,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn._io import write_json
+from edgecnn._io import write_text
 from edgecnn.data.decode import decode_rgb, resize
-from edgecnn.data.folder import LoadedImages, check_every_class_readable, scan_folder
+from edgecnn.data.folder import (
+    FILE_MARK,
+    FolderScan,
+    LoadedImages,
+    check_every_class_readable,
+    reason_template,
+    scan_folder,
+    skipped_line,
+)
 from edgecnn.data.records import RecordFile
 from edgecnn.errors import DataError
 
@@ -43,7 +52,7 @@ log = logging.getLogger("edgecnn.data")
 CACHE_ENV = "EDGECNN_CACHE_DIR"
 # Bump when this layout changes: entries made by another version are rebuilt (as they are when decode.py,
 # Pillow or OpenCV change: the fingerprint includes them).
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 INDEX_FILE = "index.json"
 CHUNK = 32  # files per task sent to a worker process
 MIN_PARALLEL = 4 * CHUNK  # fewer files than this decode in this process (starting workers costs ~1 s)
@@ -129,30 +138,40 @@ def open_folder(root: str | os.PathLike, img_size: int | tuple[int, int], class_
     index, store = _read_index(entry, fingerprint), None
     if index is not None:
         log.debug(f"data: {len(files)} files of {scan.root} at {size[0]}x{size[1]} from the cache {entry}")
-        store = _open_pixels(entry, index, size, len(files))
+        store = _open_pixels(entry, index, size)
     if store is None:  # none yet, or another process replaced it between our reading the index and the pixels
         with _locked(entry):
             index = _read_index(entry, fingerprint)  # another process may have built it meanwhile
             if index is None:
-                index = _build(entry, scan.root, files, size, fingerprint, workers or cpu_workers())
-            store = _open_pixels(entry, index, size, len(files))  # under the lock: nobody replaces it now
-    failed = {int(k): v for k, v in index["skipped"].items()}
-    slot_of = {position: slot for slot, position in enumerate(order)}
-    slots, labels, paths, skipped = [], [], [], []
-    for position, (path, label) in enumerate(scan.files):
-        slot = slot_of[position]
-        if slot in failed:
-            skipped.append((path, failed[slot]))
-            continue
-        slots.append(slot)
-        labels.append(label)
-        paths.append(path)
+                nonempty = sum(1 for stats in scan.stats if stats[0] > 0)
+                index = _build(entry, scan.root, files, size, fingerprint, workers or cpu_workers(), nonempty)
+            store = _open_pixels(entry, index, size)  # under the lock: nobody replaces it now
+    slots, labels, paths, skipped = _placed(scan, order, index)
+    if skipped:
+        log.info(f"data: {skipped_line(skipped, len(scan.files), scan.root)}")
     if not slots:
         raise DataError(f"no readable images under {scan.root} ({len(skipped)} files skipped); "
                         f"supported: JPEG, PNG, BMP, GIF, WebP, TIFF")
     check_every_class_readable(scan, set(labels), skipped)
     return FolderImages(scan.root, scan.class_names, size, store, np.asarray(slots, dtype=np.int64),
                         np.asarray(labels, dtype=np.int64), paths, skipped, str(entry))
+
+
+def _placed(scan: FolderScan, order: list[int], index: dict) -> tuple[list, list, list, list]:
+    """In scan order: (record, label, path) of each decoded file, and (path, reason) of each skipped one."""
+    failed = {slot: template for template, slots in index["skipped"].items() for slot in slots}
+    moved = dict(index["moved"])
+    slot_of = {position: slot for slot, position in enumerate(order)}
+    records, labels, paths, skipped = [], [], [], []
+    for position, (path, label) in enumerate(scan.files):
+        slot = slot_of[position]
+        if slot in failed:
+            skipped.append((path, failed[slot].replace(FILE_MARK, str(path))))
+            continue
+        records.append(moved.get(slot, slot))
+        labels.append(label)
+        paths.append(path)
+    return records, labels, paths, skipped
 
 
 def decode_files(paths: list[Path], img_size: int | tuple[int, int], *, limit: int | None = None,
@@ -222,10 +241,10 @@ def _read_index(entry: Path, fingerprint: str) -> dict | None:
     return index
 
 
-def _open_pixels(entry: Path, index: dict, size: tuple[int, int], count: int) -> RecordFile | None:
+def _open_pixels(entry: Path, index: dict, size: tuple[int, int]) -> RecordFile | None:
     """The entry's pixel file, opened now (a file another process deletes later stays readable through the
     open descriptor); None when it is already gone."""
-    store = RecordFile(entry / index["pixels"], (*size, 3), np.uint8, count=count)
+    store = RecordFile(entry / index["pixels"], (*size, 3), np.uint8, count=index["records"])
     try:
         store.open()
     except FileNotFoundError:
@@ -255,11 +274,12 @@ def _locked(entry: Path):
 
 
 def _build(entry: Path, root: Path, files: list[Path], size: tuple[int, int], fingerprint: str,
-           workers: int) -> dict:
-    needed = len(files) * size[0] * size[1] * 3
+           workers: int, nonempty: int) -> dict:
+    """Decode ``files`` into a new pixel file of ``entry`` and write its index (``nonempty``: files not 0 bytes)."""
+    needed = nonempty * size[0] * size[1] * 3
     free = shutil.disk_usage(entry).free
     if needed > free:
-        raise DataError(f"the image cache needs {needed / 1e9:.1f} GB for {len(files)} images at "
+        raise DataError(f"the image cache needs {needed / 1e9:.1f} GB for {nonempty} images at "
                         f"{size[0]}x{size[1]} and {entry} has {free / 1e9:.1f} GB free; set {CACHE_ENV} to a "
                         f"folder on a bigger disk")
     name = f"pixels-{fingerprint[:16]}.u8"
@@ -268,17 +288,21 @@ def _build(entry: Path, root: Path, files: list[Path], size: tuple[int, int], fi
     try:
         store = RecordFile.create(tmp, len(files), (*size, 3), np.uint8)
         failed = dict(_decode_all(store, [str(p) for p in files], size, workers, f"decoding {root.name}"))
+        moved = _fill_holes(store, sorted(failed))
         store.close()
         os.replace(tmp, entry / name)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     seconds = time.perf_counter() - started
+    skipped: dict[str, list[int]] = {}  # reason (the file's path as FILE_MARK) -> slots
+    for slot, reason in sorted(failed.items()):
+        skipped.setdefault(reason_template(files[slot], reason), []).append(slot)
     index = {"version": CACHE_VERSION, "root": str(root.resolve()), "size": list(size), "count": len(files),
-             "fingerprint": fingerprint, "decoder": _decoder_identity(), "pixels": name,
-             "skipped": {str(k): v for k, v in sorted(failed.items())}, "seconds": round(seconds, 2),
+             "records": len(files) - len(failed), "fingerprint": fingerprint, "decoder": _decoder_identity(),
+             "pixels": name, "skipped": skipped, "moved": moved, "seconds": round(seconds, 2),
              "workers": workers if len(files) >= MIN_PARALLEL else 1}
-    write_json(entry / INDEX_FILE, index)
+    write_text(entry / INDEX_FILE, json.dumps(index, separators=(",", ":")) + "\n")  # compact: one slot per skip
     for old in entry.glob("pixels-*.u8"):  # earlier versions of this folder (open readers keep their copy)
         if old.name != name:
             with contextlib.suppress(OSError):
@@ -288,22 +312,46 @@ def _build(entry: Path, root: Path, files: list[Path], size: tuple[int, int], fi
     return index
 
 
+def _fill_holes(store: RecordFile, failed: list[int]) -> list[list[int]]:
+    """Move the last decoded records into the slots of the ``failed`` (sorted) ones and cut the file after the
+    decoded count: one record per decoded image, copying no more records than failed. The [slot, record] moves."""
+    kept = store.count - len(failed)
+    holes = [slot for slot in failed if slot < kept]
+    tail = sorted(set(range(kept, store.count)) - set(failed))  # as many as there are holes
+    store.move(tail, holes)
+    store.truncate(kept)
+    return [[slot, record] for slot, record in zip(tail, holes)]
+
+
 # --- parallel decoding -------------------------------------------------------------------------------------------
 
 def _decode_chunk(store: RecordFile, size: tuple[int, int], start: int, paths: list[str]) -> list[tuple[int, str]]:
-    """Decode ``paths`` into records ``start, start + 1, ...`` of ``store`` with one write; return
-    ``(record, reason)`` for the unreadable ones, whose records stay zero."""
-    failed = []
+    """Decode ``paths`` into records ``start, start + 1, ...`` of ``store``, one write per run of decoded files;
+    return ``(record, reason)`` for the unreadable ones, whose records are never written (no disk used)."""
+    failed, decoded = [], []
     pixels = np.zeros((len(paths), *size, 3), np.uint8)
     for n, path in enumerate(paths):
         try:
             rgb = decode_rgb(path)
             pixels[n] = rgb if rgb.shape[:2] == size else resize(rgb, size)  # no OpenCV when it fits
+            decoded.append(n)
         except DataError as exc:
             failed.append((start + n, str(exc)))
-    store.write(start, pixels)
+    for first, stop in _runs(decoded):
+        store.write(start + first, pixels[first:stop])
     store.close()
     return failed
+
+
+def _runs(ascending: list[int]) -> list[tuple[int, int]]:
+    """``[0, 1, 2, 5, 6]`` -> ``[(0, 3), (5, 7)]``: the runs of consecutive numbers, as (first, stop)."""
+    runs: list[tuple[int, int]] = []
+    for n in ascending:
+        if runs and runs[-1][1] == n:
+            runs[-1] = (runs[-1][0], n + 1)
+        else:
+            runs.append((n, n + 1))
+    return runs
 
 
 def _decode_all(store: RecordFile, paths: list[str], size: tuple[int, int], workers: int,

@@ -104,6 +104,52 @@ def _files_under(folder: Path) -> list[tuple[tuple[str, ...], os.stat_result]]:
     return found
 
 
+FILE_MARK = "<file>"  # stands for the file's path in the text of a reason many files share
+SKIPPED_REASONS, SKIPPED_EXAMPLES = 10, 5  # a report names at most this many reasons, and example files of each
+
+
+def reason_template(path, reason: str) -> str:
+    """``reason`` with ``path`` replaced by :data:`FILE_MARK`: one text for every file skipped for that reason."""
+    return reason.replace(str(path), FILE_MARK)
+
+
+def _by_reason(skipped: list[tuple[Path, str]], limit: int) -> list[tuple[str, list[tuple[Path, str]]]]:
+    """Skipped files grouped by reason template, commonest first; past ``limit`` reasons, one group of the rest."""
+    groups: dict[str, list[tuple[Path, str]]] = {}
+    for path, reason in skipped:
+        groups.setdefault(reason_template(path, reason), []).append((path, reason))
+    ranked = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    if len(ranked) > limit:
+        rest = ranked[limit - 1:]
+        ranked = ranked[:limit - 1] + [(f"{len(rest)} other reasons", [e for _, group in rest for e in group])]
+    return ranked
+
+
+def skipped_summary(skipped: list[tuple[Path, str]]) -> dict:
+    """Unreadable files as a bounded record for reports: their count, the count per reason, a few files of each."""
+    groups = _by_reason(skipped, SKIPPED_REASONS)
+    return {"skipped_count": len(skipped),
+            "skipped_reasons": [{"reason": reason, "count": len(group)} for reason, group in groups],
+            "skipped": [{"path": str(path), "reason": text} for _, group in groups
+                        for path, text in group[:SKIPPED_EXAMPLES]]}
+
+
+def skipped_line(skipped: list[tuple[Path, str]], total: int, root: Path) -> str:
+    """One log line: how many of ``total`` files under ``root`` were skipped, per reason, naming a few."""
+    parts = []
+    for reason, group in _by_reason(skipped, 3):
+        names = ", ".join(_under(path, root) for path, _ in group[:3]) + (", ..." if len(group) > 3 else "")
+        parts.append(f"{len(group)} x {reason} (e.g. {names})")
+    return f"{len(skipped)} of {total} files under {root} skipped: {'; '.join(parts)}"
+
+
+def _under(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
+
+
 def check_every_class_readable(scan: FolderScan, readable: set[int], skipped: list) -> None:
     """A class folder whose files all failed to decode is as unusable as an empty one."""
     with_files = {label for _, label in scan.files}

@@ -95,6 +95,22 @@ class RecordFile:
             written = os.pwrite(fd, data, offset)
             data, offset = data[written:], offset + written
 
+    def move(self, sources, targets) -> None:
+        """Copy record ``sources[i]`` onto record ``targets[i]`` for each i (a few MB read at a time)."""
+        batch = max(1, (64 << 20) // max(self.record_bytes, 1))
+        for start in range(0, len(sources), batch):
+            values = self.read(sources[start:start + batch])
+            for target, value in zip(targets[start:start + batch], values):
+                self.write(int(target), value)
+
+    def truncate(self, count: int) -> None:
+        """Keep the first ``count`` records only."""
+        if not self._writable:
+            self.close()
+            self._writable = True
+        os.ftruncate(self._descriptor(), count * self.record_bytes)
+        self.count = count
+
     def close(self) -> None:
         if self._fd is not None and self._fd_pid == os.getpid():
             os.close(self._fd)

@@ -11,6 +11,7 @@ import numpy as np
 from edgecnn._io import write_json
 from edgecnn.card import find_card
 from edgecnn.data.cache import open_folder
+from edgecnn.data.folder import skipped_summary
 from edgecnn.data.roots import find_splits
 from edgecnn.data.split import spread
 from edgecnn.errors import DataError, LabelsError, UsageError, first_line
@@ -78,7 +79,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike | None = None, ou
     metrics = classification_metrics(images.labels, probs, labels)
     metrics["data"] = str(data)
     metrics["split"] = split
-    metrics["skipped"] = [{"path": str(p), "reason": r} for p, r in images.skipped]
+    metrics.update(skipped_summary(images.skipped))  # skipped_count, skipped_reasons, a few skipped files
     write_json(out / "metrics.json", metrics)
 
     figures = {"confusion_matrix": plots.plot_confusion(np.asarray(metrics["confusion_matrix"]), labels,

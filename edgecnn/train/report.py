@@ -10,19 +10,21 @@ import numpy as np
 
 from edgecnn._io import atomic_path, write_json
 from edgecnn.card import ModelCard, Normalization
+from edgecnn.data.folder import skipped_summary
 from edgecnn.labels import write_labels
 from edgecnn.rundir import CONFIG_FILE, LABELS_FILE, MODEL_FILE
 
 log = logging.getLogger("edgecnn.train")
 
 
-def skipped_files(*datasets) -> list[dict]:
+def skipped_files(*datasets) -> list[tuple[Path, str]]:
+    """The unreadable files of ``datasets``, each once: (path, reason)."""
     seen, out = set(), []
     for data in datasets:
         for path, reason in data.skipped:
             if str(path) not in seen:
                 seen.add(str(path))
-                out.append({"path": str(path), "reason": reason})
+                out.append((path, reason))
     return out
 
 
@@ -103,8 +105,7 @@ def write_run(run_dir: Path, model, config, spec, train_data, val_data, history:
         "classes": class_names,
         "train_per_class": np.bincount(train_data.labels, minlength=len(class_names)).tolist(),
         "val_per_class": np.bincount(val_data.labels, minlength=len(class_names)).tolist(),
-        "skipped_count": len(skipped_files(train_data, val_data)),
-        "skipped": skipped_files(train_data, val_data),
+        **skipped_summary(skipped_files(train_data, val_data)),  # skipped_count, skipped_reasons, a few skipped
         "cache": sorted({str(getattr(d, "cache", "")) for d in (train_data, val_data)} - {""}),
     })
     log.log(level, f"val_accuracy {metrics['val_accuracy']:.4f} (best epoch {best.best_epoch}); saved {model_path}")
