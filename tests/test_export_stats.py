@@ -81,6 +81,14 @@ def test_paired_difference_counts_only_discordant_images():
     assert same.difference == 0.0 and same.low == pytest.approx(-same.high) and 0.018 < same.high < 0.019
 
 
+def test_images_that_all_agree_confirm_fp16_only_from_563_on():
+    """The README's figures: fp16's 1-point tolerance needs 563 images that all agree, 726 with one image lost."""
+    tolerance = FORMATS["tflite-fp16"].tolerance.max_accuracy_drop
+    for lost, enough in ((0, 563), (1, 726)):
+        assert verdict(stats.discordant_interval(enough, 0, lost).drop_interval, tolerance) == PASS
+        assert verdict(stats.discordant_interval(enough - 1, 0, lost).drop_interval, tolerance) == INCONCLUSIVE
+
+
 DROPS = (0.0, 0.005, 0.01, 0.02, 0.025, 0.03, 0.05)  # true accuracy drops (export below reference)
 DISCORDANCE = (0.01, 0.03, 0.10, 0.20)  # true share of images exactly one of the two gets right
 

@@ -10,8 +10,8 @@ continuity correction of Chang et al. 2024 (J. Appl. Stat. 51:139-152; the
 numerator of the score moves one image towards zero, ratesci's ``cc = 0.5``).
 Unlike an interval conditioned on the number of discordant images, it accounts
 for that number being random too, so it keeps its coverage when only a handful
-of images disagree, and with none it is not [0, 0]: 0 of 300 images
-discordant bounds the difference to about +-1.9 points. It is deterministic
+of images disagree, and with none it is not [0, 0] (the README gives how many
+agreeing images a tolerance needs). It is deterministic
 (the same images always give the same interval, unlike a bootstrap) and
 depends only on N, gained and lost. Its coverage, summed exactly over the
 multinomial in ``tests/test_export_stats.py``, is at least 95 % wherever a
