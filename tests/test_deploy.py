@@ -198,8 +198,12 @@ def boards(tmp_path_factory):
             img[..., 2 - i] = 200 + j  # BGR on disk
             cv2.imwrite(str(source / f"{name}{j}.png"), img)
     subprocess.run(["chown", "-R", f"{users['good']}:{users['good']}", str(source)], check=True)
+    from edgecnn.deploy.wheel import find_wheel
+
+    wheel = tmp / find_wheel(None).name  # built once: every deploy of this module installs the same code
+    shutil.copyfile(find_wheel(None), wheel)
     yield {"port": port, "key": tmp / "key", "known_hosts": known, "users": users, "homes": homes,
-           "source": source, "tmp": tmp}
+           "source": source, "tmp": tmp, "wheel": wheel}
     sshd.terminate()
     sshd.wait(timeout=10)
     for user in users.values():
@@ -235,7 +239,8 @@ def exports(tmp_path_factory):
 def deploy(boards, export, *args, user="good", extra_hosts=()):
     host = f"{boards['users'][user]}@127.0.0.1:{boards['port']}"
     result = edgecnn("deploy", export, host, *extra_hosts, *args, "--key", boards["key"], "--known-hosts",
-                     boards["known_hosts"], "--source", boards["source"], "--health-timeout", 90)
+                     boards["known_hosts"], "--source", boards["source"], "--health-timeout", 90,
+                     "--wheel", boards["wheel"])
     return result, host
 
 
@@ -296,7 +301,8 @@ def test_a_host_key_that_does_not_match_is_refused(boards, exports, tmp_path):
     wrong = tmp_path / "known_hosts"
     wrong.write_text(f"[127.0.0.1]:{boards['port']} {' '.join((tmp_path / 'other.pub').read_text().split()[:2])}\n")
     host = f"{boards['users']['good']}@127.0.0.1:{boards['port']}"
-    result = edgecnn("deploy", good, host, "--format", "tflite-int8", "--key", boards["key"], "--known-hosts", wrong)
+    result = edgecnn("deploy", good, host, "--format", "tflite-int8", "--key", boards["key"], "--known-hosts", wrong,
+                     "--wheel", boards["wheel"])
     assert result.returncode == 1 and "unreachable" in result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "host key" in errors[0].lower(), result.stderr[-2000:]

@@ -100,8 +100,9 @@ def deploy(export_dir: str, opts: Options) -> list[ansible.Outcome]:
 def rollback(opts: Options) -> list[ansible.Outcome]:
     """Switch every host back to its previous release."""
     with tempfile.TemporaryDirectory(prefix="edgecnn-deploy-") as tmp:
-        return ansible.run_playbook("rollback.yml", _inventory(opts, Path(tmp)), _common_vars(opts),
-                                    check=opts.check, forks=opts.forks)
+        extravars = {**_common_vars(opts), "edgecnn_preview_url": opts.preview_url}  # the unit keeps the rest
+        return ansible.run_playbook("rollback.yml", _inventory(opts, Path(tmp)), extravars, check=opts.check,
+                                    forks=opts.forks)
 
 
 def table(outcomes: list[ansible.Outcome]) -> str:
