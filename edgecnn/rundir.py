@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,8 @@ def check_run_dir(out: str | os.PathLike, exist_ok: bool = False) -> Path:
 
 
 def new_run_dir(out: str | os.PathLike | None, exist_ok: bool = False) -> Path:
-    """The folder a new training run writes to, created here; a run is never overwritten by accident.
+    """The folder a new training run writes to, created and claimed here (:func:`claim_folder`); a run is never
+    overwritten by accident, nor shared with a run started at the same time.
 
     ``out`` None: the first free one of ``runs/train``, ``runs/train2``, ``runs/train3``, ... (as
     Ultralytics numbers its runs). An ``out`` that exists and is not empty needs ``exist_ok``.
@@ -64,17 +66,69 @@ def new_run_dir(out: str | os.PathLike | None, exist_ok: bool = False) -> Path:
     if out is not None:
         path = check_run_dir(out, exist_ok)
         path.mkdir(parents=True, exist_ok=True)
-        return path
+        claim_folder(path, "--out", "training run")
+        try:
+            return check_run_dir(path, exist_ok)  # again, claimed: a run that finished meanwhile left its files
+        except UsageError:
+            release_folder(path)
+            raise
     base = Path(DEFAULT_RUN_DIR)
     base.parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 100_000):
         path = base if n == 1 else base.with_name(f"{base.name}{n}")
         try:
             path.mkdir()  # atomic: two trainings started together get different folders
-            return path
         except FileExistsError:
             continue
+        claim_folder(path, "--out", "training run")
+        return path
     raise UsageError(f"no free run folder {base}N left; pass --out")
+
+
+_claims: dict[str, tuple[int, int]] = {}  # folder -> (open descriptor holding the lock, claiming thread)
+_claims_lock = threading.Lock()
+
+
+def claim_folder(path: str | os.PathLike, option: str, what: str) -> None:
+    """Claim the existing folder ``path`` for this process, or raise UsageError when another process or thread
+    holds it (``option`` and ``what`` name it: ``"--out", "training run"``).
+
+    An exclusive lock on the folder itself (``flock``): no file is left behind and the system drops it when the
+    process ends, however it ends. Held until :func:`release_folder`; the thread that holds it may claim it again
+    (runs one after another in one session). No lock on Windows.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return
+    key = str(Path(path).resolve())
+    with _claims_lock:
+        if key in _claims:
+            fd, owner = _claims[key]
+            if owner != threading.get_ident() and owner in {t.ident for t in threading.enumerate()}:
+                raise UsageError(_in_use(path, option, what))
+            _claims[key] = (fd, threading.get_ident())
+            return
+        fd = os.open(key, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UsageError(_in_use(path, option, what)) from None
+        _claims[key] = (fd, threading.get_ident())
+
+
+def release_folder(path: str | os.PathLike) -> None:
+    """Give up this process's claim on ``path`` (:func:`claim_folder`); nothing when it holds none."""
+    with _claims_lock:
+        held = _claims.pop(str(Path(path).resolve()), None)
+    if held is not None:
+        os.close(held[0])  # closing the descriptor drops the lock
+
+
+def _in_use(path: str | os.PathLike, option: str, what: str) -> str:
+    return (f"{option} {path} is in use by another {what} (another edgecnn process is writing into it); wait for "
+            f"it to finish or choose another {option}")
 
 
 def run_config(run_dir: Path) -> dict[str, Any]:

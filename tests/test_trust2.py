@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from edgecnn.data import open_folder
@@ -92,3 +93,116 @@ def test_decoded_images_keep_their_pixels_when_unreadable_files_sit_between_them
         assert [tuple(p) for p in data.read()[:, 0, 0].tolist()] == [colours[p] for p in data.paths]
         assert Path(data.cache, json.loads(Path(data.cache, "index.json").read_text())["pixels"]).stat().st_size \
             == len(colours) * SIZE * SIZE * 3
+
+
+# --- item 6: one --out, one run --------------------------------------------------------------------------------
+
+def _claim_in_a_process(out, barrier, results, release) -> None:
+    from edgecnn.errors import UsageError
+    from edgecnn.rundir import new_run_dir
+
+    barrier.wait()
+    try:
+        new_run_dir(out)
+        results.put("claimed")
+    except UsageError as exc:
+        results.put(f"error: {exc}")
+    release.wait(30)  # the winner keeps its claim while the other tries
+
+
+def test_two_processes_claiming_one_new_run_folder_get_it_once(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier, results, release = context.Barrier(2), context.Queue(), context.Event()
+    out = tmp_path / "runs" / "same"
+    procs = [context.Process(target=_claim_in_a_process, args=(str(out), barrier, results, release))
+             for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    try:
+        outcomes = sorted(results.get(timeout=60) for _ in procs)
+    finally:
+        release.set()
+        for proc in procs:
+            proc.join(30)
+    assert outcomes[0] == "claimed" and outcomes[1].startswith("error: --out ") and "in use" in outcomes[1], outcomes
+
+
+def test_two_threads_claiming_one_new_run_folder_get_it_once(tmp_path):
+    import threading
+
+    from edgecnn.errors import UsageError
+    from edgecnn.rundir import new_run_dir, release_folder
+
+    out, barrier, both_tried, outcomes = tmp_path / "same", threading.Barrier(2), threading.Barrier(2), []
+
+    def claim() -> None:
+        barrier.wait()
+        try:
+            new_run_dir(out)
+            outcomes.append("claimed")
+        except UsageError as exc:
+            outcomes.append(str(exc))
+        both_tried.wait()  # the winner is still running while the other tries
+
+    threads = [threading.Thread(target=claim) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    release_folder(out)
+    assert sorted(outcomes)[1] == "claimed" and "in use" in sorted(outcomes)[0], outcomes
+    assert new_run_dir(out) == out  # released: this thread may claim it now (it is still empty)
+    release_folder(out)
+
+
+def _holder(folder):
+    """A process holding the claim on ``folder`` until its stdin closes."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from edgecnn.rundir import claim_folder; claim_folder(sys.argv[1], '--out', 'test'); "
+            "print('held', flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_benchmark_into_an_out_another_benchmark_holds_is_one_error_line(tmp_path):
+    from test_contract import edgecnn, one_error_line, tiny_onnx
+
+    model, out = tiny_onnx(tmp_path / "tiny.onnx"), tmp_path / "bench"
+    out.mkdir()
+    holder = _holder(out)
+    try:
+        proc = edgecnn("benchmark", model, "--out", out, "--runs", "1", "--warmup", "0", "--threads", "1")
+    finally:
+        holder.communicate("")
+    assert proc.returncode == 2
+    one_error_line(proc.stderr, f"--out {out} is in use by another benchmark")
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_train_into_an_out_another_run_holds_is_one_error_line(tmp_path):
+    from test_contract import edgecnn
+
+    pytest.importorskip("keras")
+    data, out = tmp_path / "data", tmp_path / "run"
+    for name, rgb in (("a", (200, 0, 0)), ("b", (0, 0, 200))):
+        for i in range(4):
+            _bmp(data / name / f"{i}.bmp", rgb)
+    out.mkdir()
+    holder = _holder(out)
+    try:
+        proc = edgecnn("train", "--arch", "simple_cnn", "--data", data, "--img-size", "16", "--epochs", "1",
+                       "--out", out, "--quiet", timeout=300)
+    finally:
+        holder.communicate("")
+    err = proc.stderr.decode()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert f"--out {out} is in use by another training run" in errors[0]
+    assert list(out.iterdir()) == []

@@ -83,15 +83,30 @@ def default_threads() -> list[int]:
 
 def benchmark(config: BenchConfig) -> BenchResult:
     """Run the whole benchmark; write results.{json,csv,md} and the plots into ``config.out``."""
+    from edgecnn.rundir import claim_folder, release_folder
+
     config.check()
     out = Path(config.out)
+    _check_out(out, config.force)
+    out.mkdir(parents=True, exist_ok=True)  # fail on an unwritable --out before measuring, not after
+    claim_folder(out, "--out", "benchmark")  # a benchmark started at the same time into --out fails here
+    try:
+        _check_out(out, config.force)  # again, claimed: a benchmark that finished meanwhile left its results
+        return _benchmark(config, out)
+    finally:
+        release_folder(out)
+
+
+def _check_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; pass a folder for the results")
     earlier = [name for name in RESULT_FILES if (out / name).exists()]
-    if earlier and not config.force:
+    if earlier and not force:
         raise UsageError(f"--out {out} already holds the results of an earlier benchmark ({earlier[0]}); "
                          f"pass --force to overwrite them, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)  # fail on an unwritable --out before measuring, not after
+
+
+def _benchmark(config: BenchConfig, out: Path) -> BenchResult:
     threads = config.threads or default_threads()
     explicit = config.formats is not None
     formats = parse_formats(config.formats if explicit else "all")

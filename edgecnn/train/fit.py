@@ -21,7 +21,7 @@ from edgecnn.data.roots import find_splits
 from edgecnn.data.split import stratified_split
 from edgecnn.errors import DataError, UsageError
 from edgecnn.models import create_model, get_spec
-from edgecnn.rundir import MODEL_FILE, check_run_dir, new_run_dir
+from edgecnn.rundir import MODEL_FILE, check_run_dir, new_run_dir, release_folder
 from edgecnn.train import report
 from edgecnn.train.config import TrainConfig
 from edgecnn.train.report import RunResult
@@ -168,6 +168,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> RunResult:
         result = report.write_run(run_dir, model, config, spec, train_data, val_data, run.history, run.best,
                                   timing=run.metrics(data_seconds), interrupted=run.interrupted, val_probs=probs,
                                   level=level)
+        release_folder(run_dir)  # claimed by new_run_dir for the run
     if cluster.multi_worker:
         with worker_failures(cluster):
             barrier(strategy)  # workers leave together, after the chief has written the run directory
