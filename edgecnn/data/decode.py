@@ -13,7 +13,7 @@ import os
 import cv2
 import numpy as np
 
-from edgecnn.errors import DataError
+from edgecnn.errors import DataError, first_line
 from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS, is_jpeg, pixel_budget_problem
 from edgecnn.runtime.preprocess import decode_image_bytes, image_file_bytes
 
@@ -43,10 +43,12 @@ def decode_rgb(path: str | os.PathLike) -> np.ndarray:
             img.load()
             # Camera photos: honour the EXIF orientation, as the runtime's read_image does for JPEG.
             return _to_rgb(ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) != 1 else img)
+    except DataError:
+        raise
     except UnidentifiedImageError:  # its message names the in-memory buffer, not the file
         raise DataError(f"cannot decode {path}: not an image format Pillow can read (or the file is corrupt)") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot decode {path}: {exc.__class__.__name__}: {exc}") from None
+    except Exception as exc:  # a plugin's error on a corrupt file (OSError, SyntaxError, EOFError, struct.error, ...)
+        raise DataError(f"cannot decode {path}: {exc.__class__.__name__}: {first_line(exc)}") from None
 
 
 def _to_rgb(img) -> np.ndarray:

@@ -74,13 +74,22 @@ def decode_image_bytes(raw: bytes, path: str | os.PathLike,
         raise DataError(problem)
     # JPEG: IMREAD_COLOR applies the EXIF orientation (training reads JPEGs through here too); JPEG has no
     # alpha or 16-bit to keep. Other formats: IMREAD_UNCHANGED keeps alpha and 16-bit for as_uint8_color.
-    image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR if is_jpeg(raw) else cv2.IMREAD_UNCHANGED)
+    try:
+        flags = cv2.IMREAD_COLOR if is_jpeg(raw) else cv2.IMREAD_UNCHANGED
+        image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), flags)
+    except cv2.error:  # a decoder's assertion (a PFM of height 0): about this file only
+        image = None
     if image is None or image.size == 0:
-        raise DataError(f"cannot decode {path}: not an image format OpenCV can read (or the file is corrupt)")
+        raise DataError(undecodable(path))
     problem = pixel_budget_problem(path, (image.shape[1], image.shape[0]), max_pixels)  # formats without a header read
     if problem:
         raise DataError(problem)
     return as_uint8_color(image, source=str(path))
+
+
+def undecodable(path: str | os.PathLike) -> str:
+    """The one-line reason for a file OpenCV cannot decode."""
+    return f"cannot decode {path}: not an image format OpenCV can read (or the file is corrupt)"
 
 
 def as_uint8_color(image: np.ndarray, source: str = "image") -> np.ndarray:

