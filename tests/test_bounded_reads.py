@@ -105,3 +105,32 @@ def test_a_camera_folder_source_skips_a_file_the_decoder_asserts_on(tmp_path, re
     assert frames[0] is not None and frames[0].shape == (20, 20, 3) and frames[1] is None
     assert caplog.messages == [f"notice: skipping {folder / 'a_bad.pfm'}: cannot decode {folder / 'a_bad.pfm'}: "
                                f"not an image format OpenCV can read (or the file is corrupt)"]
+
+
+# ------------------------------------------------------------------ item 3: files far larger than any image
+@pytest.mark.slow
+def test_a_multi_gb_file_is_refused_by_its_size_without_reading_it(tmp_path, model, red_png):
+    huge = sparse_jpeg(tmp_path / "huge.jpg", 2_200_000_000)
+    result, peak = run_with_peak_rss("predict", model, huge, red_png, *MODEL_ARGS, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith(f"{red_png}: "), result.stdout
+    errors = stderr_lines(result.stderr)
+    assert errors[0].startswith(f"error: {huge} is 2200.0 MB: more than any image file within the 50 MP limit"), \
+        result.stderr
+    assert errors[1:] == ["1 of 2 input(s) failed"] and "Traceback" not in result.stderr
+    assert peak < 600_000_000, f"peak RSS {peak / 1e6:.0f} MB"
+
+
+def test_a_file_over_the_byte_limit_is_one_error_line_and_the_next_input_goes_on(tmp_path, model, red_png, capsys):
+    big = sparse_jpeg(tmp_path / "big.jpg", 64_000_000)  # 64 MB: over what a 1 MP image can take
+    rc = cli.main(["predict", str(model), str(big), str(red_png), "--max-megapixels", "1", *MODEL_ARGS])
+    captured = capsys.readouterr()
+    assert rc == 1 and captured.out.startswith(f"{red_png}: ")
+    assert stderr_lines(captured.err) == [
+        f"error: {big} is 64.0 MB: more than any image file within the 1 MP limit can be (at most 32.0 MB: "
+        f"16 bytes per pixel plus 16 MB of metadata); pass --max-megapixels 3 if it really is an image",
+        "1 of 2 input(s) failed"]
+    from edgecnn.data.decode import decode_rgb  # the training and evaluate reader: the default limit
+
+    with pytest.raises(DataError, match="more than any image file within the 50 MP limit"):
+        decode_rgb(sparse_jpeg(tmp_path / "huger.jpg", 900_000_000))

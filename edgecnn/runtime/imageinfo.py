@@ -5,6 +5,9 @@ allocate the whole image first, so the size has to be known before decoding. Ope
 header-only call and Pillow is not on a device (the ``device`` extra), so this reads the few
 header fields of the common formats itself: PNG, JPEG, GIF, BMP, WebP, TIFF and PNM. Other
 formats return None and are checked after decoding instead.
+
+The pixel budget also bounds a file's size before it is read (:func:`file_size_problem`): no image format stores
+more than :data:`MAX_BYTES_PER_PIXEL` per pixel, so a bigger file is not an image within the budget.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import struct
 from typing import BinaryIO, Optional
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: well above any camera photo, far below what hurts a 1 GB board
+MAX_BYTES_PER_PIXEL = 16  # 4 channels of 32-bit float, uncompressed (TIFF, EXR, PFM): the most any format stores
+METADATA_BYTES = 16_000_000  # room for EXIF, ICC profiles, thumbnails and other metadata on top of the pixels
 
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): height and width follow.
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -145,6 +150,23 @@ def _pnm(head: bytes, f: BinaryIO) -> Optional[tuple[int, int]]:
         if len(numbers) >= 2:
             return int(numbers[0]), int(numbers[1])
     return None
+
+
+def max_file_bytes(max_pixels: Optional[int]) -> Optional[int]:
+    """The most bytes an image file within ``max_pixels`` can take (None: no limit)."""
+    return max_pixels * MAX_BYTES_PER_PIXEL + METADATA_BYTES if max_pixels else None
+
+
+def file_size_problem(path, size: int, max_pixels: Optional[int]) -> Optional[str]:
+    """The one-line reason a file of ``size`` bytes is too big to be an image within ``max_pixels``, or None."""
+    limit = max_file_bytes(max_pixels)
+    if limit is None or size <= limit:
+        return None
+    needed = -(-(size - METADATA_BYTES) // MAX_BYTES_PER_PIXEL // 1_000_000)
+    return (f"{path} is {size / 1e6:.1f} MB: more than any image file within the {max_pixels / 1e6:g} MP limit can "
+            f"be (at most {limit / 1e6:.1f} MB: "
+            f"{MAX_BYTES_PER_PIXEL} bytes per pixel plus {METADATA_BYTES / 1e6:g} MB of metadata); "
+            f"pass --max-megapixels {needed} if it really is an image")
 
 
 def pixel_budget_problem(path, size: Optional[tuple[int, int]], max_pixels: Optional[int]) -> Optional[str]:

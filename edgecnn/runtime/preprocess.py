@@ -25,7 +25,14 @@ import numpy as np
 from edgecnn._io import special_file
 from edgecnn.errors import DataError, UsageError
 from edgecnn.runtime.base import TensorSpec
-from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS, image_size, is_jpeg, pixel_budget_problem
+from edgecnn.runtime.imageinfo import (
+    DEFAULT_MAX_PIXELS,
+    file_size_problem,
+    image_size,
+    is_jpeg,
+    max_file_bytes,
+    pixel_budget_problem,
+)
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
 
@@ -40,21 +47,28 @@ IMAGE_SUFFIXES = frozenset(
 def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an image file by its content: HxWx3 uint8 BGR (gray, alpha, 16-bit converted).
 
-    Raises DataError for a missing, empty or undecodable file, a FIFO or device, and an image over
-    ``max_pixels`` (read from its header before decoding; None: no limit).
+    Raises DataError for a missing, empty or undecodable file, a FIFO or device, a file too big to be an image
+    within ``max_pixels`` and an image over ``max_pixels`` (read from its header before decoding; None: no limit).
     """
-    return decode_image_bytes(image_file_bytes(path), path, max_pixels)
+    return decode_image_bytes(image_file_bytes(path, max_pixels), path, max_pixels)
 
 
-def image_file_bytes(path: str | os.PathLike) -> bytes:
-    """The whole file at ``path``; DataError when it is missing, empty, a folder, a FIFO or a device."""
+def image_file_bytes(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> bytes:
+    """The whole file at ``path``; DataError when it is missing, empty, a folder, a FIFO or a device, or bigger than
+    an image within ``max_pixels`` can be (checked before reading it; None: no limit)."""
     path = Path(path)
     special = special_file(path)
     if special:
         raise DataError(f"{path} is {special}, not an image file; pass image files")
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            size, limit = os.fstat(f.fileno()).st_size, max_file_bytes(max_pixels)
+            problem = file_size_problem(path, size, max_pixels)
+            if problem:
+                raise DataError(problem)
+            raw = f.read() if limit is None else f.read(size + 1)  # read(n) allocates n bytes first: not the limit
+            if limit is not None and len(raw) > size:  # it grew after fstat: read on, within the limit
+                raw += f.read(limit + 1 - len(raw))
     except FileNotFoundError:
         raise DataError(f"image not found: {path}") from None
     except IsADirectoryError:
@@ -63,6 +77,9 @@ def image_file_bytes(path: str | os.PathLike) -> bytes:
         raise DataError(f"cannot read image {path} ({exc.strerror or exc})") from None
     if not raw:
         raise DataError(f"image file {path} is empty (0 bytes)")
+    problem = file_size_problem(path, len(raw), max_pixels)  # it grew after fstat
+    if problem:
+        raise DataError(problem)
     return raw
 
 
