@@ -134,3 +134,66 @@ def test_a_file_over_the_byte_limit_is_one_error_line_and_the_next_input_goes_on
 
     with pytest.raises(DataError, match="more than any image file within the 50 MP limit"):
         decode_rgb(sparse_jpeg(tmp_path / "huger.jpg", 900_000_000))
+
+
+# ------------------------------------------------------------------ item 11: libjpeg's tolerance of stray bytes
+def jpeg_claiming(width: int, height: int, junk: bytes = b"") -> bytes:
+    """A small real JPEG whose frame header claims ``width`` x ``height``, with ``junk`` after its APP0 segment."""
+    data = bytearray(small_jpeg())
+    assert data[2:4] == b"\xff\xe0"
+    app0_end = 4 + int.from_bytes(data[4:6], "big")
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data[:app0_end] + junk + data[app0_end:])
+
+
+@pytest.mark.parametrize("junk", [b"\x00", b"junk", b"\xff\x00\x12", b"\xff\xff\xff"])
+def test_jpeg_header_is_read_past_bytes_libjpeg_skips(tmp_path, junk, monkeypatch):
+    from edgecnn.runtime import preprocess
+    from edgecnn.runtime.imageinfo import image_size
+
+    real = jpeg_claiming(16, 16, junk)
+    assert image_size(real) == (16, 16)
+    assert cv2.imdecode(np.frombuffer(real, np.uint8), cv2.IMREAD_COLOR).shape == (16, 16, 3)  # libjpeg reads it
+    bomb = tmp_path / "bomb.jpg"
+    bomb.write_bytes(jpeg_claiming(10000, 10000, junk))
+    assert image_size(bomb.read_bytes()) == (10000, 10000)
+
+    def no_decoding(*args):
+        raise AssertionError("decoded before the pixel budget check")
+
+    monkeypatch.setattr(preprocess.cv2, "imdecode", no_decoding)
+    with pytest.raises(DataError, match=r"is 10000x10000 pixels \(100.0 MP\), over the 50 MP limit"):
+        preprocess.read_image(bomb)
+
+
+def test_a_jpeg_header_without_a_readable_frame_size_is_refused_before_decoding(tmp_path, monkeypatch):
+    from edgecnn.runtime import preprocess
+
+    data = small_jpeg()
+    sof = data.index(b"\xff\xc0")
+    cases = {"no_frame.jpg": data[:sof], "reserved.jpg": data[:2] + b"\xff\x02" + data[2:],
+             "two_soi.jpg": data[:2] + data, "scan_first.jpg": data[:2] + b"\xff\xda\x00\x02" + data[2:]}
+    for name, raw in cases.items():
+        assert cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) is None, name  # libjpeg refuses them
+        (tmp_path / name).write_bytes(raw)
+
+    def no_decoding(*args):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(preprocess.cv2, "imdecode", no_decoding)
+    for name in cases:
+        with pytest.raises(DataError, match="not an image format OpenCV can read"):
+            preprocess.read_image(tmp_path / name)
+
+
+def test_jpeg_header_scan_is_fast_on_megabytes_of_junk():
+    import time
+
+    from edgecnn.runtime.imageinfo import image_size
+
+    data = jpeg_claiming(16, 16, b"\x00" * 20_000_000 + b"\xff" * 20_000_000 + b"\xff\x00" * 5_000_000)
+    started = time.perf_counter()
+    assert image_size(data) == (16, 16)
+    assert time.perf_counter() - started < 2
+    assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape == (16, 16, 3)  # as libjpeg does

@@ -13,7 +13,7 @@ more than :data:`MAX_BYTES_PER_PIXEL` per pixel, so a bigger file is not an imag
 from __future__ import annotations
 
 import io
-import os
+import re
 import struct
 from typing import BinaryIO, Optional
 
@@ -23,6 +23,13 @@ METADATA_BYTES = 16_000_000  # room for EXIF, ICC profiles, thumbnails and other
 
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): height and width follow.
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+# Markers libjpeg skips by their length before the frame header (DHT, DAC, DQT, DNL, DRI, APPn, COM), and those
+# without a length (RSTn, TEM). Any other marker before the frame header (SOI again, EOI, SOS, reserved) is fatal.
+_JPEG_SEGMENTS = {0xC4, 0xCC, 0xDB, 0xDC, 0xDD, 0xFE, *range(0xE0, 0xF0)}
+_JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
+# libjpeg's next_marker: skip any bytes up to an 0xFF, swallow further 0xFF fill bytes, skip 0xFF 0x00 pairs; the
+# marker is the first byte after an 0xFF that is neither 0x00 nor 0xFF.
+_JPEG_MARKER = re.compile(b"\xff[^\x00\xff]")
 
 
 # Signatures of the formats OpenCV decodes: (offset, bytes). Recognising image files by content, not by
@@ -57,13 +64,12 @@ def is_jpeg(head: bytes) -> bool:
 
 def image_size(data: bytes) -> Optional[tuple[int, int]]:
     """(width, height) read from the header of an image file's bytes; None when the format is not one of
-    those above (or the header is malformed: the decoder then decides)."""
-    f = io.BytesIO(data)  # shares the bytes, no copy
+    those above or the header is malformed (a JPEG: where libjpeg finds no frame header either)."""
     try:
-        head = f.read(64)
-        if is_jpeg(head):
-            return _jpeg(f)
-        return _from_head(head, f)
+        if is_jpeg(data):
+            return _jpeg(data)
+        f = io.BytesIO(data)  # shares the bytes, no copy
+        return _from_head(f.read(64), f)
     except (struct.error, ValueError):
         return None
 
@@ -87,27 +93,23 @@ def _from_head(head: bytes, f: BinaryIO) -> Optional[tuple[int, int]]:
     return None
 
 
-def _jpeg(f: BinaryIO) -> Optional[tuple[int, int]]:
-    f.seek(2)
-    for _ in range(1000):  # segments before the frame header: APPn (EXIF, ICC), DQT, DHT, ...
-        byte = f.read(1)
-        while byte == b"\xff":  # fill bytes
-            byte = f.read(1)
-        if not byte:
+def _jpeg(data: bytes) -> Optional[tuple[int, int]]:
+    """The size in the first frame header, found as libjpeg finds it; None where libjpeg would find none either."""
+    pos = 2
+    for _ in range(10_000):  # segments before the frame header: APPn (EXIF, ICC), DQT, DHT, ...
+        found = _JPEG_MARKER.search(data, pos)
+        if not found:
             return None
-        marker = byte[0]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # standalone markers
+        pos = found.end()
+        marker = data[pos - 1]
+        if marker in _JPEG_STANDALONE:
             continue
-        if marker == 0xD9 or marker == 0xDA:  # end of image / start of scan before any frame header
-            return None
-        length = struct.unpack(">H", f.read(2))[0]
         if marker in _JPEG_SOF:
-            _precision, h, w = struct.unpack(">BHH", f.read(5))
+            _length, _precision, h, w = struct.unpack(">HBHH", data[pos:pos + 7])
             return w, h
-        f.seek(length - 2, os.SEEK_CUR)
-        if f.read(1) != b"\xff":
+        if marker not in _JPEG_SEGMENTS:
             return None
-        f.seek(-1, os.SEEK_CUR)
+        pos += max(struct.unpack(">H", data[pos:pos + 2])[0], 2)  # libjpeg skips nothing for a length under 2
     return None
 
 

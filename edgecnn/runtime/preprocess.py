@@ -86,14 +86,17 @@ def image_file_bytes(path: str | os.PathLike, max_pixels: Optional[int] = DEFAUL
 def decode_image_bytes(raw: bytes, path: str | os.PathLike,
                        max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """``read_image`` for a file already read (``path`` names it in errors)."""
-    problem = pixel_budget_problem(path, image_size(raw), max_pixels)  # from the header, before decoding
+    size = image_size(raw)
+    jpeg = is_jpeg(raw)
+    if jpeg and size is None:  # no frame header where libjpeg looks for one: it would not decode it either
+        raise DataError(undecodable(path))
+    problem = pixel_budget_problem(path, size, max_pixels)  # from the header, before decoding
     if problem:
         raise DataError(problem)
     # JPEG: IMREAD_COLOR applies the EXIF orientation (training reads JPEGs through here too); JPEG has no
     # alpha or 16-bit to keep. Other formats: IMREAD_UNCHANGED keeps alpha and 16-bit for as_uint8_color.
     try:
-        flags = cv2.IMREAD_COLOR if is_jpeg(raw) else cv2.IMREAD_UNCHANGED
-        image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), flags)
+        image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED)
     except cv2.error:  # a decoder's assertion (a PFM of height 0): about this file only
         image = None
     if image is None or image.size == 0:
