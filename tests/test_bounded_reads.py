@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from edgecnn import cli
-from edgecnn.errors import DataError
-from tests.test_contract import REPO, tiny_onnx
+from edgecnn.errors import DataError, SourceError
+from tests.test_contract import REPO, one_error_line, png_bomb, tiny_onnx
 
 MODEL_ARGS = ("--mean", "0", "--std", "255")
 
@@ -197,3 +197,29 @@ def test_jpeg_header_scan_is_fast_on_megabytes_of_junk():
     assert image_size(data) == (16, 16)
     assert time.perf_counter() - started < 2
     assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape == (16, 16, 3)  # as libjpeg does
+# ------------------------------------------------------------------ item 10: an image file as camera source
+def test_camera_image_file_source_is_checked_against_the_pixel_budget_before_decoding(tmp_path, red_png, capsys):
+    from edgecnn.video.sources import open_source
+
+    big = png_bomb(tmp_path / "big.png", 3000, 2000)  # 6 MP
+    source = open_source(str(big), max_pixels=5_000_000)
+    with pytest.raises(SourceError, match=r"big.png is 3000x2000 pixels \(6.0 MP\), over the 5 MP limit"):
+        source.open()
+    source = open_source(str(red_png), max_pixels=5_000_000)  # an image within it: one frame, then the end
+    source.open()
+    assert source.read().shape == (20, 20, 3) and source.read() is None
+    source.close()
+    PIL = pytest.importorskip("PIL.Image")
+    frames = [PIL.new("RGB", (8, 6), (40 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    source = open_source(str(tmp_path / "anim.gif"), max_pixels=5_000_000)  # an animated GIF plays as a video
+    source.open()
+    assert [source.read() is not None for _ in range(4)] == [True, True, True, False]
+    source.close()
+    with pytest.raises(SourceError, match=r"anim.gif is 8x6 pixels \(0.0 MP\), over the 1e-05 MP limit"):
+        open_source(str(tmp_path / "anim.gif"), max_pixels=10)
+    model = tiny_onnx(tmp_path / "m.onnx")
+    rc = cli.main(["camera", str(model), "--source", str(big), "--max-megapixels", "5", "--headless", "--json"])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    one_error_line("\n".join(stderr_lines(captured.err)), "over the 5 MP limit")

@@ -62,6 +62,11 @@ def is_jpeg(head: bytes) -> bool:
     return head[:2] == b"\xff\xd8"
 
 
+def is_gif(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is a GIF (maybe animated)."""
+    return head[:6] in (b"GIF87a", b"GIF89a")
+
+
 def image_size(data: bytes) -> Optional[tuple[int, int]]:
     """(width, height) read from the header of an image file's bytes; None when the format is not one of
     those above or the header is malformed (a JPEG: where libjpeg finds no frame header either)."""
@@ -77,7 +82,7 @@ def image_size(data: bytes) -> Optional[tuple[int, int]]:
 def _from_head(head: bytes, f: BinaryIO) -> Optional[tuple[int, int]]:
     if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
         return struct.unpack(">II", head[16:24])
-    if head[:6] in (b"GIF87a", b"GIF89a"):
+    if is_gif(head):
         return struct.unpack("<HH", head[6:10])
     if head.startswith(b"BM") and len(head) >= 26:
         if struct.unpack("<I", head[14:18])[0] == 12:  # OS/2 BITMAPCOREHEADER

@@ -1,4 +1,4 @@
-"""Frame sources: camera, video file, network stream, Raspberry Pi camera, image folder.
+"""Frame sources: camera, video file, network stream, Raspberry Pi camera, image folder, image file.
 
 Every source yields BGR ``uint8`` frames (OpenCV's order) through one small
 interface:
@@ -24,8 +24,9 @@ from typing import Optional, Protocol, Union
 import numpy as np
 
 from edgecnn._io import special_file
-from edgecnn.errors import SourceError
-from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS
+from edgecnn.errors import DataError, SourceError
+from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS, image_size, is_gif, pixel_budget_problem
+from edgecnn.runtime.inputs import image_files, is_image_file
 
 log = logging.getLogger("edgecnn.video")
 
@@ -146,8 +147,6 @@ class FolderSource:
         self._next = 0
 
     def open(self) -> None:
-        from edgecnn.runtime.inputs import image_files
-
         self._paths = [Path(p) for p in image_files(self.folder, recursive=False)]
         if not self._paths:
             raise SourceError(f"no images in folder {self.folder} (files are recognised by their content); "
@@ -155,7 +154,6 @@ class FolderSource:
         self._next = 0
 
     def read(self) -> Optional[np.ndarray]:
-        from edgecnn.errors import DataError
         from edgecnn.runtime.preprocess import read_image
 
         while self._next < len(self._paths):
@@ -170,6 +168,35 @@ class FolderSource:
 
     def close(self) -> None:
         self._next = len(self._paths)
+
+
+class ImageFileSource:
+    """One image file as one frame, read as `edgecnn predict` reads it: within the pixel budget, checked before
+    decoding."""
+
+    live = False
+    fps = None
+
+    def __init__(self, path: Union[str, os.PathLike], max_pixels: Optional[int] = DEFAULT_MAX_PIXELS):
+        self.path = Path(path)
+        self.max_pixels = max_pixels
+        self.name = str(self.path)
+        self._frame: Optional[np.ndarray] = None
+
+    def open(self) -> None:
+        from edgecnn.runtime.preprocess import read_image
+
+        try:
+            self._frame = read_image(self.path, self.max_pixels)
+        except DataError as exc:
+            raise SourceError(str(exc)) from None
+
+    def read(self) -> Optional[np.ndarray]:
+        frame, self._frame = self._frame, None
+        return frame
+
+    def close(self) -> None:
+        self._frame = None
 
 
 class Picamera2Source:
@@ -237,7 +264,7 @@ def open_source(
 ) -> Source:
     """Build (not yet open) the source named by ``--source``; raises SourceError for an unknown one.
 
-    ``max_pixels``: images of a folder source over this size are skipped.
+    ``max_pixels``: images of a folder source over this size are skipped; an image file source over it is refused.
     """
     spec = str(spec).strip()
     if spec == "picamera2":
@@ -252,12 +279,27 @@ def open_source(
     path = Path(spec).expanduser()
     if path.is_dir():
         return FolderSource(path, max_pixels)
+    if is_image_file(path):
+        return _image_file_source(path, max_pixels)
     if path.is_file():
         return OpenCVSource(str(path), live=False)
     special = special_file(path)
     if special:
         raise SourceError(f"--source {spec} is {special}; {SOURCE_HINT}")
     raise SourceError(f"source not found: {spec!r}; {SOURCE_HINT}")
+
+
+def _image_file_source(path: Path, max_pixels: Optional[int]) -> Source:
+    """An image file (by content) decoded as predict decodes it; a GIF, maybe animated, played by the video backend
+    frame after frame once its header is within ``max_pixels``."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not is_gif(head):
+        return ImageFileSource(path, max_pixels)
+    problem = pixel_budget_problem(path, image_size(head), max_pixels)
+    if problem:
+        raise SourceError(problem)
+    return OpenCVSource(str(path), live=False)
 
 
 def _is_stream_url(spec: str) -> bool:
