@@ -71,6 +71,79 @@ def run_with_peak_rss(*args, timeout: float = 120) -> tuple[subprocess.Completed
     return result, int(lines[-1].split()[1]) * 1024
 
 
+# ------------------------------------------------------------------ item 3: files far larger than any image
+@pytest.mark.slow
+def test_a_multi_gb_file_is_refused_by_its_size_without_reading_it(tmp_path, model, red_png):
+    huge = sparse_jpeg(tmp_path / "huge.jpg", 2_200_000_000)
+    result, peak = run_with_peak_rss("predict", model, huge, red_png, *MODEL_ARGS, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith(f"{red_png}: "), result.stdout
+    errors = stderr_lines(result.stderr)
+    assert errors[0].startswith(f"error: {huge} is 2200.0 MB: more than any image file within the 50 MP limit"), \
+        result.stderr
+    assert errors[1:] == ["1 of 2 input(s) failed"] and "Traceback" not in result.stderr
+    assert peak < 600_000_000, f"peak RSS {peak / 1e6:.0f} MB"
+
+
+def test_a_file_over_the_byte_limit_is_one_error_line_and_the_next_input_goes_on(tmp_path, model, red_png, capsys):
+    big = sparse_jpeg(tmp_path / "big.jpg", 64_000_000)  # 64 MB: over what a 1 MP image can take
+    rc = cli.main(["predict", str(model), str(big), str(red_png), "--max-megapixels", "1", *MODEL_ARGS])
+    captured = capsys.readouterr()
+    assert rc == 1 and captured.out.startswith(f"{red_png}: ")
+    assert stderr_lines(captured.err) == [
+        f"error: {big} is 64.0 MB: more than any image file within the 1 MP limit can be (at most 32.0 MB: "
+        f"16 bytes per pixel plus 16 MB of metadata); pass --max-megapixels 3 if it really is an image",
+        "1 of 2 input(s) failed"]
+    from edgecnn.data.decode import decode_rgb  # the training and evaluate reader: the default limit
+
+    with pytest.raises(DataError, match="more than any image file within the 50 MP limit"):
+        decode_rgb(sparse_jpeg(tmp_path / "huger.jpg", 900_000_000))
+
+
+# ------------------------------------------------------------------ item 8: ** globs over symlink loops
+def expand_in_child(pattern: str, timeout: float = 20) -> list[str]:
+    code = ("import sys\nfrom edgecnn.runtime.inputs import expand_inputs\n"
+            "for item in expand_inputs(sys.argv[1:]): print(item.path, item.error or '')")
+    result = subprocess.run([sys.executable, "-c", code, pattern], capture_output=True, text=True, timeout=timeout,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    return [line.strip() for line in result.stdout.splitlines()]
+
+
+def test_recursive_glob_visits_each_real_folder_once_through_self_symlinks(tmp_path, red_png):
+    one = tmp_path / "one"
+    (one / "sub").mkdir(parents=True)
+    (one / "sub" / "a.png").write_bytes(red_png.read_bytes())
+    (one / "sub" / "loop").symlink_to(".")
+    assert expand_in_child(f"{one}/**/*.png") == [f"{one}/sub/a.png"]  # was 41 times
+    two = tmp_path / "two"
+    two.mkdir()
+    (two / "a.png").write_bytes(red_png.read_bytes())
+    (two / "b.png").symlink_to("a.png")  # the same real file under a second name
+    (two / "loop1").symlink_to(".")
+    (two / "loop2").symlink_to(".")
+    (two / "other").symlink_to(one)  # a real folder reached through a link is still searched
+    assert expand_in_child(f"{two}/**/*.png", timeout=20) == [f"{two}/a.png", f"{two}/other/sub/a.png"]  # was a hang
+    assert expand_in_child(f"{two}/**") == [f"{two}/a.png", f"{two}/other/sub/a.png"]
+    assert expand_in_child(f"{two}/*/sub/*.png") == [f"{two}/other/sub/a.png"]
+
+
+def test_recursive_glob_keeps_glob_semantics(tmp_path, red_png, monkeypatch):
+    from edgecnn.runtime.inputs import expand_inputs
+
+    tree = tmp_path / "tree"
+    for rel in ("a.png", "x/b.png", "x/y/c.png", "x/.hidden/d.png", "[z]/e.png"):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_bytes(red_png.read_bytes())
+    monkeypatch.chdir(tree)
+    assert [i.path for i in expand_inputs(["**/*.png"])] == ["[z]/e.png", "a.png", "x/b.png", "x/y/c.png"]
+    assert [i.path for i in expand_inputs(["x/**/c.png", "**/x/y"])] == ["x/y/c.png"]
+    assert [i.path for i in expand_inputs([f"{tree}/x/**/*.png"])] == [f"{tree}/x/b.png", f"{tree}/x/y/c.png"]
+    assert [i.path for i in expand_inputs([f"{tree}/*/**/*.png"])] == [f"{tree}/[z]/e.png", f"{tree}/x/b.png",
+                                                                       f"{tree}/x/y/c.png"]
+    assert [i.error for i in expand_inputs(["nothing/**/*.png"])] == ["no files match 'nothing/**/*.png'"]
+
+
 # ------------------------------------------------------------------ item 9: decoder errors are about one file
 def write_bad_pfm(path):
     path.write_bytes(b"PF\n4 0\n-1.0\n")  # height 0: OpenCV's decoder raises cv2.error
@@ -107,33 +180,32 @@ def test_a_camera_folder_source_skips_a_file_the_decoder_asserts_on(tmp_path, re
                                f"not an image format OpenCV can read (or the file is corrupt)"]
 
 
-# ------------------------------------------------------------------ item 3: files far larger than any image
-@pytest.mark.slow
-def test_a_multi_gb_file_is_refused_by_its_size_without_reading_it(tmp_path, model, red_png):
-    huge = sparse_jpeg(tmp_path / "huge.jpg", 2_200_000_000)
-    result, peak = run_with_peak_rss("predict", model, huge, red_png, *MODEL_ARGS, timeout=120)
-    assert result.returncode == 1, result.stderr
-    assert result.stdout.startswith(f"{red_png}: "), result.stdout
-    errors = stderr_lines(result.stderr)
-    assert errors[0].startswith(f"error: {huge} is 2200.0 MB: more than any image file within the 50 MP limit"), \
-        result.stderr
-    assert errors[1:] == ["1 of 2 input(s) failed"] and "Traceback" not in result.stderr
-    assert peak < 600_000_000, f"peak RSS {peak / 1e6:.0f} MB"
+# ------------------------------------------------------------------ item 10: an image file as camera source
+def test_camera_image_file_source_is_checked_against_the_pixel_budget_before_decoding(tmp_path, red_png, capsys):
+    from edgecnn.video.sources import open_source
 
-
-def test_a_file_over_the_byte_limit_is_one_error_line_and_the_next_input_goes_on(tmp_path, model, red_png, capsys):
-    big = sparse_jpeg(tmp_path / "big.jpg", 64_000_000)  # 64 MB: over what a 1 MP image can take
-    rc = cli.main(["predict", str(model), str(big), str(red_png), "--max-megapixels", "1", *MODEL_ARGS])
+    big = png_bomb(tmp_path / "big.png", 3000, 2000)  # 6 MP
+    source = open_source(str(big), max_pixels=5_000_000)
+    with pytest.raises(SourceError, match=r"big.png is 3000x2000 pixels \(6.0 MP\), over the 5 MP limit"):
+        source.open()
+    source = open_source(str(red_png), max_pixels=5_000_000)  # an image within it: one frame, then the end
+    source.open()
+    assert source.read().shape == (20, 20, 3) and source.read() is None
+    source.close()
+    PIL = pytest.importorskip("PIL.Image")
+    frames = [PIL.new("RGB", (8, 6), (40 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    source = open_source(str(tmp_path / "anim.gif"), max_pixels=5_000_000)  # an animated GIF plays as a video
+    source.open()
+    assert [source.read() is not None for _ in range(4)] == [True, True, True, False]
+    source.close()
+    with pytest.raises(SourceError, match=r"anim.gif is 8x6 pixels \(0.0 MP\), over the 1e-05 MP limit"):
+        open_source(str(tmp_path / "anim.gif"), max_pixels=10)
+    model = tiny_onnx(tmp_path / "m.onnx")
+    rc = cli.main(["camera", str(model), "--source", str(big), "--max-megapixels", "5", "--headless", "--json"])
     captured = capsys.readouterr()
-    assert rc == 1 and captured.out.startswith(f"{red_png}: ")
-    assert stderr_lines(captured.err) == [
-        f"error: {big} is 64.0 MB: more than any image file within the 1 MP limit can be (at most 32.0 MB: "
-        f"16 bytes per pixel plus 16 MB of metadata); pass --max-megapixels 3 if it really is an image",
-        "1 of 2 input(s) failed"]
-    from edgecnn.data.decode import decode_rgb  # the training and evaluate reader: the default limit
-
-    with pytest.raises(DataError, match="more than any image file within the 50 MP limit"):
-        decode_rgb(sparse_jpeg(tmp_path / "huger.jpg", 900_000_000))
+    assert rc == 2 and captured.out == ""
+    one_error_line("\n".join(stderr_lines(captured.err)), "over the 5 MP limit")
 
 
 # ------------------------------------------------------------------ item 11: libjpeg's tolerance of stray bytes
@@ -197,29 +269,3 @@ def test_jpeg_header_scan_is_fast_on_megabytes_of_junk():
     assert image_size(data) == (16, 16)
     assert time.perf_counter() - started < 2
     assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape == (16, 16, 3)  # as libjpeg does
-# ------------------------------------------------------------------ item 10: an image file as camera source
-def test_camera_image_file_source_is_checked_against_the_pixel_budget_before_decoding(tmp_path, red_png, capsys):
-    from edgecnn.video.sources import open_source
-
-    big = png_bomb(tmp_path / "big.png", 3000, 2000)  # 6 MP
-    source = open_source(str(big), max_pixels=5_000_000)
-    with pytest.raises(SourceError, match=r"big.png is 3000x2000 pixels \(6.0 MP\), over the 5 MP limit"):
-        source.open()
-    source = open_source(str(red_png), max_pixels=5_000_000)  # an image within it: one frame, then the end
-    source.open()
-    assert source.read().shape == (20, 20, 3) and source.read() is None
-    source.close()
-    PIL = pytest.importorskip("PIL.Image")
-    frames = [PIL.new("RGB", (8, 6), (40 * i, 0, 0)) for i in range(3)]
-    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
-    source = open_source(str(tmp_path / "anim.gif"), max_pixels=5_000_000)  # an animated GIF plays as a video
-    source.open()
-    assert [source.read() is not None for _ in range(4)] == [True, True, True, False]
-    source.close()
-    with pytest.raises(SourceError, match=r"anim.gif is 8x6 pixels \(0.0 MP\), over the 1e-05 MP limit"):
-        open_source(str(tmp_path / "anim.gif"), max_pixels=10)
-    model = tiny_onnx(tmp_path / "m.onnx")
-    rc = cli.main(["camera", str(model), "--source", str(big), "--max-megapixels", "5", "--headless", "--json"])
-    captured = capsys.readouterr()
-    assert rc == 2 and captured.out == ""
-    one_error_line("\n".join(stderr_lines(captured.err)), "over the 5 MP limit")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
@@ -56,11 +57,58 @@ def image_files(folder: str | os.PathLike, recursive: bool = True) -> list[str]:
     return found
 
 
+def glob_once(pattern: str) -> list[str]:
+    """``glob.glob(pattern, recursive=True)``, except that ``**`` visits each real folder once: symlinks to folders
+    are followed, but a link back into a folder already searched (``loop -> .``) is not searched again."""
+    parts = pattern.split("/")
+    if "**" not in parts:
+        return glob.glob(pattern)
+    i = parts.index("**")
+    prefix, rest = "/".join(parts[:i]) or ("/" if i else ""), "/".join(parts[i + 1:])
+    bases = glob.glob(prefix) if prefix else [""]
+    found = []
+    for base in bases:
+        folders = _real_folders(base)
+        if rest:
+            for folder in folders:
+                found += glob_once(os.path.join(glob.escape(folder), rest))
+        else:  # a final ``**``: the folders and the files in them (``**/``: the folders only)
+            found += [folder for folder in folders if folder]
+            if not pattern.endswith("/"):
+                found += [path for folder in folders for path in _names(folder) if not os.path.isdir(path)]
+    return found
+
+
+def _real_folders(base: str) -> list[str]:
+    """``base`` and the folders under it (hidden ones skipped, as ``**`` skips them), each real folder once."""
+    found, visited, stack = [], set(), [base]
+    while stack:
+        folder = stack.pop()
+        try:
+            info = os.stat(folder or ".")
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) in visited or not stat.S_ISDIR(info.st_mode):
+            continue
+        visited.add((info.st_dev, info.st_ino))
+        found.append(folder)
+        stack += [path for path in reversed(_names(folder)) if os.path.isdir(path)]
+    return found
+
+
+def _names(folder: str) -> list[str]:
+    """The paths of the entries of ``folder`` that do not start with a dot."""
+    try:
+        return [os.path.join(folder, name) for name in sorted(os.listdir(folder or ".")) if not name.startswith(".")]
+    except OSError:
+        return []
+
+
 def expand_inputs(inputs: Iterable[str]) -> Iterator[InputItem]:
     """Files as given (any suffix: decoding decides), image files under folders, glob matches.
 
     An argument that names nothing, a folder without images or a pattern that
-    matches nothing yields one item with ``error`` set.
+    matches nothing yields one item with ``error`` set. Each real file comes once, whatever the links to it.
     """
     seen: set[str] = set()
     for arg in inputs:
@@ -73,7 +121,7 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[InputItem]:
             found = [arg]
         else:
             found = []
-            for match in sorted(glob.glob(arg, recursive=True)):
+            for match in sorted(glob_once(arg)):
                 if os.path.isdir(match):
                     found.extend(image_files(match))
                 else:
@@ -81,6 +129,7 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[InputItem]:
             if not found:
                 yield InputItem(arg, f"no files match {arg!r}")
         for item in found:
-            if item not in seen:
-                seen.add(item)
+            real = os.path.realpath(item)
+            if real not in seen:
+                seen.add(real)
                 yield InputItem(item)
