@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,12 +89,15 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "card") -> "ModelCard":
+        """The card in ``data`` (parsed JSON); CardError naming ``source``, the field and what it needs when a
+        field is missing or has the wrong type or value. Keys it does not know go to ``extra``."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = {k: v for k, v in data.items() if k not in names}
         known = {k: v for k, v in data.items() if k in names}
         missing = [n for n in ("labels", "input_height", "input_width") if n not in known]
         if missing:
             raise CardError(f"{source} is missing {', '.join(missing)}; re-export the model with edgecnn")
+        check_fields(known, source)
         try:
             card = cls(**known)
         except TypeError as exc:
@@ -122,7 +126,74 @@ class ModelCard:
         path = card_path(artifact)
         if not path.is_file():
             raise CardError(f"no model card at {path}; export the model with edgecnn or pass --labels")
-        return cls.from_json(path.read_text(encoding="utf-8"), source=str(path))
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise CardError(f"cannot read the model card {path} ({exc.strerror}); check its permissions") from None
+        try:
+            text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors write, is fine
+        except UnicodeDecodeError:
+            utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+            raise CardError(f"{path} is not UTF-8 text{' (it is UTF-16)' if utf16 else ''}; save it as UTF-8 JSON "
+                            f"or re-export the model with edgecnn") from None
+        return cls.from_json(text, source=str(path))
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+STRING = (lambda v: isinstance(v, str), "a string")
+SIZE = (lambda v: _is_int(v) and v >= 1, "a whole number >= 1")
+# What each field of a card must be: (test, what it expects). ``normalization`` is checked key by key.
+FIELDS = {
+    "labels": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+               'a list of class names, e.g. ["cat", "dog"]'),
+    "input_height": SIZE,
+    "input_width": SIZE,
+    "input_channels": SIZE,
+    "channel_order": (lambda v: isinstance(v, str) and v.upper() in ("RGB", "BGR"), '"RGB" or "BGR"'),
+    "layout": STRING,
+    "normalization": (lambda v: isinstance(v, dict), 'an object, e.g. {"mean": [0, 0, 0], "std": [1, 1, 1]}'),
+    "output_kind": (lambda v: isinstance(v, str) and v in OUTPUT_KINDS, f"one of {', '.join(OUTPUT_KINDS)}"),
+    "format": STRING,
+    "quantization": STRING,
+    "architecture": STRING,
+    "resize": STRING,
+    "edgecnn_version": STRING,
+    "extra": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def check_fields(data: dict[str, Any], source: str) -> None:
+    """CardError (one line: the card, the field, what it is and what it should be) for the first bad field."""
+    for name, (valid, expected) in FIELDS.items():
+        if name in data and not valid(data[name]):
+            raise _bad_field(source, name, data[name], expected)
+    lengths = sorted({1, 3, data.get("input_channels", 3)})  # one value, or one per channel (3 as edgecnn writes)
+    for key, value in data.get("normalization", {}).items():
+        if key == "in_model":
+            valid, expected = isinstance(value, str), "a string"
+        elif key in ("mean", "std"):
+            valid = isinstance(value, list) and len(value) in lengths and all(map(_is_number, value))
+            valid = valid and (key == "mean" or 0 not in value)
+            expected = (f"a list of {' or '.join(map(str, lengths))} finite numbers"
+                        + (", none of them 0" if key == "std" else ""))
+        else:
+            valid, expected = False, "only mean, std and in_model in normalization"
+        if not valid:
+            raise _bad_field(source, f"normalization.{key}", value, expected)
+
+
+def _bad_field(source: str, name: str, value, expected: str) -> CardError:
+    shown = json.dumps(value, default=str)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return CardError(f"{source}: field {name!r} is {shown}; expected {expected}; fix the card or re-export the "
+                     f"model with edgecnn")
 
 
 def card_path(artifact: str | os.PathLike) -> Path:

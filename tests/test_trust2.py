@@ -206,3 +206,73 @@ def test_train_into_an_out_another_run_holds_is_one_error_line(tmp_path):
     assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in err, err
     assert f"--out {out} is in use by another training run" in errors[0]
     assert list(out.iterdir()) == []
+
+
+# --- item 13: a malformed sidecar card is one error line naming the card, the field and what is expected -------
+
+GOOD_CARD = {"labels": ["red", "green", "blue"], "input_height": 16, "input_width": 16, "layout": "NCHW",
+             "format": "onnx", "normalization": {"mean": [0, 0, 0], "std": [255, 255, 255], "in_model": "none"}}
+BAD_CARDS = {  # id: (changes to GOOD_CARD, the field the error names)
+    "normalization-null": ({"normalization": None}, "normalization"),
+    "normalization-list": ({"normalization": [0, 1]}, "normalization"),
+    "mean-text": ({"normalization": {"mean": "abc"}}, "normalization.mean"),
+    "std-zero": ({"normalization": {"mean": [0], "std": [0, 1, 1]}}, "normalization.std"),
+    "normalization-unknown-key": ({"normalization": {"mean": [0], "scale": 2}}, "normalization.scale"),
+    "extra-text": ({"extra": "x"}, "extra"),
+    "labels-text": ({"labels": "rgb"}, "labels"),
+    "labels-numbers": ({"labels": [1, 2, 3]}, "labels"),
+    "height-text": ({"input_height": "16"}, "input_height"),
+    "height-zero": ({"input_height": 0}, "input_height"),
+    "width-bool": ({"input_width": True}, "input_width"),
+    "channels-float": ({"input_channels": 3.5}, "input_channels"),
+    "mean-too-long": ({"normalization": {"mean": [0, 0, 0, 0]}}, "normalization.mean"),
+    "std-nan": ({"normalization": {"std": [float("nan")]}}, "normalization.std"),
+    "channel-order": ({"channel_order": "XYZ"}, "channel_order"),
+    "layout-number": ({"layout": 4}, "layout"),
+    "output-kind-number": ({"output_kind": 5}, "output_kind"),
+    "format-list": ({"format": ["onnx"]}, "format"),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import cv2
+    from test_contract import tiny_onnx
+
+    folder = tmp_path_factory.mktemp("card")
+    cv2.imwrite(str(folder / "red.png"), np.full((20, 20, 3), (30, 30, 220), np.uint8))
+    return tiny_onnx(folder / "tiny.onnx"), folder / "red.png"
+
+
+def _predict_with_card(model, image, card_bytes: bytes):
+    from test_contract import edgecnn
+
+    card = model.with_name(model.name + ".card.json")
+    card.write_bytes(card_bytes)
+    try:
+        return edgecnn("predict", model, image), card
+    finally:
+        card.unlink()
+
+
+def test_the_good_card_predicts(tiny_model):
+    proc, _ = _predict_with_card(*tiny_model, json.dumps(GOOD_CARD).encode())
+    assert proc.returncode == 0 and proc.stdout.decode().startswith(f"{tiny_model[1]}: red "), proc.stderr.decode()
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CARDS))
+def test_a_malformed_card_is_one_error_line_naming_the_card_and_field(tiny_model, case):
+    from test_contract import one_error_line
+
+    changes, field = BAD_CARDS[case]
+    proc, card = _predict_with_card(*tiny_model, json.dumps({**GOOD_CARD, **changes}).encode())
+    assert proc.returncode == 2, (proc.stdout.decode(), proc.stderr.decode())
+    one_error_line(proc.stderr, str(card), f"'{field}'", "expected")
+
+
+def test_a_utf16_card_is_one_error_line(tiny_model):
+    from test_contract import one_error_line
+
+    proc, card = _predict_with_card(*tiny_model, json.dumps(GOOD_CARD).encode("utf-16"))
+    assert proc.returncode == 2
+    one_error_line(proc.stderr, str(card), "UTF-8")
