@@ -276,3 +276,51 @@ def test_a_utf16_card_is_one_error_line(tiny_model):
     proc, card = _predict_with_card(*tiny_model, json.dumps(GOOD_CARD).encode("utf-16"))
     assert proc.returncode == 2
     one_error_line(proc.stderr, str(card), "UTF-8")
+
+
+# --- item 16: a thread count past any machine is refused up front ------------------------------------------------
+
+@pytest.mark.parametrize("model", ["onnx", "tflite"])
+def test_predict_with_100000_threads_is_one_error_line(tiny_model, coral_dir, model):
+    from test_contract import CORAL_MODEL, edgecnn, one_error_line
+
+    from edgecnn.runtime.base import MAX_THREADS
+
+    path = tiny_model[0] if model == "onnx" else coral_dir / CORAL_MODEL
+    proc = edgecnn("predict", path, tiny_model[1], "--threads", "100000", timeout=60)
+    assert proc.returncode == 2 and not proc.stdout
+    one_error_line(proc.stderr, "--threads", "'100000'", f"from 1 to {MAX_THREADS}")
+
+
+def test_benchmark_with_100000_threads_is_one_error_line(tiny_model, tmp_path):
+    from test_contract import edgecnn, one_error_line
+
+    proc = edgecnn("benchmark", tiny_model[0], "--threads", "1,100000", "--out", tmp_path / "bench", timeout=60)
+    assert proc.returncode == 2 and not (tmp_path / "bench").exists()
+    one_error_line(proc.stderr, "--threads", "100000")
+
+
+@pytest.mark.parametrize("threads", [100_000, 0, True, 2.0])
+def test_the_api_refuses_a_thread_count_out_of_range(tiny_model, coral_dir, threads):
+    from test_contract import CORAL_MODEL
+
+    from edgecnn.bench.run import BenchConfig
+    from edgecnn.errors import UsageError
+    from edgecnn.runtime import Classifier
+    from edgecnn.runtime.litert import LiteRTBackend
+    from edgecnn.runtime.onnx_backend import OnnxBackend
+
+    for make in (lambda: Classifier(tiny_model[0], threads=threads),
+                 lambda: OnnxBackend(tiny_model[0], threads=threads),
+                 lambda: LiteRTBackend(coral_dir / CORAL_MODEL, threads=threads),
+                 lambda: BenchConfig(models=["m.onnx"], threads=[1, threads]).check()):
+        with pytest.raises(UsageError, match=r"Received (--)?threads.*expected a whole number from 1 to 256"):
+            make()
+
+
+def test_the_largest_thread_count_still_runs(tiny_model):
+    from edgecnn.runtime import Classifier
+    from edgecnn.runtime.base import MAX_THREADS
+
+    with Classifier(tiny_model[0], threads=MAX_THREADS, labels=["red", "green", "blue"]) as clf:
+        assert clf.predict(tiny_model[1], top_k=1).label == "red"

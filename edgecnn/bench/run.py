@@ -52,9 +52,11 @@ class BenchConfig:
         for name, value, low in (("--runs", self.runs, 1), ("--warmup", self.warmup, 0), ("--batch", self.batch, 1)):
             if not isinstance(value, int) or value < low:
                 raise UsageError(f"Received {name}={value!r}; expected a whole number >= {low}")
+        from edgecnn.runtime.base import threads_problem
+
         for t in self.threads or []:
-            if t is not None and (not isinstance(t, int) or t < 1):
-                raise UsageError(f"Received --threads value {t!r}; expected whole numbers >= 1, e.g. 1,2,4")
+            if threads_problem(t):
+                raise UsageError(f"Received --threads value {t!r}; {threads_problem(t)}")
 
 
 @dataclass

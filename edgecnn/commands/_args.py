@@ -24,6 +24,19 @@ positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 
 
+def thread_count(text: str) -> int:
+    """An argparse type: interpreter threads, 1 to :data:`~edgecnn.runtime.base.MAX_THREADS`."""
+    from edgecnn.runtime.base import threads_problem
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if threads_problem(value):
+        raise argparse.ArgumentTypeError(f"Received {text!r}; {threads_problem(value)}")
+    return value
+
+
 def fraction(text: str) -> float:
     """An argparse type: a number strictly between 0 and 1."""
     try:

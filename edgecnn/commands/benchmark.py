@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 import logging
 
-from edgecnn.commands._args import PROVIDERS_HELP, int_at_least, name_list
+from edgecnn.commands._args import PROVIDERS_HELP, int_at_least, name_list, thread_count
 
 HELP = "benchmark exported formats: latency percentiles, throughput, memory, size, accuracy; tables, files, plots"
 
 
 def _threads(text: str) -> list[int]:
+    """Comma-separated thread counts, each as :func:`~edgecnn.commands._args.thread_count` takes it."""
+    from edgecnn.runtime.base import MAX_THREADS
+
     try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
+        values = [thread_count(v) for v in text.split(",") if v.strip()]
+    except argparse.ArgumentTypeError:
         values = []
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"Received {text!r}; expected comma-separated whole numbers >= 1, e.g. 1,2,4")
+    if not values:
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected comma-separated whole numbers from 1 to "
+                                         f"{MAX_THREADS}, e.g. 1,2,4")
     return sorted(set(values))
 
 

@@ -16,6 +16,7 @@ from edgecnn.commands._args import (
     non_negative_int,
     positive_float,
     positive_int,
+    thread_count,
 )
 
 HELP = "classify live video from a camera, video file, stream, Pi camera or image folder"
@@ -44,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(stale frames dropped)")
     p.add_argument("--realtime", action="store_true",
                    help="files: play at the file's own frame rate like a live camera (stale frames dropped)")
-    p.add_argument("--threads", type=positive_int, metavar="N", help="interpreter threads")
+    p.add_argument("--threads", type=thread_count, metavar="N", help="interpreter threads")
     p.add_argument("--providers", type=name_list, metavar="LIST", help=PROVIDERS_HELP)
     p.add_argument("--top-k", type=positive_int, default=5, metavar="K", help="classes to show (default: 5)")
     p.add_argument("--labels", metavar="FILE", help="labels file, one per line (default: the model card's)")

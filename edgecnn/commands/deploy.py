@@ -6,7 +6,7 @@ import argparse
 import logging
 import shlex
 
-from edgecnn.commands._args import positive_int
+from edgecnn.commands._args import positive_int, thread_count
 
 HELP = "deploy an export to Raspberry Pis over SSH (Ansible): runtime, release, camera service, health check, rollback"
 
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default="0", help="camera source on the board (default: 0; picamera2, a video file, "
                                                   "an rtsp:// or http:// stream)")
     p.add_argument("--serve", metavar="HOST:PORT", help="browser preview on the board (e.g. 0.0.0.0:8080)")
-    p.add_argument("--threads", type=positive_int, default=4, metavar="N", help="interpreter threads (default: 4)")
+    p.add_argument("--threads", type=thread_count, default=4, metavar="N", help="interpreter threads (default: 4)")
     p.add_argument("--camera-args", default="", metavar="ARGS",
                    help="more `edgecnn camera` options for the service, quoted, e.g. \"--top-k 3 --every 2\"")
     p.add_argument("--no-service", action="store_true", help="install runtime and release only, no systemd unit")

@@ -7,7 +7,14 @@ import logging
 import math
 
 from edgecnn.card import OUTPUT_KINDS
-from edgecnn.commands._args import PROVIDERS_HELP, add_max_megapixels, max_pixels, name_list, positive_int
+from edgecnn.commands._args import (
+    PROVIDERS_HELP,
+    add_max_megapixels,
+    max_pixels,
+    name_list,
+    positive_int,
+    thread_count,
+)
 
 HELP = "classify images (files, folders, globs) with a .tflite/.onnx/.keras model"
 
@@ -40,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='one JSON object per line: {"input", "top": [{"label", "index", "score"}], "latency_ms"}')
     parser.add_argument("--backend", choices=["litert", "onnx", "keras"],
                         help="runtime to use (default: chosen by the model's file suffix)")
-    parser.add_argument("--threads", type=positive_int, metavar="N", help="interpreter threads (default: runtime's)")
+    parser.add_argument("--threads", type=thread_count, metavar="N", help="interpreter threads (default: runtime's)")
     parser.add_argument("--delegate", metavar="PATH",
                         help="TFLite delegate library, e.g. libedgetpu.so.1 for a Coral Edge TPU")
     parser.add_argument("--providers", type=name_list, metavar="LIST", help=PROVIDERS_HELP)

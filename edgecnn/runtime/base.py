@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Optional, Protocol, runtime_checkable
 import numpy as np
 
 from edgecnn._io import special_file
-from edgecnn.errors import ModelError, first_line
+from edgecnn.errors import ModelError, UsageError, first_line
 
 if TYPE_CHECKING:
     from edgecnn.runtime.standard_meta import StandardMetadata
@@ -161,6 +161,26 @@ class Backend(Protocol):
 # The largest image input a classifier may declare (per image): 4096x4096 RGB. Real classifiers take 224-1024 px;
 # a model declaring 100000x100000 would make the runtime allocate tens of GB before the first image.
 MAX_INPUT_PIXELS = 4096 * 4096
+
+
+# The most interpreter threads a model may be given: well past the cores of any machine edgecnn runs on, well short
+# of the counts where runtimes fail (at 100000 LiteRT crashes after its answer and ONNX Runtime hangs).
+MAX_THREADS = 256
+
+
+def threads_problem(threads) -> Optional[str]:
+    """Why ``threads`` is not an interpreter thread count (None, the runtime's choice, is one), or None."""
+    if threads is None or (isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= MAX_THREADS):
+        return None
+    return (f"expected a whole number from 1 to {MAX_THREADS} (this machine has {os.cpu_count()} cores; more "
+            f"threads than cores gains nothing)")
+
+
+def check_threads(threads) -> None:
+    """UsageError when ``threads`` is not an interpreter thread count (see :func:`threads_problem`)."""
+    problem = threads_problem(threads)
+    if problem:
+        raise UsageError(f"Received threads={threads!r}; {problem}")
 
 
 def input_size_problem(shape: tuple[Optional[int], ...], layout: str = "") -> Optional[str]:

@@ -24,6 +24,7 @@ from edgecnn.runtime import standard_meta
 from edgecnn.runtime.base import (
     TensorSpec,
     check_model_file,
+    check_threads,
     dequantize,
     guess_layout,
     inference_error,
@@ -155,6 +156,7 @@ class LiteRTBackend:
     name = "litert"
 
     def __init__(self, path: str | os.PathLike, threads: Optional[int] = None, delegate: Optional[str] = None):
+        check_threads(threads)
         self.path = check_model_file(path, "TFLite")
         if not has_tflite_identifier(self.path):
             raise ModelError(

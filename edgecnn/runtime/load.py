@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 from edgecnn.errors import UsageError, did_you_mean
 from edgecnn.formats import backend_for_path
 from edgecnn.machine import dist_version
-from edgecnn.runtime.base import Backend, check_model_file
+from edgecnn.runtime.base import Backend, check_model_file, check_threads
 
 # name -> "module:class", imported only when a model of that kind is loaded.
 BACKENDS: dict[str, str] = {
@@ -44,8 +44,7 @@ def load_backend(
 
     ``delegate``: a TFLite delegate library (litert); ``providers``: ONNX Runtime execution providers (onnx).
     """
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise UsageError(f"Received threads={threads!r}; expected a whole number >= 1")
+    check_threads(threads)
     path = check_model_file(path, "TFLite, ONNX or Keras")
     name = backend or backend_for_path(path)
     if delegate and name != "litert":

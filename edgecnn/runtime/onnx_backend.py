@@ -14,7 +14,14 @@ import numpy as np
 
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError, UsageError, did_you_mean, first_line
-from edgecnn.runtime.base import TensorSpec, check_model_file, dequantize, guess_layout, inference_error
+from edgecnn.runtime.base import (
+    TensorSpec,
+    check_model_file,
+    check_threads,
+    dequantize,
+    guess_layout,
+    inference_error,
+)
 
 _ONNX_TYPES = {
     "tensor(float)": np.float32,
@@ -99,6 +106,7 @@ class OnnxBackend:
 
     def __init__(self, path: str | os.PathLike, threads: Optional[int] = None, delegate: Optional[str] = None,
                  providers: Optional[Sequence[str]] = None):
+        check_threads(threads)
         self.path = check_model_file(path, "ONNX")
         ort = import_onnxruntime()
         wanted = resolve_providers(providers, ort)
