@@ -112,9 +112,12 @@ def claim_folder(path: str | os.PathLike, option: str, what: str) -> None:
         fd = os.open(key, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             os.close(fd)
             raise UsageError(_in_use(path, option, what)) from None
+        except OSError:  # a file system without locks (some network and FUSE ones): go on unclaimed
+            os.close(fd)
+            return
         _claims[key] = (fd, threading.get_ident())
 
 
@@ -127,7 +130,7 @@ def release_folder(path: str | os.PathLike) -> None:
 
 
 def _in_use(path: str | os.PathLike, option: str, what: str) -> str:
-    return (f"{option} {path} is in use by another {what} (another edgecnn process is writing into it); wait for "
+    return (f"{option} {path} is in use by another {what} (another edgecnn run is writing into it); wait for "
             f"it to finish or choose another {option}")
 
 
