@@ -306,3 +306,16 @@ def test_a_host_key_that_does_not_match_is_refused(boards, exports, tmp_path):
     assert result.returncode == 1 and "unreachable" in result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "host key" in errors[0].lower(), result.stderr[-2000:]
+
+
+def test_the_unit_is_rendered_for_the_real_user_and_release():
+    jinja2 = pytest.importorskip("jinja2")
+    from edgecnn.deploy.ansible import PLAYBOOKS
+
+    template = jinja2.Template((PLAYBOOKS / "templates" / "edgecnn-camera.service.j2").read_text())
+    text = template.render(pf={"user": "alice"}, edgecnn_root="/home/alice/edgecnn",
+                           edgecnn_venv="/home/alice/edgecnn/venv",
+                           **job.camera_vars(["--source", "/media/my clips/a.mp4", "--serve", "0.0.0.0:8080"], ""))
+    assert "User=alice\n" in text and "pi" not in text.replace("picamera", "").split()
+    assert ('ExecStart=/home/alice/edgecnn/venv/bin/edgecnn camera /home/alice/edgecnn/current --headless '
+            '--source "/media/my clips/a.mp4" --serve 0.0.0.0:8080\n') in text
