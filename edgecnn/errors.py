@@ -49,6 +49,10 @@ class ClusterError(EdgeCNNError):
     """A worker of a multi-worker training cluster stopped or cannot be reached."""
 
 
+class OutputError(EdgeCNNError):
+    """An output file that could not be written whole (a full disk, an I/O error)."""
+
+
 class SourceError(EdgeCNNError):
     """A camera, stream, video file or image folder that cannot be opened or read."""
 

@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import threading
+from typing import Optional
 
 from edgecnn.commands._args import (
     PROVIDERS_HELP,
@@ -18,6 +19,7 @@ from edgecnn.commands._args import (
     positive_int,
     thread_count,
 )
+from edgecnn.errors import EdgeCNNError
 
 HELP = "classify live video from a camera, video file, stream, Pi camera or image folder"
 
@@ -96,22 +98,21 @@ def run(args: argparse.Namespace) -> int:
         outcome = run_loop(capture, FrameClassifier(classifier), options, sinks, stop)
     finally:
         capture.stop()
-        for sink in sinks:
-            sink.close()
+        close_error = _close_sinks(sinks)
         classifier.close()
         restore()
 
-    if args.save:
+    if args.save and close_error is None:
         log.info(f"saved {_recorded_frames(sinks)} frames to {args.save}")
     summary = outcome.stats.summary()
     if args.json:
         print(json.dumps({"summary": summary}), flush=True)
     else:
         print(format_summary(summary), flush=True)
-    if outcome.error is not None:
-        log.error(f"error: {outcome.error}")
-        return outcome.error.exit_code
-    return 0
+    errors = [exc for exc in (outcome.error, close_error) if exc is not None]
+    for exc in errors:
+        log.error(f"error: {exc}")
+    return errors[0].exit_code if errors else 0
 
 
 def _build_sinks(args: argparse.Namespace, address, fps: float) -> list:
@@ -132,6 +133,17 @@ def _build_sinks(args: argparse.Namespace, address, fps: float) -> list:
         if window is not None:
             sinks.append(WindowSink(window))
     return sinks
+
+
+def _close_sinks(sinks: list) -> Optional[EdgeCNNError]:
+    """Close every sink, even after one fails; the first failure (a recording that could not be finished) or None."""
+    error = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except EdgeCNNError as exc:
+            error = error or exc
+    return error
 
 
 def _recorded_frames(sinks: list) -> int:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from edgecnn.errors import SourceLostError
+from edgecnn.errors import EdgeCNNError, OutputError, SourceLostError
 from edgecnn.video.capture import LatestFrameCapture
 from edgecnn.video.classify import FrameClassifierFn, FrameResult
 from edgecnn.video.overlay import draw_overlay
@@ -29,7 +29,7 @@ class LoopOptions:
 @dataclass
 class LoopOutcome:
     stats: RunStats
-    error: Optional[SourceLostError] = None
+    error: Optional[EdgeCNNError] = None  # a lost source, or an output that could not be written (a full disk)
 
 
 def run_loop(
@@ -41,7 +41,7 @@ def run_loop(
 ) -> LoopOutcome:
     """Process frames from a started ``capture`` until end of stream, a limit, a sink or ``stop``.
 
-    Returns the run's statistics; a lost source ends the run with
+    Returns the run's statistics; a lost source or a sink that cannot write (OutputError) ends the run with
     ``outcome.error`` set instead of raising. Sinks are not closed here.
     """
     stop = stop or threading.Event()
@@ -78,17 +78,26 @@ def run_loop(
             draw_overlay(frame.image, result.top, result.latency_ms["inference"], fps.value)
 
         event = FrameEvent(frame.index, frame.t, frame.image, result, classified, capture.dropped, fps.value)
-        quit_requested = any([bool(sink.handle(event)) for sink in sinks])  # every sink sees the frame
+        reason = _deliver(event, sinks, outcome)
         stats.frame_done(capture.dropped)
-        if quit_requested:
-            stats.stop_reason = "key"
-            break
-        if options.max_frames is not None and stats.processed >= options.max_frames:
-            stats.stop_reason = "max frames"
+        if not reason and options.max_frames is not None and stats.processed >= options.max_frames:
+            reason = "max frames"
+        if reason:
+            stats.stop_reason = reason
             break
 
     stats.dropped = capture.dropped
     return outcome
+
+
+def _deliver(event: FrameEvent, sinks: Sequence, outcome: LoopOutcome) -> Optional[str]:
+    """Hand ``event`` to every sink; "key" when one asks to stop, "output failed" (``outcome.error`` set) when one
+    cannot write, else None."""
+    try:
+        return "key" if any([bool(sink.handle(event)) for sink in sinks]) else None  # every sink sees the frame
+    except OutputError as exc:
+        outcome.error = exc
+        return "output failed"
 
 
 def _stop_requested(stop: threading.Event, deadline: Optional[float]) -> Optional[str]:

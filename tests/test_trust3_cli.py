@@ -1,0 +1,118 @@
+"""Issue 21, item 7 and the minors of item 17: `camera --save` on a full disk, animated GIF sources, the ranges of
+--max-megapixels and --std, unambiguous one-line names in `predict` output, idle preview connections."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from edgecnn import cli
+from edgecnn.video import recorder as recorder_module
+from tests.test_contract import one_error_line, tiny_onnx
+
+MODEL_ARGS = ("--mean", "0", "--std", "255")
+
+
+@pytest.fixture
+def model(tmp_path):
+    return str(tiny_onnx(tmp_path / "m.onnx"))
+
+
+@pytest.fixture
+def red_png(tmp_path):
+    path = tmp_path / "red.png"
+    cv2.imwrite(str(path), np.full((20, 20, 3), (30, 30, 220), np.uint8))
+    return path
+
+
+def error_lines(text: str) -> list[str]:
+    """The lines of stderr but the notes (the tiny model has no labels) and the `saved` line."""
+    return [line for line in text.splitlines() if not line.startswith(("note: ", "saved "))]
+
+
+# ------------------------------------------------------------------ item 7: camera --save on a full disk
+@pytest.fixture
+def small_disk(tmp_path):
+    """``mount(size)``: a folder on a new tmpfs of ``size`` (root only; unmounted after the test)."""
+    mounted = []
+
+    def mount(size: str):
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs needs root")
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode:
+            pytest.skip(f"cannot mount a tmpfs: {result.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    try:
+        yield mount
+    finally:
+        for folder in mounted:
+            subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.fixture
+def noise_video(tmp_path):
+    """60 frames of 160x120 noise (mp4v makes about 10 KB of each)."""
+    path = tmp_path / "noise.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (160, 120))
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        writer.write(rng.integers(0, 256, (120, 160, 3), np.uint8))
+    writer.release()
+    return str(path)
+
+
+def camera(model, source, save, *extra):
+    return cli.main(["camera", model, "--source", source, "--save", str(save), "--headless", "--json", *extra])
+
+
+def test_save_on_a_full_disk_is_an_error_and_keeps_the_old_file(model, noise_video, small_disk, monkeypatch,
+                                                                 capsys):
+    disk = small_disk("64k")
+    out = disk / "out.mp4"
+    out.write_bytes(b"an earlier recording")
+    # No reserve: the writer itself runs into the full disk (cv2.VideoWriter says nothing) and the check at close
+    # finds the file unplayable.
+    monkeypatch.setattr(recorder_module, "MIN_FREE_BYTES", 0, raising=False)
+    assert camera(model, noise_video, out, "--max-frames", "30") == 2
+    err = capsys.readouterr().err
+    assert not [line for line in err.splitlines() if line.startswith("saved ")]
+    line = one_error_line("\n".join(error_lines(err)), str(out), "free")
+    assert "Traceback" not in err and "nothing was saved" in line
+    assert out.read_bytes() == b"an earlier recording", "the earlier file is kept"
+    assert sorted(p.name for p in disk.iterdir()) == ["out.mp4"], "no temp file left on the full disk"
+    monkeypatch.undo()
+    assert camera(model, noise_video, out, "--max-frames", "30") == 2  # the default reserve: refused at once
+    one_error_line("\n".join(error_lines(capsys.readouterr().err)), str(out), "free")
+    assert out.read_bytes() == b"an earlier recording"
+
+
+def test_disk_filling_up_while_recording_keeps_the_frames_so_far(model, noise_video, small_disk, monkeypatch,
+                                                                  capsys):
+    disk = small_disk("512k")
+    out = disk / "out.mp4"
+    monkeypatch.setattr(recorder_module, "MIN_FREE_BYTES", 256_000, raising=False)
+    assert camera(model, noise_video, out) == 2
+    captured = capsys.readouterr()
+    saved = [line for line in captured.err.splitlines() if line.startswith("saved ")]
+    assert len(saved) == 1, captured.err
+    frames = int(saved[0].split()[1])
+    assert 0 < frames < 60
+    one_error_line("\n".join(error_lines(captured.err)), str(out), "free", f"after {frames} frames")
+    assert json.loads(captured.out.splitlines()[-1])["summary"]["stop"] == "output failed"
+    cap = cv2.VideoCapture(str(out))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    cap.release()
+    assert count == frames, "the video holds every frame written before the disk filled"
