@@ -13,6 +13,7 @@ import pytest
 
 from edgecnn import cli
 from edgecnn.video import recorder as recorder_module
+from edgecnn.video.sources import open_source
 from tests.test_contract import one_error_line, tiny_onnx
 
 MODEL_ARGS = ("--mean", "0", "--std", "255")
@@ -116,3 +117,30 @@ def test_disk_filling_up_while_recording_keeps_the_frames_so_far(model, noise_vi
         count += 1
     cap.release()
     assert count == frames, "the video holds every frame written before the disk filled"
+
+
+# ------------------------------------------------------------------ item 17a: animated GIF sources
+def test_animated_gif_plays_every_frame_even_where_opencv_reads_it_as_one_image(model, tmp_path, monkeypatch,
+                                                                                capsys):
+    Image = pytest.importorskip("PIL.Image")
+    colors = [(200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0)]
+    frames = [Image.new("RGB", (16, 16), color) for color in colors]
+    gif = tmp_path / "anim.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    real = cv2.VideoCapture
+
+    def images_backend_only(target, *args):  # an OpenCV without FFmpeg: its image backend reads one still
+        return real(target, cv2.CAP_IMAGES) if isinstance(target, str) else real(target, *args)
+
+    monkeypatch.setattr(cv2, "VideoCapture", images_backend_only)
+    source = open_source(str(gif))
+    source.open()
+    seen = []
+    while (image := source.read()) is not None:
+        seen.append(tuple(int(v) for v in image[8, 8]))
+    source.close()
+    assert seen == [(b, g, r) for r, g, b in colors]  # BGR, every frame
+    assert source.fps == pytest.approx(10.0)
+    assert cli.main(["camera", model, "--source", str(gif), "--headless", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]
+    assert summary["frames"] == 4 and summary["stop"] == "end of stream"

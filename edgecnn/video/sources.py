@@ -15,6 +15,7 @@ interface:
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -24,7 +25,7 @@ from typing import Optional, Protocol, Union
 import numpy as np
 
 from edgecnn._io import special_file
-from edgecnn.errors import DataError, SourceError
+from edgecnn.errors import DataError, SourceError, first_line
 from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS, image_size, is_gif, pixel_budget_problem
 from edgecnn.runtime.inputs import image_files, is_image_file
 
@@ -199,6 +200,69 @@ class ImageFileSource:
         self._frame = None
 
 
+class GifSource:
+    """Every frame of a GIF, animated or not, decoded by Pillow: OpenCV's video backend reads an animated GIF as one
+    still where FFmpeg is missing. Each frame is checked against the pixel budget (a frame may grow the canvas) and
+    composited on black where transparent, as `edgecnn predict` reads the first."""
+
+    live = False
+
+    def __init__(self, path: Union[str, os.PathLike], max_pixels: Optional[int] = DEFAULT_MAX_PIXELS):
+        self.path = Path(path)
+        self.max_pixels = max_pixels
+        self.name = str(self.path)
+        self.fps: Optional[float] = None
+        self._image = None
+        self._first: Optional[np.ndarray] = None  # decoded by open() to prove the file decodes
+
+    def open(self) -> None:
+        from PIL import Image
+
+        self.close()
+        try:
+            self._image = Image.open(self.path)
+            self._first = self._decode()
+        except SourceError:
+            self.close()
+            raise
+        except Exception as exc:  # Pillow's errors on a corrupt file (OSError, SyntaxError, EOFError, ...)
+            self.close()
+            raise SourceError(f"cannot decode {self.path}: {type(exc).__name__}: {first_line(exc)}") from None
+        duration = self._image.info.get("duration")  # milliseconds per frame
+        self.fps = 1000.0 / duration if duration and duration > 1 else None
+
+    def read(self) -> Optional[np.ndarray]:
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return frame
+        if self._image is None:
+            return None
+        try:
+            self._image.seek(self._image.tell() + 1)
+            return self._decode()
+        except EOFError:  # the last frame was read
+            return None
+        except Exception as exc:  # a frame over the budget, or cut short: the GIF ends there, as a cut video does
+            log.warning("notice: %s ends at frame %d: %s", self.name, self._image.tell(), first_line(exc))
+            return None
+
+    def _decode(self) -> np.ndarray:
+        """The current frame as BGR, once its size is within the pixel budget."""
+        from edgecnn.runtime.preprocess import as_uint8_color
+
+        problem = pixel_budget_problem(self.path, self._image.size, self.max_pixels)
+        if problem:
+            raise SourceError(problem)
+        rgba = np.asarray(self._image.convert("RGBA"))
+        return as_uint8_color(np.ascontiguousarray(rgba[..., [2, 1, 0, 3]]), self.name)
+
+    def close(self) -> None:
+        self._first = None
+        if self._image is not None:
+            self._image.close()
+            self._image = None
+
+
 class Picamera2Source:
     """The Raspberry Pi camera through the ``picamera2`` library (BGR frames)."""
 
@@ -290,8 +354,8 @@ def open_source(
 
 
 def _image_file_source(path: Path, max_pixels: Optional[int]) -> Source:
-    """An image file (by content) decoded as predict decodes it; a GIF, maybe animated, played by the video backend
-    frame after frame once its header is within ``max_pixels``."""
+    """An image file (by content) decoded as predict decodes it; a GIF, maybe animated, played frame after frame
+    once its header is within ``max_pixels``: by Pillow, or without it (a device) by the video backend (FFmpeg)."""
     with open(path, "rb") as f:
         head = f.read(64)
     if not is_gif(head):
@@ -299,6 +363,8 @@ def _image_file_source(path: Path, max_pixels: Optional[int]) -> Source:
     problem = pixel_budget_problem(path, image_size(head), max_pixels)
     if problem:
         raise SourceError(problem)
+    if importlib.util.find_spec("PIL") is not None:
+        return GifSource(path, max_pixels)
     return OpenCVSource(str(path), live=False)
 
 
