@@ -115,12 +115,12 @@ def run_playbook(name: str, inventory: Path, extravars: dict, check: bool = Fals
                             event_handler=events, settings={"suppress_env_files": True})
         stdout = result.stdout.read() if result.stdout else ""
     names = _inventory_hosts(inventory) or list(events.hosts)
-    outcomes = [events.hosts.get(h) or Outcome(h, ok=False, message="the playbook did not reach this host")
-                for h in names]
-    if result.rc and all(o.ok for o in outcomes):  # a playbook error before any host ran (syntax, inventory)
+    if result.rc and not any(o.ok is False or o.result for o in events.hosts.values()):
+        # an error of the playbook itself (syntax, inventory) before any host ran
         last = [line for line in stdout.strip().splitlines() if line.strip()][-1:] or [f"exit {result.rc}"]
         raise UsageError(f"ansible-playbook failed before deploying: {last[0].strip()}")
-    return outcomes
+    return [events.hosts.get(h) or Outcome(h, ok=False, message="the playbook did not reach this host")
+            for h in names]
 
 
 def _inventory_hosts(inventory: Path) -> list[str]:

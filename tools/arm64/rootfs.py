@@ -109,10 +109,19 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def base_path() -> Path:
+    """Where the pristine rootfs for RECIPE lives in the cache (built or not)."""
+    return cache_dir() / f"{SUITE}-arm64-{hashlib.sha256(RECIPE.encode()).hexdigest()[:10]}"
+
+
+def is_built() -> bool:
+    return (base_path() / ".edgecnn-complete").is_file()
+
+
 def base_rootfs(say) -> Path:
     """The pristine rootfs for RECIPE in the cache, built with debootstrap when absent."""
     cache = cache_dir()
-    base = cache / f"{SUITE}-arm64-{hashlib.sha256(RECIPE.encode()).hexdigest()[:10]}"
+    base = base_path()
     with _locked(cache / "build.lock"):
         if (base / ".edgecnn-complete").is_file():
             return base
