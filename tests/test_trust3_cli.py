@@ -144,3 +144,19 @@ def test_animated_gif_plays_every_frame_even_where_opencv_reads_it_as_one_image(
     assert cli.main(["camera", model, "--source", str(gif), "--headless", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]
     assert summary["frames"] == 4 and summary["stop"] == "end of stream"
+
+
+# ------------------------------------------------------------------ item 17b: --max-megapixels range
+@pytest.mark.parametrize("value", ["inf", "nan", "1e-9", "0", "-5", "1e300"])
+def test_max_megapixels_outside_a_sane_range_is_one_error_line(model, red_png, value, capsys):
+    for command in (["predict", model, str(red_png), *MODEL_ARGS], ["camera", model, "--source", str(red_png)]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main([*command, "--max-megapixels", value])
+        assert exc.value.code == 2
+        one_error_line(capsys.readouterr().err, "argument --max-megapixels", f"Received {value!r}", "megapixels")
+
+
+def test_max_megapixels_in_range_still_works(model, red_png, capsys):
+    assert cli.main(["predict", model, str(red_png), "--max-megapixels", "0.0004", *MODEL_ARGS]) == 0  # 400 px
+    assert cli.main(["predict", model, str(red_png), "--max-megapixels", "0.0003", *MODEL_ARGS]) == 1
+    assert "over the 0.0003 MP limit" in capsys.readouterr().err

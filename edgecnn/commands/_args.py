@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def int_at_least(low: int):
@@ -71,14 +72,32 @@ def positive_float(text: str) -> float:
     return value
 
 
+MIN_MEGAPIXELS = 1e-6  # one pixel: less would switch the limit off
+MAX_MEGAPIXELS = 100_000  # 100 gigapixels (300 GB decoded): far past any board's memory
+
+
+def megapixels(text: str) -> float:
+    """An argparse type: a pixel budget in megapixels, a finite number from :data:`MIN_MEGAPIXELS` to
+    :data:`MAX_MEGAPIXELS`."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not MIN_MEGAPIXELS <= value <= MAX_MEGAPIXELS:  # nan too
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected megapixels from {MIN_MEGAPIXELS:g} (one "
+                                         f"pixel) to {MAX_MEGAPIXELS:g}, e.g. 50")
+    return value
+
+
 def add_max_megapixels(parser: argparse.ArgumentParser) -> None:
     """``--max-megapixels MP``: image files over this size are refused before decoding (a decompression bomb)."""
     from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS
 
-    parser.add_argument("--max-megapixels", type=positive_float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
+    parser.add_argument("--max-megapixels", type=megapixels, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
                         help=f"refuse image files over MP megapixels, read from their header before decoding "
                              f"(default: {DEFAULT_MAX_PIXELS / 1e6:g})")
 
 
 def max_pixels(args: argparse.Namespace) -> int:
-    return int(args.max_megapixels * 1e6)
+    """``--max-megapixels`` in pixels."""
+    return max(1, round(args.max_megapixels * 1e6))
