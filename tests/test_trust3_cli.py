@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import warnings
 
 import cv2
 import numpy as np
@@ -160,3 +161,21 @@ def test_max_megapixels_in_range_still_works(model, red_png, capsys):
     assert cli.main(["predict", model, str(red_png), "--max-megapixels", "0.0004", *MODEL_ARGS]) == 0  # 400 px
     assert cli.main(["predict", model, str(red_png), "--max-megapixels", "0.0003", *MODEL_ARGS]) == 1
     assert "over the 0.0003 MP limit" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ item 17c: --std whose inverse overflows float32
+@pytest.mark.parametrize("value", ["1e-45", "1e-37", "1,1,-1e-40", "0"])
+def test_std_too_small_for_float32_is_one_error_line_without_a_warning(model, red_png, value, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overflow was a RuntimeWarning
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["predict", model, str(red_png), "--mean", "0", "--std", value])
+    assert exc.value.code == 2
+    one_error_line(capsys.readouterr().err, "argument --std", f"Received {value!r}", "32-bit float")
+
+
+def test_small_but_sane_std_still_works(model, red_png, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cli.main(["predict", model, str(red_png), "--mean", "0", "--std", "1e-30", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["top"][0]["score"] > 0

@@ -35,6 +35,19 @@ def _floats(text: str) -> list[float]:
     return values
 
 
+def _std(text: str) -> list[float]:
+    """``--std``: as ``--mean``, and none so near 0 that (pixel - mean) / std overflows a float32 input: no value under
+    255 / (the largest float32) in size."""
+    import numpy as np
+
+    values = _floats(text)
+    least = 255 / float(np.finfo(np.float32).max)
+    if not all(abs(v) >= least for v in values):
+        raise argparse.ArgumentTypeError(f"Received {text!r}; expected std values of at least {least:.1e} in size "
+                                         f"(255 / std must fit a 32-bit float), e.g. 127.5")
+    return values
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="model file: .tflite, .onnx, .keras/.h5, or a SavedModel folder")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -54,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mean", type=_floats, metavar="M",
                         help="normalization (pixel - mean) / std, one value or R,G,B; overrides the model card "
                              "(default without a card, float inputs: 127.5)")
-    parser.add_argument("--std", type=_floats, metavar="S", help="see --mean (default without a card: 127.5)")
+    parser.add_argument("--std", type=_std, metavar="S", help="see --mean (default without a card: 127.5)")
     parser.add_argument("--crop", choices=["stretch", "center"],
                         help="resize by stretching (default) or center-crop to the model's aspect ratio first")
     parser.add_argument("--output-kind", choices=OUTPUT_KINDS,
