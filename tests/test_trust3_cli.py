@@ -179,3 +179,23 @@ def test_small_but_sane_std_still_works(model, red_png, capsys):
         warnings.simplefilter("error")
         assert cli.main(["predict", model, str(red_png), "--mean", "0", "--std", "1e-30", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["top"][0]["score"] > 0
+
+
+# ------------------------------------------------------------------ item 17d: names in predict output
+def test_predict_names_are_unambiguous_and_one_line_each(model, red_png, tmp_path, capsys):
+    folder = tmp_path / "names"
+    folder.mkdir()
+    names = [b"caf\xe9.png", b"caf\\xe9.png", b"two\nlines.png", b"tab\there.png"]
+    for name in names:
+        (folder / os.fsdecode(name)).write_bytes(red_png.read_bytes())
+    (folder / os.fsdecode(b"broken\nname.png")).write_bytes(b"\x89PNG\r\n\x1a\n then not a PNG")
+    assert cli.main(["predict", model, str(folder), "--json", "--top-k", "1", *MODEL_ARGS]) == 1
+    captured = capsys.readouterr()
+    shown = sorted(json.loads(line)["input"][len(str(folder)) + 1:] for line in captured.out.splitlines())
+    assert shown == sorted(["caf\\xe9.png", "caf\\\\xe9.png", "two\\nlines.png", "tab\\there.png"])
+    errors = error_lines(captured.err)
+    assert len(errors) == 2 and "broken\\nname.png" in errors[0], errors  # the file's error, then the count
+    assert cli.main(["predict", model, str(folder), "--top-k", "1", *MODEL_ARGS]) == 1
+    text = capsys.readouterr().out.splitlines()
+    assert len(text) == len(names), text
+    assert sorted(line.split(": ")[0][len(str(folder)) + 1:] for line in text) == shown

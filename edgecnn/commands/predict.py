@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     from edgecnn.errors import DataError
     from edgecnn.runtime.classifier import Classifier
-    from edgecnn.runtime.inputs import expand_inputs
+    from edgecnn.runtime.inputs import display_name, expand_inputs
 
     clf = Classifier(
         args.model,
@@ -103,13 +103,13 @@ def run(args: argparse.Namespace) -> int:
         total += 1
         if item.error:
             failed += 1
-            log.error(f"error: {item.error}")
+            log.error(f"error: {display_name(item.error)}")  # one line, whatever the file name holds
             continue
         try:
             pred = clf.predict(item.path, top_k=args.top_k)
         except DataError as exc:
             failed += 1
-            log.error(f"error: {exc}")
+            log.error(f"error: {display_name(str(exc))}")
             continue
         if args.json:
             print(json.dumps(pred.to_dict(), ensure_ascii=False))

@@ -14,13 +14,31 @@ from edgecnn.runtime.imageinfo import looks_like_image
 _GLOB_CHARS = frozenset("*?[")
 
 
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def display_name(path: str | os.PathLike) -> str:
-    """A path as valid Unicode text for output: bytes that are not UTF-8 become ``\\xNN`` (``caf\\xe9.jpg``).
+    """A path (or any text about one) as one line of valid, unambiguous Unicode text for output: bytes that are not
+    UTF-8 become ``\\xNN`` (``caf\\xe9.jpg``), a backslash ``\\\\``, a newline ``\\n`` (and ``\\r``, ``\\t``), any other
+    unprintable character ``\\uNNNN``; two different names never show the same.
 
     File names on Linux are bytes; Python keeps undecodable ones as lone surrogates, which would reach
     stdout as raw bytes and make a ``--json`` line invalid UTF-8.
     """
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    text = os.fsdecode(path)
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if "\udc80" <= char <= "\udcff":  # an undecodable byte, which os.fsdecode keeps as a lone surrogate
+        return f"\\x{ord(char) - 0xdc00:02x}"
+    if char.isprintable():
+        return char
+    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
 
 
 @dataclass(frozen=True)
