@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import time
+import urllib.request
 import warnings
 
 import cv2
@@ -14,6 +17,7 @@ import pytest
 
 from edgecnn import cli
 from edgecnn.video import recorder as recorder_module
+from edgecnn.video.server import PreviewServer
 from edgecnn.video.sources import open_source
 from tests.test_contract import one_error_line, tiny_onnx
 
@@ -199,3 +203,20 @@ def test_predict_names_are_unambiguous_and_one_line_each(model, red_png, tmp_pat
     text = capsys.readouterr().out.splitlines()
     assert len(text) == len(names), text
     assert sorted(line.split(": ")[0][len(str(folder)) + 1:] for line in text) == shown
+
+
+# ------------------------------------------------------------------ item 17e: idle preview connections
+def test_idle_preview_connection_is_dropped_after_the_timeout_and_others_are_served(capfd):
+    server = PreviewServer("127.0.0.1", 0, idle_timeout_s=0.3).start()
+    try:
+        host, port = server._httpd.server_address[:2]
+        idle = socket.create_connection((host, port), timeout=5)  # connects and sends nothing
+        with urllib.request.urlopen(f"{server.url}predictions.json", timeout=5) as response:
+            assert json.loads(response.read()) == {}
+        started = time.monotonic()
+        assert idle.recv(1) == b"", "the server closes the idle connection"
+        assert time.monotonic() - started < 3
+        idle.close()
+    finally:
+        server.close()
+    assert capfd.readouterr().err == "", "a timed-out connection is dropped quietly"

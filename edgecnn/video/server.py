@@ -5,7 +5,8 @@ Endpoints: ``/`` (an HTML page showing the stream and polling the JSON),
 ``/predictions.json`` (the latest prediction). Frames are JPEG-encoded in the
 clients' handler threads, once per frame however many clients watch, and not
 at all when nobody does; a stalled loop's last frame is re-sent twice a second.
-Binds 127.0.0.1 unless another host is given.
+Binds 127.0.0.1 unless another host is given. A client that stays silent (or stops reading the stream) for
+``idle_timeout_s`` is dropped, so idle connections cannot hold the handler threads.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ DEFAULT_HOST = "127.0.0.1"
 BOUNDARY = "edgecnnframe"
 JPEG_QUALITY = 80
 RESEND_S = 0.5  # re-send the latest frame this often when no new one arrives
+IDLE_TIMEOUT_S = 10.0  # a connection that sends no request, or takes no data, for this long is dropped
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -185,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(jpeg)
                 self.wfile.write(b"\r\n")
                 self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # the viewer left (broken pipe, reset) or stopped reading for the timeout
             pass
         finally:
             self.state.count_viewer(-1)
@@ -197,9 +199,10 @@ class _Handler(BaseHTTPRequestHandler):
 class PreviewServer:
     """Serves a :class:`PreviewState` on ``host:port`` in a background thread."""
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = 8080):
+    def __init__(self, host: str = DEFAULT_HOST, port: int = 8080, idle_timeout_s: float = IDLE_TIMEOUT_S):
         self.state = PreviewState()
-        handler = type("Handler", (_Handler,), {"state": self.state})
+        # StreamRequestHandler.timeout: every read and write of a connection gives up after it (socket timeout)
+        handler = type("Handler", (_Handler,), {"state": self.state, "timeout": idle_timeout_s})
         try:
             self._httpd = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:
