@@ -59,7 +59,7 @@ class KerasBackend:
                 in_shape, in_dtype, in_name = tuple(specs[0].shape), specs[0].dtype.as_numpy_dtype, specs[0].name
                 out_specs = self._signature.structured_outputs
                 self._output_key = sorted(out_specs)[0]
-                out_shape = tuple(out_specs[self._output_key].shape)
+                out_shape, out_dtype = tuple(out_specs[self._output_key].shape), out_specs[self._output_key].dtype
                 outputs = len(out_specs)
             else:
                 self._model = load_keras(self.path)  # the one Keras loader (edgecnn's custom layers registered)
@@ -70,7 +70,7 @@ class KerasBackend:
                 in_shape = tuple(self._model.inputs[0].shape)
                 in_dtype = np.dtype(self._model.inputs[0].dtype)
                 in_name = self._model.inputs[0].name
-                out_shape = tuple(self._model.outputs[0].shape)
+                out_shape, out_dtype = tuple(self._model.outputs[0].shape), self._model.outputs[0].dtype
                 outputs = len(self._model.outputs)
         except ModelError:
             raise
@@ -82,7 +82,7 @@ class KerasBackend:
         shape = tuple(None if d is None else int(d) for d in in_shape)
         self.input_spec = TensorSpec(str(in_name), shape, np.dtype(in_dtype), guess_layout(shape))
         self.output_spec = TensorSpec("output", tuple(None if d is None else int(d) for d in out_shape),
-                                      np.dtype(np.float32), "NC")
+                                      _numpy_dtype(out_dtype), "NC")
         self.num_outputs = outputs
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -115,3 +115,12 @@ class KerasBackend:
     def close(self) -> None:
         self._model = None
         self._signature = None
+
+
+def _numpy_dtype(dtype) -> np.dtype:
+    """A Keras/TensorFlow dtype (``"int64"``, ``tf.float32``, ...) as numpy's; float32 for floats numpy lacks."""
+    name = getattr(dtype, "name", None) or str(dtype)
+    try:
+        return np.dtype(name)
+    except TypeError:
+        return np.dtype(np.float32 if "float" in name else np.object_)  # bfloat16: scores all the same

@@ -1,0 +1,87 @@
+"""Issue 21: outputs that are not scores (items 5, 12, 17b), a closed Classifier (17a), a fixed ONNX batch (17c).
+
+Tiny real models: ONNX graphs built with onnx.helper, Keras/SavedModel ones (skipped without TensorFlow).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from edgecnn.errors import ModelError
+from edgecnn.runtime import Classifier
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper  # noqa: E402
+
+CORAL_MODEL = "mobilenet_v2_1.0_224_quant.tflite"
+IMAGE = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+
+
+def one_line(exc_info, *needles: str) -> str:
+    text = str(exc_info.value)
+    assert "\n" not in text, text
+    for needle in needles:
+        assert needle in text, text
+    return text
+
+
+def save_onnx(path, nodes, out_shape, in_shape=(1, 3, 16, 16), inits=()):
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, list(in_shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def scorer(path, units, tail=(), in_shape=(1, 3, 16, 16), out_shape=None):
+    """GAP -> Flatten -> Gemm (``units`` scores ``z``), then ``tail`` nodes making ``y`` (default: Identity)."""
+    weights = np.arange(3 * units, dtype=np.float32).reshape(3, units) / 100.0
+    inits = [helper.make_tensor("W", TensorProto.FLOAT, [3, units], weights.ravel()),
+             helper.make_tensor("b", TensorProto.FLOAT, [units], np.linspace(-1, 1, units, dtype=np.float32))]
+    nodes = [helper.make_node("GlobalAveragePool", ["image"], ["gap"]), helper.make_node("Flatten", ["gap"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "W", "b"], ["z"])]
+    nodes += list(tail) or [helper.make_node("Identity", ["z"], ["y"])]
+    return save_onnx(path, nodes, out_shape or [in_shape[0], units], in_shape, inits)
+
+
+@pytest.fixture(scope="module")
+def tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return pytest.importorskip("tensorflow")
+
+
+# ------------------------------------------------------------------ item 5: an integer Keras/SavedModel output
+@pytest.mark.train
+def test_savedmodel_int64_output_is_refused(tf, tmp_path):
+    class IndexModel(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 16, 16, 3], tf.float32)])
+        def serve(self, x):
+            return {"index": tf.reshape(tf.argmax(tf.reduce_mean(x, axis=[1, 2]), axis=-1), [1, 1])}
+
+    module = IndexModel()
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.serve})
+    with pytest.raises(ModelError) as exc:
+        Classifier(tmp_path / "sm", mean=0, std=1)
+    one_line(exc, "is not an image classifier", "is int64, not scores")
+
+
+@pytest.mark.train
+def test_keras_int64_output_is_refused(tf, tmp_path):
+    import keras
+
+    @keras.saving.register_keras_serializable(package="trust3")
+    class ArgMaxIndex(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.cast(keras.ops.argmax(x, axis=-1), "int64")
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, ArgMaxIndex()(keras.layers.Dense(3)(x)))
+    model.save(tmp_path / "index.keras")
+    with pytest.raises(ModelError) as exc:
+        Classifier(tmp_path / "index.keras", mean=0, std=1)
+    one_line(exc, "is not an image classifier", "is int64, not scores")
