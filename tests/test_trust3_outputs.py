@@ -85,3 +85,12 @@ def test_keras_int64_output_is_refused(tf, tmp_path):
     with pytest.raises(ModelError) as exc:
         Classifier(tmp_path / "index.keras", mean=0, std=1)
     one_line(exc, "is not an image classifier", "is int64, not scores")
+
+
+# ------------------------------------------------------------------ item 12: the real rank of an ONNX output
+@pytest.mark.parametrize("declared", [["N", "K"], [1, 768]], ids=["dynamic", "false"])
+def test_onnx_image_output_is_refused_whatever_shape_it_declares(tmp_path, declared):
+    path = save_onnx(tmp_path / "identity.onnx", [helper.make_node("Identity", ["image"], ["y"])], declared)
+    with pytest.raises(ModelError) as exc:
+        Classifier(path, mean=0, std=1)
+    one_line(exc, str(path), "is not an image classifier", "it gave an output of 1x3x16x16", "image-to-image")

@@ -138,7 +138,7 @@ class Backend(Protocol):
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch laid out exactly as ``input_spec`` (dtype, layout; batch size 1 unless
         ``input_spec.batch`` is None or equal to it); return the output as float32, shape (N, K),
-        dequantized. Failures raise :class:`ModelError` (see :func:`inference_error`)."""
+        dequantized (see :func:`score_rows`). Failures raise :class:`ModelError` (see :func:`inference_error`)."""
         ...
 
     def embedded_card(self) -> Optional[str]:
@@ -224,3 +224,42 @@ def inference_error(path: Path, exc: BaseException) -> ModelError:
         f"inference failed for {path}: {first_line(exc, 300)}; the model file may be corrupt or use "
         f"operators this runtime does not support (re-export it, or try another --backend)"
     )
+
+
+CLASSIFIER_OUTPUT = "edgecnn runs classifiers with one output, a score vector ([1, N], or [1, 1] for a sigmoid)"
+
+
+def not_a_classifier(path: Path, problem: str) -> ModelError:
+    """The one error for a model whose output is not a classifier's (``problem``: what it is instead)."""
+    return ModelError(f"{path} is not an image classifier: {problem}; {CLASSIFIER_OUTPUT}")
+
+
+def score_shape_problem(shape: tuple[Optional[int], ...], batch: Optional[int], ran: bool = False) -> Optional[str]:
+    """Why an output of ``shape`` for an input batch of ``batch`` is not one score vector per image, or None.
+
+    A declared shape (``ran`` False) may hold None (dynamic) and comes with the input's declared batch; a shape the
+    model ``ran`` to is real, for the batch it ran. Allowed: ``[K]`` (one image, or one unit per image),
+    ``[batch, K]``, also with extra 1-sized axes (``[1, K, 1, 1]``); a declared ``[1, K]`` for any batch.
+    """
+    dims = "x".join("?" if d is None else str(d) for d in shape)
+    got = f"it gave an output of {dims}" if ran else f"output {dims}"
+    if not shape:
+        return f"{got}, a single number, not a score vector" if ran else None  # unknown rank: the first run tells
+    first = shape[0]
+    if len(shape) == 1 and not (batch in (None, 1) or first in (None, batch)):
+        return f"{got} for an input batch of {batch}: not one score vector per image"
+    if len(shape) >= 2 and first not in (None, batch) and (ran or first != 1):
+        many = "more than" if batch and first and first > batch else "not"
+        return f"{got} for an input batch of {batch or '?'}: {many} one score vector per image"
+    if len([d for d in shape[1:] if d != 1]) > 1:
+        return f"{got}: this looks like a pose/segmentation model or another image-to-image one"
+    return None
+
+
+def score_rows(out: np.ndarray, n: int, path: Path, scale: Optional[float] = None, zero_point: int = 0) -> np.ndarray:
+    """A model's raw output for a batch of ``n`` -> (n, K) float32 scores, dequantized; ModelError (one line) when
+    the output is not one score vector per image, whatever shape the model declares."""
+    problem = score_shape_problem(out.shape, n, ran=True)
+    if problem:
+        raise not_a_classifier(path, problem)
+    return dequantize(out, scale, zero_point).reshape(n, -1)

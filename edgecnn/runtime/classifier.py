@@ -31,7 +31,15 @@ import numpy as np
 from edgecnn.card import OUTPUT_KINDS, ModelCard, find_card
 from edgecnn.errors import LabelsError, ModelError, UsageError
 from edgecnn.labels import align_labels, read_labels
-from edgecnn.runtime.base import LAYOUTS, Backend, TensorSpec, guess_layout, input_size_problem
+from edgecnn.runtime.base import (
+    LAYOUTS,
+    Backend,
+    TensorSpec,
+    guess_layout,
+    input_size_problem,
+    not_a_classifier,
+    score_shape_problem,
+)
 from edgecnn.runtime.cpu import warn_int8_kernels
 from edgecnn.runtime.feedback import confidence_feedback
 from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS
@@ -157,10 +165,7 @@ class Classifier:
         problem = classifier_problem(self.backend)
         if problem:
             self.backend.close()
-            raise ModelError(
-                f"{self.path} is not an image classifier: {problem}; edgecnn runs classifiers with one output, "
-                f"a score vector ([1, N], or [1, 1] for a sigmoid)"
-            )
+            raise not_a_classifier(self.path, problem)
         self.threads = threads
         self.card = card if card is not None else self._find_card()
         warn_int8_kernels(self.path, self.card, self.backend.name)
@@ -444,20 +449,13 @@ def classifier_problem(backend: Backend) -> Optional[str]:
     if outputs != 1:
         return f"{outputs} outputs: this looks like a detection or multi-task model"
     spec = backend.output_spec
-    shape = spec.shape
-    dims = "x".join("?" if d is None else str(d) for d in shape)
+    problem = score_shape_problem(spec.shape, backend.input_spec.batch)
+    if problem:
+        return problem
     dtype = np.dtype(spec.dtype)
-    if shape:  # unknown rank (an ONNX output without a shape): the first inference tells
-        if len(shape) >= 2:
-            batch = backend.input_spec.batch
-            if shape[0] not in (None, 1, batch):
-                return f"output {dims} for an input batch of {batch or '?'}: more than one score vector per image"
-            spread = [d for d in shape[1:] if d != 1]
-            if len(spread) > 1:
-                kind = "a pose/segmentation model" if len(shape) >= 3 else "more than one score vector per image"
-                return f"output {dims}: this looks like {kind}"
     if not (np.issubdtype(dtype, np.floating) or dtype in (np.uint8, np.int8, np.int16)):
-        return f"output {dims or '?'} is {dtype.name}, not scores: this looks like a class-index or segmentation map"
+        dims = "x".join("?" if d is None else str(d) for d in spec.shape) or "?"
+        return f"output {dims} is {dtype.name}, not scores: this looks like a class-index or segmentation map"
     return None
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from edgecnn.card import SAVED_MODEL_CARD_FILE
 from edgecnn.errors import BackendUnavailableError, ModelError, first_line
 from edgecnn.rundir import load_keras
-from edgecnn.runtime.base import TensorSpec, check_model_file, guess_layout, inference_error
+from edgecnn.runtime.base import TensorSpec, check_model_file, guess_layout, inference_error, score_rows
 
 
 def _import_keras():
@@ -94,7 +94,7 @@ class KerasBackend:
             out = out.numpy() if hasattr(out, "numpy") else np.asarray(out)
         except Exception as exc:
             raise inference_error(self.path, exc) from None
-        return out.astype(np.float32, copy=False).reshape(len(batch), -1)
+        return score_rows(out, len(batch), self.path)
 
     def embedded_card(self) -> Optional[str]:
         """A SavedModel folder's ``edgecnn.card.json`` (written there by edgecnn's exporter), if any."""

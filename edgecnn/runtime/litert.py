@@ -25,10 +25,10 @@ from edgecnn.runtime.base import (
     TensorSpec,
     check_model_file,
     check_threads,
-    dequantize,
     guess_layout,
     inference_error,
     input_size_problem,
+    score_rows,
 )
 from edgecnn.runtime.standard_meta import StandardMetadata
 from edgecnn.runtime.tflite_meta import buffers_in_bounds, custom_ops, has_tflite_identifier, read_metadata
@@ -215,7 +215,7 @@ class LiteRTBackend:
             out = interp.get_tensor(self._out_index)
         except (ValueError, RuntimeError) as exc:
             raise inference_error(self.path, exc) from None
-        return dequantize(out, self._out_scale, self._out_zp).reshape(len(batch), -1)
+        return score_rows(out, len(batch), self.path, self._out_scale, self._out_zp)
 
     def _resize(self, shape: tuple) -> None:
         """Resize the input; on failure put the interpreter back as it was, so later calls still run."""

@@ -18,9 +18,9 @@ from edgecnn.runtime.base import (
     TensorSpec,
     check_model_file,
     check_threads,
-    dequantize,
     guess_layout,
     inference_error,
+    score_rows,
 )
 
 _ONNX_TYPES = {
@@ -157,7 +157,7 @@ class OnnxBackend:
             out = self._session.run(self._out_names, {self._in_name: batch})[0]
         except Exception as exc:
             raise inference_error(self.path, exc) from None
-        return dequantize(np.asarray(out), None, 0).reshape(len(batch), -1)
+        return score_rows(np.asarray(out), len(batch), self.path)
 
     def _metadata(self, key: str) -> Optional[str]:
         try:
