@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from edgecnn.errors import ModelError
+from edgecnn.errors import ModelError, UsageError
 from edgecnn.runtime import Classifier
 
 onnx = pytest.importorskip("onnx")
@@ -94,3 +94,23 @@ def test_onnx_image_output_is_refused_whatever_shape_it_declares(tmp_path, decla
     with pytest.raises(ModelError) as exc:
         Classifier(path, mean=0, std=1)
     one_line(exc, str(path), "is not an image classifier", "it gave an output of 1x3x16x16", "image-to-image")
+
+
+# ------------------------------------------------------------------ item 17a: a closed Classifier
+def test_predict_after_close_is_one_clear_error(tmp_path):
+    clf = Classifier(scorer(tmp_path / "m.onnx", 3), labels=list("abc"), mean=0, std=1)
+    clf.predict(IMAGE)
+    clf.close()
+    clf.close()  # twice is fine
+    for call in (lambda: clf.predict(IMAGE), lambda: clf.predict_batch([IMAGE, IMAGE])):
+        with pytest.raises(UsageError) as exc:
+            call()
+        one_line(exc, "this Classifier is closed")
+
+
+def test_predict_after_close_is_one_clear_error_litert(coral_dir):
+    with Classifier(coral_dir / CORAL_MODEL) as clf:
+        pass
+    with pytest.raises(UsageError) as exc:
+        clf.predict(IMAGE)
+    one_line(exc, "this Classifier is closed")

@@ -154,7 +154,7 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None:
-        """Free the interpreter/session; the backend is not used afterwards."""
+        """Free the interpreter/session; ``run`` raises :func:`closed_error` afterwards."""
         ...
 
 
@@ -263,3 +263,8 @@ def score_rows(out: np.ndarray, n: int, path: Path, scale: Optional[float] = Non
     if problem:
         raise not_a_classifier(path, problem)
     return dequantize(out, scale, zero_point).reshape(n, -1)
+
+
+def closed_error(path: Path) -> UsageError:
+    return UsageError(f"this Classifier is closed ({path.name}: close() or the end of its with-block freed the "
+                      f"model); create a new Classifier to classify more images")

@@ -427,7 +427,9 @@ class Classifier:
                 f"{self.num_classes} classes, {card}; preprocessing {self.preprocessor.describe()}; {sources}")
 
     def close(self) -> None:
-        self.backend.close()
+        """Free the model (after any call in progress); predicting afterwards is one UsageError."""
+        with self._lock:
+            self.backend.close()
 
     def __enter__(self) -> "Classifier":
         return self

@@ -14,7 +14,7 @@ import numpy as np
 from edgecnn.card import SAVED_MODEL_CARD_FILE
 from edgecnn.errors import BackendUnavailableError, ModelError, first_line
 from edgecnn.rundir import load_keras
-from edgecnn.runtime.base import TensorSpec, check_model_file, guess_layout, inference_error, score_rows
+from edgecnn.runtime.base import TensorSpec, check_model_file, closed_error, guess_layout, inference_error, score_rows
 
 
 def _import_keras():
@@ -46,6 +46,7 @@ class KerasBackend:
             except RuntimeError:
                 pass  # TensorFlow already initialized: threads are fixed for this process
         self._signature = None
+        self._closed = False
         try:
             if self.path.is_dir():
                 loaded = tf.saved_model.load(str(self.path))
@@ -86,6 +87,8 @@ class KerasBackend:
         self.num_outputs = outputs
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        if self._closed:
+            raise closed_error(self.path)
         try:
             if self._signature is not None:
                 out = self._signature(**{self._input_key: batch})[self._output_key]
@@ -113,6 +116,7 @@ class KerasBackend:
         return None  # standard TFLite metadata exists only in .tflite files
 
     def close(self) -> None:
+        self._closed = True
         self._model = None
         self._signature = None
 

@@ -25,6 +25,7 @@ from edgecnn.runtime.base import (
     TensorSpec,
     check_model_file,
     check_threads,
+    closed_error,
     guess_layout,
     inference_error,
     input_size_problem,
@@ -207,6 +208,8 @@ class LiteRTBackend:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         interp = self._interp
+        if interp is None:
+            raise closed_error(self.path)
         try:
             if batch.shape != self._shape:
                 self._resize(batch.shape)

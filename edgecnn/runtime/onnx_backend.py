@@ -18,6 +18,7 @@ from edgecnn.runtime.base import (
     TensorSpec,
     check_model_file,
     check_threads,
+    closed_error,
     guess_layout,
     inference_error,
     score_rows,
@@ -153,8 +154,11 @@ class OnnxBackend:
         self.num_outputs = len(outputs)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        session = self._session
+        if session is None:
+            raise closed_error(self.path)
         try:
-            out = self._session.run(self._out_names, {self._in_name: batch})[0]
+            out = session.run(self._out_names, {self._in_name: batch})[0]
         except Exception as exc:
             raise inference_error(self.path, exc) from None
         return score_rows(np.asarray(out), len(batch), self.path)
