@@ -114,3 +114,13 @@ def test_predict_after_close_is_one_clear_error_litert(coral_dir):
     with pytest.raises(UsageError) as exc:
         clf.predict(IMAGE)
     one_line(exc, "this Classifier is closed")
+
+
+# ------------------------------------------------------------------ item 17c: a fixed ONNX batch
+def test_fixed_onnx_batch_runs_padded(tmp_path):
+    path = scorer(tmp_path / "b4.onnx", 3, in_shape=(4, 3, 16, 16))
+    clf = Classifier(path, labels=list("abc"), mean=0, std=1, output_kind="logits")
+    one = clf.predict(IMAGE)
+    many = clf.predict_batch([IMAGE] * 5)
+    np.testing.assert_allclose(one.probabilities, many[4].probabilities, rtol=1e-6)
+    assert one.label == many[0].label

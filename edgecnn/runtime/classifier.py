@@ -180,7 +180,8 @@ class Classifier:
         crop = crop or (self.card.resize if self.card and self.card.resize in CROPS else "stretch")
         order = self._channel_order()
         self.preprocessor = Preprocessor(self.input_spec, h, w, self.mean, self.std, channel_order=order, crop=crop)
-        self._batch1 = np.zeros((1,) + self.preprocessor.sample_shape, self.input_spec.dtype)
+        # One image, padded with zeros to the model's batch when that is fixed (an ONNX model cannot take another).
+        self._batch1 = np.zeros((self._fixed_batch(),) + self.preprocessor.sample_shape, self.input_spec.dtype)
         # Guards the stateful part: the preprocessor's buffers, _batch1 and the backend's interpreter.
         self._lock = threading.Lock()
 
@@ -288,6 +289,14 @@ class Classifier:
             self.sources["color"] = "assumed"
         return "RGB"
 
+    def _fixed_batch(self) -> int:
+        """The batch every model call takes: 1, or the model's fixed batch (one image, then padding)."""
+        batch = self.input_spec.batch or 1
+        if batch > 1:
+            log.warning("note: %s takes a fixed batch of %d: each single image runs padded to %d (export it with "
+                        "batch 1 or a dynamic batch to save the work)", self.path.name, batch, batch)
+        return batch
+
     def _num_outputs(self) -> int:
         dims = self.backend.output_spec.shape[1:]
         if dims and all(d is not None for d in dims):
@@ -334,10 +343,10 @@ class Classifier:
         return len(self.labels)
 
     def preprocess(self, image: ImageLike, order: str = "BGR") -> np.ndarray:
-        """One image -> a new (1, ...) input batch for the backend."""
+        """One image -> a new input batch for the backend: (1, ...), or zero-padded to the model's fixed batch."""
         if isinstance(image, (str, os.PathLike)):
             order = "BGR"
-        out = np.empty_like(self._batch1)
+        out = np.zeros_like(self._batch1)
         img = load_image(image, max_pixels=self.max_pixels)
         with self._lock:
             self.preprocessor(img, order=order, out=out[0])
@@ -353,7 +362,7 @@ class Classifier:
             t0 = time.perf_counter()
             self.preprocessor(img, order=order, out=self._batch1[0])
             t1 = time.perf_counter()
-            raw = self.backend.run(self._batch1)
+            raw = self.backend.run(self._batch1)[:1]
             t2 = time.perf_counter()
         probs = self.postprocess(raw)[0]
         self._check_finite(probs, source)
