@@ -5,12 +5,13 @@ Tiny real models: ONNX graphs built with onnx.helper, Keras/SavedModel ones (ski
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
 import pytest
 
-from edgecnn.errors import ModelError, UsageError
+from edgecnn.errors import ExportError, ModelError, UsageError
 from edgecnn.runtime import Classifier
 
 onnx = pytest.importorskip("onnx")
@@ -124,3 +125,69 @@ def test_fixed_onnx_batch_runs_padded(tmp_path):
     many = clf.predict_batch([IMAGE] * 5)
     np.testing.assert_allclose(one.probabilities, many[4].probabilities, rtol=1e-6)
     assert one.label == many[0].label
+
+
+# ------------------------------------------------------------------ item 17b: one output unit
+def test_one_unit_softmax_is_refused(tmp_path):
+    path = scorer(tmp_path / "m.onnx", 1, [helper.make_node("Softmax", ["z"], ["y"], axis=1)])
+    with pytest.raises(ModelError) as exc:
+        Classifier(path, labels=["no", "yes"], mean=0, std=1)
+    one_line(exc, str(path), "softmax over one unit", "always 1.0")
+
+
+def test_class_index_as_float_is_refused(tmp_path):
+    tail = [helper.make_node("ArgMax", ["z"], ["i"], axis=1, keepdims=1),
+            helper.make_node("Cast", ["i"], ["y"], to=TensorProto.FLOAT)]
+    path = scorer(tmp_path / "m.onnx", 3, tail, out_shape=[1, 1])
+    with pytest.raises(ModelError) as exc:
+        Classifier(path, labels=["no", "yes"], output_kind="sigmoid", mean=0, std=1)
+    one_line(exc, str(path), "class index", "argmax")
+
+
+def test_one_unit_read_as_sigmoid_only_when_something_says_so(tmp_path, caplog):
+    linear = scorer(tmp_path / "linear.onnx", 1)
+    with caplog.at_level(logging.WARNING, logger="edgecnn.runtime"):
+        Classifier(linear, labels=["no", "yes"], mean=0, std=1)
+    warned = [r.getMessage() for r in caplog.records if "one output unit" in r.getMessage()]
+    assert len(warned) == 1 and "gemm" in warned[0] and "--output-kind" in warned[0], warned
+    caplog.clear()
+    sigmoid = scorer(tmp_path / "sigmoid.onnx", 1, [helper.make_node("Sigmoid", ["z"], ["y"])])
+    with caplog.at_level(logging.WARNING, logger="edgecnn.runtime"):
+        Classifier(sigmoid, labels=["no", "yes"], mean=0, std=1)
+        Classifier(linear, labels=["no", "yes"], output_kind="logits", mean=0, std=1)
+    assert not [r for r in caplog.records if "one output unit" in r.getMessage()]
+
+
+def test_litert_sees_the_op_that_ends_the_graph(coral_dir):
+    from edgecnn.runtime.litert import LiteRTBackend
+
+    backend = LiteRTBackend(coral_dir / CORAL_MODEL)
+    assert backend.final_op() == "softmax"  # SOFTMAX, then nothing that changes values
+
+
+@pytest.mark.train
+def test_keras_one_unit_softmax_is_refused_at_runtime_and_export(tf, tmp_path):
+    import keras
+
+    from edgecnn.export import output_kind
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="softmax")(x))
+    model.save(tmp_path / "one.keras")
+    with pytest.raises(ModelError) as exc:
+        Classifier(tmp_path / "one.keras", labels=["no", "yes"], mean=0, std=1)
+    one_line(exc, "softmax over one unit", "always 1.0")
+    with pytest.raises(ExportError) as exc:
+        output_kind.infer(model, np.ones((4, 1), np.float32), "test images")
+    one_line(exc, "softmax over one unit", "always 1.0")
+
+
+def test_export_refuses_one_unit_of_whole_numbers_as_a_class_index():
+    from edgecnn.export import output_kind
+
+    unknown_structure = object()  # nothing declared: not a sigmoid, not a linear layer
+    with pytest.raises(ExportError) as exc:
+        output_kind.infer(unknown_structure, np.array([[0.0], [3.0], [2.0]]), "test images")
+    one_line(exc, "class index")
+    assert output_kind.infer(unknown_structure, np.array([[0.2], [0.9]]), "test images").kind == "sigmoid"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgecnn.errors import CardError
+from edgecnn.errors import CardError, ExportError
 
 ROW_SUM_TOLERANCE = 1e-3
 RANGE_TOLERANCE = 1e-4
@@ -77,6 +77,8 @@ def infer(model, outputs: np.ndarray, source: str) -> OutputKind:
     """Decide the output kind of ``model`` from its ``outputs`` on images from ``source``."""
     seen = observed(outputs)
     n = len(outputs)
+    if np.asarray(outputs).reshape(n, -1).shape[1] == 1:
+        check_single_unit(model, outputs)
     if seen == "softmax":
         return OutputKind("softmax", f"rows in [0, 1] summing to 1 on {n} images from {source}")
     if seen == "logits":
@@ -85,6 +87,20 @@ def infer(model, outputs: np.ndarray, source: str) -> OutputKind:
     if np.asarray(outputs).reshape(n, -1).shape[1] == 1 or structure != "linear":
         return OutputKind("sigmoid", f"values in [0, 1] not summing to 1 on {n} images from {source}")
     return OutputKind("logits", f"values in [0, 1] on {n} images from {source}, but the final layer is linear")
+
+
+def check_single_unit(model, outputs: np.ndarray) -> None:
+    """ExportError for a one-unit output that cannot be a sigmoid or a logit: a softmax over one unit (always 1.0),
+    or whole numbers past 1 from a final layer that is neither a sigmoid nor linear (a class index as float)."""
+    structure = declared(model)
+    values = np.asarray(outputs, dtype=np.float64)
+    if structure == "softmax":
+        raise ExportError("the model ends in a softmax over one unit, which is always 1.0: every image would score "
+                          "100%; give it one sigmoid unit (binary) or a softmax over 2 or more classes")
+    whole = values.size and np.all(values == np.round(values)) and values.max() > 1
+    if whole and structure not in ("sigmoid", "linear"):
+        raise ExportError(f"the model's one output takes only whole numbers (up to {values.max():g}): it looks like "
+                          f"a class index, not a score; export the model that outputs the scores")
 
 
 def conflict(card_kind: str, found: OutputKind) -> str | None:

@@ -141,6 +141,11 @@ class Backend(Protocol):
         dequantized (see :func:`score_rows`). Failures raise :class:`ModelError` (see :func:`inference_error`)."""
         ...
 
+    def final_op(self) -> Optional[str]:
+        """The op that makes the output, as :func:`op_kind` names it (``sigmoid``, ``softmax``, ``argmax``, ...;
+        ops that only reshape, cast or (de)quantize looked through), or None when the backend cannot see it."""
+        ...
+
     def embedded_card(self) -> Optional[str]:
         """The ``edgecnn.card`` JSON embedded in the model (SavedModel: its card file), or None."""
         ...
@@ -268,3 +273,32 @@ def score_rows(out: np.ndarray, n: int, path: Path, scale: Optional[float] = Non
 def closed_error(path: Path) -> UsageError:
     return UsageError(f"this Classifier is closed ({path.name}: close() or the end of its with-block freed the "
                       f"model); create a new Classifier to classify more images")
+
+
+# Ops that pass values on unchanged (shape, dtype or quantization only): looked through to find the op that makes
+# a model's output. A Cast after an ArgMax leads back to the ArgMax: a class index, not scores.
+PASS_THROUGH_OPS = frozenset({"identity", "reshape", "flatten", "squeeze", "unsqueeze", "expanddims", "cast",
+                              "quantize", "dequantize", "quantizelinear", "dequantizelinear"})
+INDEX_OPS = frozenset({"argmax", "argmin"})
+_OP_ALIASES = {"logistic": "sigmoid"}  # TFLite's name
+
+
+def op_kind(op_type: str) -> str:
+    """An op type as the backends share it: ``LOGISTIC``/``Sigmoid`` -> ``sigmoid``, ``ARG_MAX`` -> ``argmax``."""
+    name = op_type.replace("_", "").lower()
+    return _OP_ALIASES.get(name, name)
+
+
+def final_op(ops, output) -> Optional[str]:
+    """The :func:`op_kind` of the op in ``ops`` (``(op type, inputs, outputs)`` triples) that makes tensor
+    ``output``, looking through :data:`PASS_THROUGH_OPS`; None when no op makes it."""
+    producers = {out: (op_type, list(inputs)) for op_type, inputs, outputs in ops for out in outputs}
+    seen = set()
+    while output in producers and output not in seen:
+        seen.add(output)
+        op_type, inputs = producers[output]
+        kind = op_kind(op_type)
+        if kind not in PASS_THROUGH_OPS or not inputs:
+            return kind
+        output = inputs[0]
+    return None

@@ -32,6 +32,7 @@ from edgecnn.card import OUTPUT_KINDS, ModelCard, find_card
 from edgecnn.errors import LabelsError, ModelError, UsageError
 from edgecnn.labels import align_labels, read_labels
 from edgecnn.runtime.base import (
+    INDEX_OPS,
     LAYOUTS,
     Backend,
     TensorSpec,
@@ -125,7 +126,9 @@ class Classifier:
         127.5/127.5 (0..255 -> -1..1); 8-bit inputs take raw pixels.
     crop: ``stretch`` (default) or ``center``.
     output_kind: ``softmax`` | ``sigmoid`` | ``logits``; overrides the card. Without
-        either, rows outside 0..1 are treated as logits.
+        either, rows outside 0..1 are treated as logits. One output unit reads as a binary
+        sigmoid: refused when the graph ends in a softmax or an argmax, warned about when
+        neither this, the card nor a final sigmoid says it is one.
     card: a ModelCard to use instead of the sidecar/embedded one.
     max_pixels: image files larger than this (read from their header, before
         decoding) are refused with a DataError; default 50 MP, None for no limit.
@@ -186,6 +189,8 @@ class Classifier:
         self._lock = threading.Lock()
 
         self.num_outputs = self._num_outputs()
+        if self.num_outputs == 1:
+            self._check_single_unit()
         self.labels = self._resolve_labels(labels)
 
     # ----------------------------------------------------------------- setup
@@ -296,6 +301,26 @@ class Classifier:
             log.warning("note: %s takes a fixed batch of %d: each single image runs padded to %d (export it with "
                         "batch 1 or a dynamic batch to save the work)", self.path.name, batch, batch)
         return batch
+
+    def _check_single_unit(self) -> None:
+        """One output unit reads as a binary sigmoid: refuse one that cannot be, warn when nothing says it is one."""
+        op = self.backend.final_op()
+        if op == "softmax" or op in INDEX_OPS:
+            self.backend.close()
+            if op == "softmax":
+                raise ModelError(f"{self.path} ends in a softmax over one unit, which is always 1.0: every image "
+                                 f"would score 100%; re-export the model with one sigmoid unit (binary) or a softmax "
+                                 f"over 2 or more classes")
+            raise ModelError(f"{self.path} outputs a class index (its graph ends in {op}), not scores; export the "
+                             f"model without its final {op}: edgecnn needs the score vector")
+        if self.output_kind in ("sigmoid", "logits") or op == "sigmoid":
+            return
+        said = ("its card says softmax, which over one unit is always 1.0" if self.output_kind == "softmax"
+                else "no card or output kind says it is a sigmoid")
+        ends = f"its graph ends in {op}" if op else "edgecnn cannot see the op that makes it"
+        log.warning("warning: %s has one output unit, %s, and %s: reading it as a binary sigmoid (values outside "
+                    "0..1 as a logit); pass --output-kind sigmoid or logits (output_kind=) if that is right",
+                    self.path.name, said, ends)
 
     def _num_outputs(self) -> int:
         dims = self.backend.output_spec.shape[1:]

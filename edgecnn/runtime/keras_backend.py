@@ -45,7 +45,7 @@ class KerasBackend:
                 tf.config.threading.set_inter_op_parallelism_threads(1)
             except RuntimeError:
                 pass  # TensorFlow already initialized: threads are fixed for this process
-        self._signature = None
+        self._signature = self._model = None
         self._closed = False
         try:
             if self.path.is_dir():
@@ -98,6 +98,14 @@ class KerasBackend:
         except Exception as exc:
             raise inference_error(self.path, exc) from None
         return score_rows(out, len(batch), self.path)
+
+    def final_op(self) -> Optional[str]:
+        """The final activation a Keras model's structure shows (nested models included); None for a SavedModel."""
+        if self._model is None:
+            return None
+        from edgecnn.export.output_kind import declared
+
+        return declared(self._model)
 
     def embedded_card(self) -> Optional[str]:
         """A SavedModel folder's ``edgecnn.card.json`` (written there by edgecnn's exporter), if any."""

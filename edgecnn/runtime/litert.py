@@ -26,6 +26,7 @@ from edgecnn.runtime.base import (
     check_model_file,
     check_threads,
     closed_error,
+    final_op,
     guess_layout,
     inference_error,
     input_size_problem,
@@ -184,6 +185,7 @@ class LiteRTBackend:
                     too_large = input_size_problem(tuple(int(d) for d in details["shape"]))
                     if too_large:
                         raise ModelError(f"{self.path}: {too_large}")
+                self._ops = _ops(self._interp)  # before allocate_tensors hands ops to the XNNPACK delegate
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise _load_error(self.path, first_line(exc), src.name, delegate) from None
@@ -219,6 +221,9 @@ class LiteRTBackend:
         except (ValueError, RuntimeError) as exc:
             raise inference_error(self.path, exc) from None
         return score_rows(out, len(batch), self.path, self._out_scale, self._out_zp)
+
+    def final_op(self) -> Optional[str]:
+        return final_op(self._ops, int(self._out_index))
 
     def _resize(self, shape: tuple) -> None:
         """Resize the input; on failure put the interpreter back as it was, so later calls still run."""
@@ -324,6 +329,15 @@ def _load_error(path: Path, first: str, interpreter: str, delegate: Optional[str
     return ModelError(
         f"{path} is not a valid TFLite model ({first}); it may be truncated or corrupt: re-export or re-download it"
     )
+
+
+def _ops(interp) -> list[tuple[str, list[int], list[int]]]:
+    """(op name, input tensors, output tensors) of each op, or [] where the interpreter does not list them."""
+    try:
+        return [(str(op["op_name"]), [int(i) for i in op["inputs"]], [int(o) for o in op["outputs"]])
+                for op in interp._get_ops_details()]  # noqa: SLF001  (the interpreter's one way to list its ops)
+    except Exception:  # noqa: BLE001  an interpreter without it, or an op it cannot describe: not seen
+        return []
 
 
 def _spec(details: dict) -> TensorSpec:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 from typing import Optional, Sequence
 
@@ -19,6 +20,7 @@ from edgecnn.runtime.base import (
     check_model_file,
     check_threads,
     closed_error,
+    final_op,
     guess_layout,
     inference_error,
     score_rows,
@@ -163,6 +165,10 @@ class OnnxBackend:
             raise inference_error(self.path, exc) from None
         return score_rows(np.asarray(out), len(batch), self.path)
 
+    def final_op(self) -> Optional[str]:
+        """The op making the output, read from the model file's graph (no ``onnx`` package needed)."""
+        return final_op(graph_nodes(self.path), self._out_names[0])
+
     def _metadata(self, key: str) -> Optional[str]:
         try:
             return self._session.get_modelmeta().custom_metadata_map.get(key)
@@ -182,3 +188,65 @@ class OnnxBackend:
 
     def close(self) -> None:
         self._session = None
+
+
+# ---------------------------------------------------------------- the graph's nodes, from the protobuf wire format
+_MODEL_GRAPH, _GRAPH_NODE = 7, 1  # ModelProto.graph, GraphProto.node
+_NODE_INPUT, _NODE_OUTPUT, _NODE_OP_TYPE = 1, 2, 4  # NodeProto fields
+
+
+def _varint(buf, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while shift < 64:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    raise ValueError("varint too long")
+
+
+def _fields(buf, start: int, end: int):
+    """(field number, value) of the protobuf message in ``buf[start:end]``; a length-delimited value is its
+    (start, end), any other None."""
+    pos = start
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        wire, value = key & 7, None
+        if wire == 0:
+            _, pos = _varint(buf, pos)
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            value, pos = (pos, pos + length), pos + length
+        else:
+            raise ValueError(f"wire type {wire}")
+        if pos > end:
+            raise ValueError("field runs past its message")
+        yield key >> 3, value
+
+
+def _node(buf, start: int, end: int) -> tuple[str, list[str], list[str]]:
+    """(op type, inputs, outputs) of one NodeProto."""
+    parts: dict[int, list[str]] = {_NODE_INPUT: [], _NODE_OUTPUT: [], _NODE_OP_TYPE: []}
+    for field, span in _fields(buf, start, end):
+        if field in parts and span:
+            parts[field].append(bytes(buf[span[0]:span[1]]).decode("utf-8", "replace"))
+    return "".join(parts[_NODE_OP_TYPE]), parts[_NODE_INPUT], parts[_NODE_OUTPUT]
+
+
+def graph_nodes(path) -> list[tuple[str, list[str], list[str]]]:
+    """(op type, inputs, outputs) of each node of the main graph of the ONNX file at ``path``; [] when unreadable.
+
+    Walks the protobuf wire format over a memory map, skipping the weights, so the ``onnx`` package (not in the
+    device extra) is not needed and nothing large is copied.
+    """
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            graphs = [span for field, span in _fields(buf, 0, len(buf)) if field == _MODEL_GRAPH and span]
+            return [_node(buf, *span) for graph in graphs[-1:]
+                    for field, span in _fields(buf, *graph) if field == _GRAPH_NODE and span]
+    except (OSError, ValueError, IndexError):
+        return []
