@@ -17,7 +17,10 @@ shown (``--debug``/``-v`` on the command line, ``show_native_logs(True)``, or
 - :func:`native_stderr` redirects fd 2 into a temporary file around one native call, then writes
   back every captured line that is not known noise (so a real native warning still shows), or,
   when the call raised, nothing: the exception carries the message and becomes one ``error:`` line.
-  While redirected, other threads' stderr output is held back and written after the call, not lost.
+  While redirected, other threads' stderr output is held back and written after the call, not lost;
+- :func:`captured_stderr` captures the same way and hands the caller what was written, for lines a library
+  prints about its input (libjpeg's ``Corrupt JPEG data: ...``) that edgecnn turns into its own message;
+  :func:`echo_native` writes back the rest.
 """
 
 from __future__ import annotations
@@ -107,41 +110,57 @@ class _QuietLoader(importlib.abc.Loader):
 @contextlib.contextmanager
 def native_stderr() -> Iterator[None]:
     """Capture fd 2 around a native call; write back what is not noise (nothing when the call raised)."""
-    global _depth
     if _show:
         yield
         return
     with _lock:
-        if _depth:  # already redirected by an outer call
-            _depth += 1
-            try:
-                yield
-            finally:
-                _depth -= 1
+        if _depth:  # already redirected by an outer call, which writes back what is kept
+            yield
             return
+        with captured_stderr() as captured:
+            yield  # raising skips the write-back: the exception carries the message
+        echo_native(captured.data)
+
+
+class Captured:
+    """What fd 2 received inside :func:`captured_stderr` (``data``: set when the block is left)."""
+
+    data = b""
+
+
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[Captured]:
+    """Capture fd 2 around a native call (with ``-v`` too) and hand it to the caller, who writes back what it does
+    not turn into its own message (:func:`echo_native`). Nests: an inner block takes its own lines."""
+    global _depth
+    captured = Captured()
+    with _lock:
         try:
             saved = os.dup(2)
-        except OSError:  # no fd 2 (a daemon with stderr closed): nothing to protect
-            yield
+        except OSError:  # no fd 2 (a daemon with stderr closed): nothing to capture
+            yield captured
             return
         _flush()
         with tempfile.TemporaryFile() as capture:
             os.dup2(capture.fileno(), 2)
-            _depth = 1
-            failed = True
+            _depth += 1
             try:
-                yield
-                failed = False
+                yield captured
             finally:
                 _flush()
                 os.dup2(saved, 2)
                 os.close(saved)
-                _depth = 0
+                _depth -= 1
                 capture.seek(0)
-                kept = b"" if failed else b"".join(
-                    line for line in capture.read().splitlines(keepends=True) if not NOISE.match(line))
-                if kept:
-                    _write_all(2, kept)
+                captured.data = capture.read()
+
+
+def echo_native(data: bytes) -> None:
+    """Write captured native output back to fd 2: every line with ``-v``, else the lines that are not noise."""
+    kept = data if _show else b"".join(line for line in data.splitlines(keepends=True) if not NOISE.match(line))
+    if kept:
+        _flush()
+        _write_all(2, kept)
 
 
 def _flush() -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn._io import write_text
-from edgecnn.data.decode import decode_rgb, resize
+from edgecnn.data.decode import damaged_line, decode_rgb, decoder_warnings, resize
 from edgecnn.data.folder import (
     FILE_MARK,
     FolderScan,
@@ -149,6 +149,8 @@ def open_folder(root: str | os.PathLike, img_size: int | tuple[int, int], class_
     slots, labels, paths, skipped = _placed(scan, order, index)
     if skipped:
         log.info(f"data: {skipped_line(skipped, len(scan.files), scan.root)}")
+    if index.get("damaged"):
+        log.warning(damaged_line([files[slot] for slot in index["damaged"]], len(scan.files), scan.root))
     if not slots:
         raise DataError(f"no readable images under {scan.root} ({len(skipped)} files skipped); "
                         f"supported: JPEG, PNG, BMP, GIF, WebP, TIFF")
@@ -189,7 +191,10 @@ def decode_files(paths: list[Path], img_size: int | tuple[int, int], *, limit: i
         while start < len(paths) and len(kept) < wanted:
             batch = paths[start:start + max(wanted - len(kept), 1) + 8]  # a few spare for unreadable files
             store = RecordFile.create(Path(tmp) / f"{start}.u8", len(batch), (*size, 3), np.uint8)
-            failed = dict(_decode_all(store, [str(p) for p in batch], size, workers or cpu_workers()))
+            failed, damaged = _decode_all(store, [str(p) for p in batch], size, workers or cpu_workers())
+            failed = dict(failed)
+            if damaged:
+                log.warning(damaged_line([batch[i] for i in damaged], len(batch)))
             good = [i for i in range(len(batch)) if i not in failed][:wanted - len(kept)]
             images.append(store.read(good))
             store.close()
@@ -287,7 +292,8 @@ def _build(entry: Path, root: Path, files: list[Path], size: tuple[int, int], fi
     started = time.perf_counter()
     try:
         store = RecordFile.create(tmp, len(files), (*size, 3), np.uint8)
-        failed = dict(_decode_all(store, [str(p) for p in files], size, workers, f"decoding {root.name}"))
+        failed, damaged = _decode_all(store, [str(p) for p in files], size, workers, f"decoding {root.name}")
+        failed = dict(failed)
         moved = _fill_holes(store, sorted(failed))
         store.close()
         os.replace(tmp, entry / name)
@@ -300,7 +306,8 @@ def _build(entry: Path, root: Path, files: list[Path], size: tuple[int, int], fi
         skipped.setdefault(reason_template(files[slot], reason), []).append(slot)
     index = {"version": CACHE_VERSION, "root": str(root.resolve()), "size": list(size), "count": len(files),
              "records": len(files) - len(failed), "fingerprint": fingerprint, "decoder": _decoder_identity(),
-             "pixels": name, "skipped": skipped, "moved": moved, "seconds": round(seconds, 2),
+             "pixels": name, "skipped": skipped, "moved": moved, "damaged": sorted(damaged),
+             "seconds": round(seconds, 2),
              "workers": workers if len(files) >= MIN_PARALLEL else 1}
     write_text(entry / INDEX_FILE, json.dumps(index, separators=(",", ":")) + "\n")  # compact: one slot per skip
     for old in entry.glob("pixels-*.u8"):  # earlier versions of this folder (open readers keep their copy)
@@ -325,22 +332,26 @@ def _fill_holes(store: RecordFile, failed: list[int]) -> list[list[int]]:
 
 # --- parallel decoding -------------------------------------------------------------------------------------------
 
-def _decode_chunk(store: RecordFile, size: tuple[int, int], start: int, paths: list[str]) -> list[tuple[int, str]]:
+def _decode_chunk(store: RecordFile, size: tuple[int, int], start: int,
+                  paths: list[str]) -> tuple[list[tuple[int, str]], list[int]]:
     """Decode ``paths`` into records ``start, start + 1, ...`` of ``store``, one write per run of decoded files;
-    return ``(record, reason)`` for the unreadable ones, whose records are never written (no disk used)."""
+    return ``(record, reason)`` for the unreadable ones, whose records are never written (no disk used), and the
+    records of files decoded despite corrupt data (:func:`~edgecnn.data.decode.decoder_warnings`)."""
     failed, decoded = [], []
     pixels = np.zeros((len(paths), *size, 3), np.uint8)
-    for n, path in enumerate(paths):
-        try:
-            rgb = decode_rgb(path)
-            pixels[n] = rgb if rgb.shape[:2] == size else resize(rgb, size)  # no OpenCV when it fits
-            decoded.append(n)
-        except DataError as exc:
-            failed.append((start + n, str(exc)))
+    with decoder_warnings() as damaged:
+        for n, path in enumerate(paths):
+            try:
+                rgb = decode_rgb(path)
+                pixels[n] = rgb if rgb.shape[:2] == size else resize(rgb, size)  # no OpenCV when it fits
+                decoded.append(n)
+            except DataError as exc:
+                failed.append((start + n, str(exc)))
     for first, stop in _runs(decoded):
         store.write(start + first, pixels[first:stop])
     store.close()
-    return failed
+    record = {path: start + n for n, path in enumerate(paths)}
+    return failed, [record[path] for path in damaged]
 
 
 def _runs(ascending: list[int]) -> list[tuple[int, int]]:
@@ -355,20 +366,24 @@ def _runs(ascending: list[int]) -> list[tuple[int, int]]:
 
 
 def _decode_all(store: RecordFile, paths: list[str], size: tuple[int, int], workers: int,
-                description: str = "decoding") -> list[tuple[int, str]]:
-    """Decode every path into ``store`` (slot = position), across ``workers`` processes when worth it."""
+                description: str = "decoding") -> tuple[list[tuple[int, str]], list[int]]:
+    """Decode every path into ``store`` (slot = position), across ``workers`` processes when worth it: (record,
+    reason) of each unreadable file, and the records of those decoded despite corrupt data."""
     from edgecnn.progress import live
 
     chunks = [(start, paths[start:start + CHUNK]) for start in range(0, len(paths), CHUNK)]
     failed: list[tuple[int, str]] = []
+    damaged: list[int] = []
     with live(len(paths), description) as bar:
         pending = chunks
         if workers > 1 and len(paths) >= MIN_PARALLEL:
-            pending = _decode_in_pool(store, size, chunks, workers, failed, bar)
+            pending = _decode_in_pool(store, size, chunks, workers, (failed, damaged), bar)
         for start, chunk in pending:
-            failed += _decode_chunk(store, size, start, chunk)
+            chunk_failed, chunk_damaged = _decode_chunk(store, size, start, chunk)
+            failed += chunk_failed
+            damaged += chunk_damaged
             bar.advance(len(chunk))
-    return failed
+    return failed, damaged
 
 
 # Libraries whose thread pools make fork() unsafe once loaded (numpy's OpenBLAS handles fork itself).
@@ -390,8 +405,9 @@ def _context():
     return multiprocessing.get_context("spawn")
 
 
-def _decode_in_pool(store, size, chunks, workers, failed, bar) -> list:
-    """Run ``chunks`` in worker processes; return the chunks left undone when the pool could not run them."""
+def _decode_in_pool(store, size, chunks, workers, found, bar) -> list:
+    """Run ``chunks`` in worker processes, adding to ``found`` (failed, damaged); return the chunks left undone when
+    the pool could not run them."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
@@ -400,7 +416,8 @@ def _decode_in_pool(store, size, chunks, workers, failed, bar) -> list:
     done: set[int] = set()
     try:
         for future in as_completed(futures):
-            failed += future.result()
+            for into, got in zip(found, future.result()):
+                into += got
             done.add(futures[future])
             bar.advance(len(chunks[futures[future]][1]))
     except BrokenProcessPool as exc:
