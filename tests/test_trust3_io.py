@@ -4,6 +4,8 @@ folder (item 17)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import shutil
@@ -17,6 +19,7 @@ import pytest
 from conftest import shared_path
 
 from edgecnn.data import cache, open_folder
+from edgecnn.errors import DataError
 
 SIZE = 16
 DiskUsage = namedtuple("DiskUsage", "total used free")
@@ -137,3 +140,92 @@ def test_evaluate_prints_only_edgecnn_lines_on_a_folder_with_a_corrupt_jpeg(trai
     assert result.returncode == 0, result.stderr[-3000:]
     assert _native_lines(result.stderr) == [], result.stderr
     assert "daisy/corrupt.jpg" in result.stderr and "accuracy" in result.stdout
+
+
+# --- item 17 (b): a full disk under the image cache -------------------------------------------------------------
+
+def _bmps(root: Path, count: int = 4) -> Path:
+    from PIL import Image
+
+    for i in range(count):
+        (root / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((20, 20, 3), i * 30 % 250, np.uint8)).save(root / "ab"[i % 2] / f"{i}.bmp")
+    return root
+
+
+def _left_in_cache() -> list[str]:
+    return sorted(p.name for p in cache.cache_root().rglob("*") if p.is_file() and p.name not in (".lock",))
+
+
+def test_a_cache_that_does_not_fit_says_how_much_in_units_that_are_not_zero(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(cache.shutil, "disk_usage", lambda path: DiskUsage(10**6, 10**6, 1000))
+    with pytest.raises(DataError) as caught:
+        open_folder(_bmps(tmp_path / "data"), SIZE)
+    message = str(caught.value)
+    assert "0.0 GB" not in message and "3.0 KB" in message and "1000 B free" in message, message
+    assert str(tmp_path / "cache") in message and cache.CACHE_ENV in message
+
+
+@pytest.mark.parametrize("where", ["pixels", "index"])
+def test_a_full_disk_while_building_the_cache_is_one_line_and_leaves_no_pixel_file(tmp_path, monkeypatch, where):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    if where == "pixels":
+        monkeypatch.setattr(cache.RecordFile, "write", full)
+    else:  # the pixels fit, the index after them does not
+        monkeypatch.setattr(cache, "write_text", full)
+    with pytest.raises(DataError) as caught:
+        open_folder(_bmps(tmp_path / "data"), SIZE)
+    message = str(caught.value)
+    assert "\n" not in message and str(tmp_path / "cache") in message and cache.CACHE_ENV in message
+    assert "full" in message, message
+    assert _left_in_cache() == []
+
+
+def test_a_real_full_disk_while_building_the_cache(tmp_path, monkeypatch):
+    """On a 64 KB tmpfs (root only) that another process has filled between the free-space check and the writes."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        monkeypatch.setenv(cache.CACHE_ENV, str(disk / "cache"))
+        monkeypatch.setattr(cache.shutil, "disk_usage", lambda path: DiskUsage(10**9, 0, 10**9))
+        with pytest.raises(DataError, match=f"{cache.CACHE_ENV}"):
+            open_folder(_bmps(tmp_path / "data", 40), 32)  # 40 x 3 KB
+        assert _left_in_cache() == []
+        assert shutil.disk_usage(disk).used < 8192  # no open descriptor keeps a removed pixel file's blocks
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], check=True)
+
+
+# --- item 17 (c): the cache deleted while it is built -------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_deleting_the_cache_while_it_is_built_costs_a_notice_not_the_run(tmp_path, monkeypatch, caplog, workers):
+    import edgecnn.progress
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(cache, "MIN_PARALLEL", 4)
+    monkeypatch.setattr(cache, "CHUNK", 2)
+    deleted = []
+
+    class Bar:
+        def advance(self, n):  # after the first chunk of the first build: rm -rf ~/.cache/edgecnn
+            if not deleted:
+                deleted.append(n)
+                shutil.rmtree(tmp_path / "cache")
+
+    monkeypatch.setattr(edgecnn.progress, "live", lambda *args, **kwargs: contextlib.nullcontext(Bar()))
+    root = _bmps(tmp_path / "data", 8)
+    with caplog.at_level("INFO", logger="edgecnn.data"):
+        data = open_folder(root, SIZE, workers=workers)
+    assert deleted and len(data) == 8
+    assert data.read()[:, 0, 0, 0].tolist() == [i * 30 for i in (0, 2, 4, 6, 1, 3, 5, 7)]
+    notes = [r.getMessage() for r in caplog.records if "deleted" in r.getMessage()]
+    assert len(notes) == 1 and str(tmp_path / "cache") in notes[0], notes

@@ -11,7 +11,8 @@ one record per decoded image. The :class:`FolderImages` it returns holds paths a
 a batch at a time, so no part of edgecnn needs the whole dataset in memory.
 
 Where: ``$EDGECNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgecnn``, else ``~/.cache/edgecnn``. One folder per data
-folder and image size keeps the newest version of that data only. Deleting the cache is always safe.
+folder and image size keeps the newest version of that data only. Deleting the cache is always safe, during a
+build too (the entry is built again, after one notice). A full disk is one error line naming the folder.
 Worker processes: forked (no start-up cost) when this process has a single thread, as ``edgecnn train``
 has before it imports TensorFlow; otherwise from a ``forkserver`` (or ``spawn``), which is safe beside
 TensorFlow's threads and, as for any multiprocessing code, needs a script calling edgecnn to guard its top
@@ -21,6 +22,7 @@ level with ``if __name__ == "__main__":``. Should workers fail to start, decodin
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -46,6 +48,7 @@ from edgecnn.data.folder import (
 )
 from edgecnn.data.records import RecordFile
 from edgecnn.errors import DataError
+from edgecnn.table import human_size
 
 log = logging.getLogger("edgecnn.data")
 
@@ -140,12 +143,8 @@ def open_folder(root: str | os.PathLike, img_size: int | tuple[int, int], class_
         log.debug(f"data: {len(files)} files of {scan.root} at {size[0]}x{size[1]} from the cache {entry}")
         store = _open_pixels(entry, index, size)
     if store is None:  # none yet, or another process replaced it between our reading the index and the pixels
-        with _locked(entry):
-            index = _read_index(entry, fingerprint)  # another process may have built it meanwhile
-            if index is None:
-                nonempty = sum(1 for stats in scan.stats if stats[0] > 0)
-                index = _build(entry, scan.root, files, size, fingerprint, workers or cpu_workers(), nonempty)
-            store = _open_pixels(entry, index, size)  # under the lock: nobody replaces it now
+        nonempty = sum(1 for stats in scan.stats if stats[0] > 0)
+        index, store = _built(entry, scan.root, files, size, fingerprint, workers or cpu_workers(), nonempty)
     slots, labels, paths, skipped = _placed(scan, order, index)
     if skipped:
         log.info(f"data: {skipped_line(skipped, len(scan.files), scan.root)}")
@@ -278,18 +277,45 @@ def _locked(entry: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class _Deleted(Exception):
+    """The cache entry's folder or files were deleted while it was being built."""
+
+
+def _built(entry: Path, root: Path, files: list[Path], size: tuple[int, int], fingerprint: str, workers: int,
+           nonempty: int) -> tuple[dict, RecordFile]:
+    """The entry's index and open pixel file, built under the lock unless another process built it meanwhile; built
+    once more, after a notice, when the cache is deleted during the build."""
+    for attempt in range(2):
+        with _locked(entry):
+            index = _read_index(entry, fingerprint)  # another process may have built it meanwhile
+            try:
+                if index is None:
+                    index = _build(entry, root, files, size, fingerprint, workers, nonempty)
+                store = _open_pixels(entry, index, size)  # under the lock: nobody replaces it now
+            except _Deleted:
+                store = None
+        if store is not None:
+            return index, store
+        if not attempt:
+            log.warning(f"note: the image cache {entry} was deleted while it was being built; decoding again")
+    raise DataError(f"the image cache {entry} was deleted twice while it was being built; let the run build it "
+                    f"before deleting it, or set {CACHE_ENV} to another folder")
+
+
 def _build(entry: Path, root: Path, files: list[Path], size: tuple[int, int], fingerprint: str,
            workers: int, nonempty: int) -> dict:
-    """Decode ``files`` into a new pixel file of ``entry`` and write its index (``nonempty``: files not 0 bytes)."""
+    """Decode ``files`` into a new pixel file of ``entry`` and write its index (``nonempty``: files not 0 bytes).
+
+    Leaves no pixel file behind when it fails: DataError naming the folder for a full disk, :class:`_Deleted` when
+    the cache was deleted meanwhile."""
     needed = nonempty * size[0] * size[1] * 3
     free = shutil.disk_usage(entry).free
     if needed > free:
-        raise DataError(f"the image cache needs {needed / 1e9:.1f} GB for {nonempty} images at "
-                        f"{size[0]}x{size[1]} and {entry} has {free / 1e9:.1f} GB free; set {CACHE_ENV} to a "
-                        f"folder on a bigger disk")
+        raise DataError(f"the image cache needs {human_size(needed)} for {nonempty} images at {size[0]}x{size[1]} "
+                        f"and {entry} has {human_size(free)} free; {_make_room(entry)}")
     name = f"pixels-{fingerprint[:16]}.u8"
     tmp = entry / f".{name}.{os.getpid()}.tmp"
-    started = time.perf_counter()
+    started, store = time.perf_counter(), None
     try:
         store = RecordFile.create(tmp, len(files), (*size, 3), np.uint8)
         failed, damaged = _decode_all(store, [str(p) for p in files], size, workers, f"decoding {root.name}")
@@ -297,9 +323,36 @@ def _build(entry: Path, root: Path, files: list[Path], size: tuple[int, int], fi
         moved = _fill_holes(store, sorted(failed))
         store.close()
         os.replace(tmp, entry / name)
+        index = _write_index(entry, root, files, size, fingerprint, failed, damaged, moved, name, started, workers)
+    except OSError as exc:
+        deleted = not entry.is_dir() or not (tmp.exists() or (entry / name).exists())
+        for path in (tmp, entry / name):  # a full-size pixel file without an index would only take room
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if deleted:
+            raise _Deleted from None
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DataError(f"the image cache needs {human_size(needed)} for {nonempty} images at "
+                            f"{size[0]}x{size[1]} and the disk of {entry} is full ({exc.strerror}); "
+                            f"{_make_room(entry)}") from None
+        raise
     finally:
+        if store is not None:
+            store.close()  # a descriptor left open would keep a removed file's blocks
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+    return index
+
+
+def _make_room(entry: Path) -> str:
+    return (f"free space there, delete the cache ({cache_root()}), or set {CACHE_ENV} to a folder on a disk with "
+            f"more room")
+
+
+def _write_index(entry: Path, root: Path, files: list[Path], size: tuple[int, int], fingerprint: str,
+                 failed: dict[int, str], damaged: list[int], moved: list, name: str, started: float,
+                 workers: int) -> dict:
+    """Write the entry's index for the pixel file ``name`` just built, remove older pixel files, log the build."""
     seconds = time.perf_counter() - started
     skipped: dict[str, list[int]] = {}  # reason (the file's path as FILE_MARK) -> slots
     for slot, reason in sorted(failed.items()):
