@@ -19,7 +19,7 @@ import pytest
 from conftest import shared_path
 
 from edgecnn.data import cache, open_folder
-from edgecnn.errors import DataError
+from edgecnn.errors import DataError, UsageError
 
 SIZE = 16
 DiskUsage = namedtuple("DiskUsage", "total used free")
@@ -140,6 +140,49 @@ def test_evaluate_prints_only_edgecnn_lines_on_a_folder_with_a_corrupt_jpeg(trai
     assert result.returncode == 0, result.stderr[-3000:]
     assert _native_lines(result.stderr) == [], result.stderr
     assert "daisy/corrupt.jpg" in result.stderr and "accuracy" in result.stdout
+
+
+# --- item 17 (a): an interrupted export ---------------------------------------------------------------------------
+
+@pytest.mark.train
+def test_a_rerun_after_an_interrupted_export_succeeds_without_force(tmp_path, monkeypatch):
+    keras = pytest.importorskip("keras")
+    from edgecnn import export as export_module
+    from edgecnn.card import ModelCard, Normalization
+    from edgecnn.formats import FORMATS
+
+    run = tmp_path / "run"
+    run.mkdir()
+    model = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Rescaling(1 / 255),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
+    model.save(run / "model.keras")
+    ModelCard(labels=["a", "b"], input_height=SIZE, input_width=SIZE, architecture="test", output_kind="softmax",
+              normalization=Normalization.raw("x / 255")).save(run / "model.keras")
+    out, real = tmp_path / "out", export_module._exporter
+
+    def interrupted(fmt):
+        if fmt.name != "tflite-fp32":
+            return real(fmt)
+
+        def convert(job, fmt, tmp):
+            tmp.write_bytes(b"half a model")
+            raise KeyboardInterrupt  # Ctrl-C in the converter, after model.keras was written
+
+        return convert
+
+    monkeypatch.setattr(export_module, "_exporter", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_module.export(run, "keras,tflite-fp32", out, validate=False)
+    assert (out / "model.keras").is_file() and not (out / "model_fp32.tflite").exists()
+    (out / ".model_fp32.tflite.x1y2z3.tflite").write_bytes(b"what a kill -9 leaves")  # atomic_path's temporary
+    monkeypatch.setattr(export_module, "_exporter", real)
+
+    report = export_module.export(run, "keras,tflite-fp32", out, validate=False)  # the same command again
+    assert [a.format for a in report.artifacts] == ["keras", "tflite-fp32"]
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no note, no temporaries left
+    with pytest.raises(UsageError, match="--force"):  # a finished export is kept as before
+        export_module.export(run, "keras", out, validate=False)
+    assert (out / FORMATS["tflite-fp32"].filename).stat().st_size > 100
 
 
 # --- item 17 (b): a full disk under the image cache -------------------------------------------------------------

@@ -3,19 +3,26 @@
 Each artifact is written atomically with its card embedded (where the format
 allows) and beside it as ``<artifact>.card.json``, then validated against the
 Keras model on real images. Heavy libraries are imported only by the exporters.
+The output folder is claimed for the export (:func:`~edgecnn.rundir.claim_folder`);
+while it is written, a note in it (:data:`UNFINISHED_FILE`) lists the files the
+export may leave half-done, so that a re-run after an interrupted export (Ctrl-C,
+a kill) replaces them without ``--force``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from edgecnn._io import atomic_path
+from edgecnn._io import atomic_path, write_json
 from edgecnn._native import kept_interrupts
 from edgecnn.data.imageset import synthetic_images
 from edgecnn.errors import CardError, UsageError, ValidationError
@@ -26,11 +33,13 @@ from edgecnn.export.source import load_source
 from edgecnn.export.stats import MAX_VALIDATION_IMAGES, MIN_VERDICT_IMAGES
 from edgecnn.formats import Format, parse_formats
 from edgecnn.labels import write_labels
-from edgecnn.rundir import LABELS_FILE
+from edgecnn.rundir import EXPORT_REPORT_FILE, LABELS_FILE, claim_folder, release_folder
 
 __all__ = ["ExportReport", "export"]
 
 log = logging.getLogger("edgecnn.export")
+
+UNFINISHED_FILE = ".export-unfinished.json"  # in --out while an export writes: {"files": [names it may write]}
 
 
 def export(
@@ -63,6 +72,14 @@ def export(
     fmts = parse_formats(formats)
     _check_options(int8_io, int8_rounding, int8_float_layers, calib_samples, val_samples, opset)
     out = Path(out)
+    with _claimed(out):
+        return _export(model, fmts, out, labels, calib_data, calib_samples, int8_io, int8_rounding,
+                       int8_float_layers, output_kind, opset, force, validate, val_samples, allow_tf_ops, seed)
+
+
+def _export(model, fmts: list[Format], out: Path, labels, calib_data, calib_samples: int, int8_io: str,
+            int8_rounding: str, int8_float_layers: str | None, output_kind: str | None, opset: int, force: bool,
+            validate: bool, val_samples: int, allow_tf_ops: bool, seed: int) -> ExportReport:
     _check_existing(out, fmts, force)  # before load_source, which imports TensorFlow (seconds)
     source = load_source(model, labels)
     run_dir = source.path.parent if source.run_config and source.path else None
@@ -96,12 +113,15 @@ def export(
         log.info(f"validating on {len(check_set.images)} images from {check_set.source}")
 
     out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, "--out", "export")  # a new folder; an existing one was claimed before the checks
+    unfinished = _mark_unfinished(out, fmts)
     with tempfile.TemporaryDirectory(prefix="edgecnn-export-") as workdir:
         job.workdir = Path(workdir)
         for fmt in fmts:
             report.artifacts.append(_export_one(job, fmt, out, check_set, reference, report.warnings))
     write_labels(out / LABELS_FILE, source.card.labels)
     path = report.save()
+    unfinished.unlink()  # every file written: a validation failure below is a verdict, not an interruption
     log.info(f"report: {path}")
     if report.failed:
         raise ValidationError("; ".join(a.validation["failures"] for a in report.failed)
@@ -243,13 +263,51 @@ def _check_options(int8_io: str, int8_rounding: str, int8_float_layers: str | No
         raise UsageError(f"received --opset={opset}; expected an ONNX opset from 13 to 21")
 
 
-def _check_existing(out: Path, fmts: list[Format], force: bool) -> None:
+@contextlib.contextmanager
+def _claimed(out: Path):
+    """Hold ``out`` for this export (:func:`~edgecnn.rundir.claim_folder`), from the checks on when it exists."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; pass a folder for the exported models")
+    if out.is_dir():
+        claim_folder(out, "--out", "export")
+    try:
+        yield
+    finally:
+        release_folder(out)
+
+
+def _check_existing(out: Path, fmts: list[Format], force: bool) -> None:
+    """UsageError for artifacts already in ``out`` unless ``force``, except those an interrupted export left."""
     existing = [f.filename for f in fmts if (out / f.filename).exists()]
+    left = _unfinished(out)  # ``out`` is claimed: the export that listed them has ended
+    replaced = [name for name in existing if name in left]
+    existing = [name for name in existing if name not in left]
     if existing and not force:
         raise UsageError(f"{', '.join(existing)} already exist in {out}; pass --force to overwrite "
                          f"or choose another --out")
+    if replaced:
+        log.info(f"note: replacing {', '.join(replaced)} in {out}, left by an export that did not finish")
+
+
+def _unfinished(out: Path) -> set[str]:
+    """The files an interrupted export into ``out`` may have left (its :data:`UNFINISHED_FILE`), else none."""
+    try:
+        return {str(name) for name in json.loads((out / UNFINISHED_FILE).read_text(encoding="utf-8"))["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _mark_unfinished(out: Path, fmts: list[Format]) -> Path:
+    """Write :data:`UNFINISHED_FILE` listing what this export writes (and what an interrupted one left), after
+    removing the temporary files a killed export left beside them; its path."""
+    names = _unfinished(out) | {f.filename for f in fmts} | {LABELS_FILE, EXPORT_REPORT_FILE, UNFINISHED_FILE}
+    for name in names:
+        for leftover in out.glob(f".{name}.*"):  # atomic_path's temporaries: ".model.onnx.k2j4h1.onnx"
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+    return write_json(out / UNFINISHED_FILE, {"files": sorted(names - {UNFINISHED_FILE})})
 
 
 def _validation_warnings(check_set) -> list[str]:
