@@ -1,7 +1,8 @@
 """Quickstart: one pass through the whole product on built-in or user data.
 
 data -> train simple_cnn -> export TFLite fp32 / int8 and ONNX -> classify the
-validation images with each through the runtime -> comparison table.
+validation images with each through the runtime -> comparison table. An earlier
+quickstart's folder is replaced only when asked (``exist_ok``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from edgecnn._io import portable_path, write_json
 from edgecnn.data.roots import find_splits
-from edgecnn.errors import DataError
+from edgecnn.errors import DataError, UsageError
+from edgecnn.rundir import claim_folder, release_folder
 from edgecnn.table import human_size, text_table
 
 QUICKSTART_FORMATS = ("tflite-fp32", "tflite-int8", "onnx")
@@ -70,13 +72,45 @@ def results_table(results: list[FormatResult]) -> str:
     )
 
 
+def claim_out(out: Path, exist_ok: bool = False) -> None:
+    """Create and claim (:func:`~edgecnn.rundir.claim_folder`) the quickstart folder ``out``; UsageError when it is a
+    file, or holds files (an earlier quickstart's) and ``exist_ok`` is false, or another run is writing into it."""
+    _check_out(out, exist_ok)
+    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, "--out", "quickstart")
+    try:
+        _check_out(out, exist_ok)  # again, claimed: a quickstart that finished meanwhile left its files
+    except UsageError:
+        release_folder(out)
+        raise
+
+
+def _check_out(out: Path, exist_ok: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; pass a folder for the quickstart's results")
+    if not exist_ok and out.is_dir() and any(out.iterdir()):
+        raise UsageError(f"--out {out} already exists and is not empty (an earlier quickstart?); pass --exist-ok "
+                         f"to replace its results, or choose another --out")
+
+
 def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | None = None, *, epochs: int = 8,
                    arch: str = "simple_cnn", img_size: int | None = None, formats=QUICKSTART_FORMATS,
-                   verbose: int = 1) -> list[FormatResult]:
-    """Train, export, run and compare; steps go to the ``edgecnn.quickstart`` logger, results are returned."""
+                   exist_ok: bool = False, verbose: int = 1) -> list[FormatResult]:
+    """Train, export, run and compare into ``out`` (a non-empty one needs ``exist_ok``); steps go to the
+    ``edgecnn.quickstart`` logger, results are returned."""
     out = Path(out)
+    given = resolve_data(data, out) if data is not None else None  # bad --data fails first, before TensorFlow
+    claim_out(out, exist_ok)
+    try:
+        return _run(out, given or resolve_data(None, out), epochs, arch, img_size, formats, verbose)
+    finally:
+        release_folder(out)
+
+
+def _run(out: Path, data: tuple[Path, Path | None, bool], epochs: int, arch: str, img_size: int | None, formats,
+         verbose: int) -> list[FormatResult]:
     t0 = time.perf_counter()
-    train_dir, val_dir, builtin = resolve_data(data, out)  # bad --data fails before TensorFlow loads
+    train_dir, val_dir, builtin = data
 
     from edgecnn.export import export
     from edgecnn.train.config import TrainConfig

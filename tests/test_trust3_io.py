@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
@@ -272,3 +273,37 @@ def test_deleting_the_cache_while_it_is_built_costs_a_notice_not_the_run(tmp_pat
     assert data.read()[:, 0, 0, 0].tolist() == [i * 30 for i in (0, 2, 4, 6, 1, 3, 5, 7)]
     notes = [r.getMessage() for r in caplog.records if "deleted" in r.getMessage()]
     assert len(notes) == 1 and str(tmp_path / "cache") in notes[0], notes
+
+
+# --- item 17 (d): quickstart --out ---------------------------------------------------------------------------------
+
+class _Trained(Exception):
+    """Raised by a stand-in for training: the quickstart got that far."""
+
+
+def _no_training(monkeypatch):
+    pytest.importorskip("keras")
+    import edgecnn.train.fit
+
+    def train(config):
+        raise _Trained(config.out)
+
+    monkeypatch.setattr(edgecnn.train.fit, "train", train)
+
+
+@pytest.mark.train
+def test_quickstart_refuses_an_earlier_quickstarts_folder_unless_exist_ok(tmp_path, monkeypatch, capsys):
+    from edgecnn.cli import main
+
+    _no_training(monkeypatch)
+    out = tmp_path / "qs"
+    out.mkdir()
+    (out / "quickstart.json").write_text(json.dumps({"results": []}))
+    assert main(["quickstart", "--out", str(out), "--data", str(_bmps(tmp_path / "data"))]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"error: --out {out} already exists and is not empty") and "--exist-ok" in error
+    assert len(error.splitlines()) == 1 and json.loads((out / "quickstart.json").read_text()) == {"results": []}
+    with pytest.raises(_Trained):
+        main(["quickstart", "--out", str(out), "--data", str(tmp_path / "data"), "--exist-ok"])
+    with pytest.raises(_Trained):  # an empty folder, or a new one, needs nothing
+        main(["quickstart", "--out", str(tmp_path / "new"), "--data", str(tmp_path / "data")])
