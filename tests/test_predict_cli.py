@@ -132,3 +132,19 @@ def test_float_onnx_without_card_notes_its_normalization(capsys, tmp_path):
     assert code == 0
     assert json_lines(out)[0]["top"][0]["label"] == "red"
     assert "no model card" in err and "-1..1" in err
+
+
+def test_a_damaged_jpeg_is_classified_with_one_line_of_ours_not_libjpegs(tmp_path, coral_dir):
+    """libjpeg writes "Corrupt JPEG data: ..." straight to fd 2 for a file it still decodes: predict names the file
+    in its own warning instead (and -v shows libjpeg's line)."""
+    data = (coral_dir / "cat_720p.jpg").read_bytes()
+    assert data.endswith(b"\xff\xd9")
+    damaged = tmp_path / "damaged.jpg"
+    damaged.write_bytes(data[:-2] + b"\x00\x01\x02" + data[-2:])
+    cmd = [sys.executable, "-m", "edgecnn", "predict", str(coral_dir / CORAL_MODEL), str(damaged), "--top-k", "1"]
+    quiet = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and "cat" in quiet.stdout.lower(), quiet.stderr
+    assert quiet.stderr.splitlines() == [line for line in quiet.stderr.splitlines() if line.startswith("warning:")]
+    assert len(quiet.stderr.splitlines()) == 1 and "damaged.jpg: damaged image data" in quiet.stderr
+    verbose = subprocess.run(cmd + ["-v"], capture_output=True, text=True, timeout=120)
+    assert "Corrupt JPEG data" in verbose.stderr

@@ -15,6 +15,7 @@ Pipeline for one image (``Preprocessor.__call__``), all into reused buffers:
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 
 from edgecnn._io import special_file
+from edgecnn._native import captured_stderr, echo_native, showing
 from edgecnn.errors import DataError, UsageError
 from edgecnn.runtime.base import TensorSpec
 from edgecnn.runtime.imageinfo import (
@@ -33,6 +35,8 @@ from edgecnn.runtime.imageinfo import (
     max_file_bytes,
     pixel_budget_problem,
 )
+
+log = logging.getLogger("edgecnn.runtime")
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
 
@@ -50,7 +54,23 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
     Raises DataError for a missing, empty or undecodable file, a FIFO or device, a file too big to be an image
     within ``max_pixels`` and an image over ``max_pixels`` (read from its header before decoding; None: no limit).
     """
-    return decode_image_bytes(image_file_bytes(path, max_pixels), path, max_pixels)
+    data = image_file_bytes(path, max_pixels)
+    with captured_stderr() as captured:  # libjpeg warns on fd 2 about a damaged file it still decodes
+        image = decode_image_bytes(data, path, max_pixels)
+    if captured.data.strip():
+        _decoder_warned(path, captured.data)
+    return image
+
+
+def _decoder_warned(path: str | os.PathLike, data: bytes) -> None:
+    """The decoder's own lines with -v; else one line of edgecnn's naming the file."""
+    if showing():
+        echo_native(data)
+        return
+    from edgecnn.runtime.inputs import display_name
+
+    first = data.decode(errors="replace").strip().splitlines()[0]
+    log.warning(f"warning: {display_name(path)}: damaged image data, decoded anyway (the decoder said: {first})")
 
 
 def image_file_bytes(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> bytes:
