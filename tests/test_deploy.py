@@ -172,8 +172,12 @@ def boards(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ssh")
     for name in ("key", "hostkey"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / name)], check=True)
-    users = {"good": "edgecnn-deploy-a", "bit32": "edgecnn-deploy-b"}
+    users = {"good": "edgecnn-deploy-a", "bit32": "edgecnn-deploy-b", "small": "edgecnn-deploy-c"}
     homes = {k: _make_user(u, (tmp / "key.pub").read_text(), fake_32_bit=k == "bit32") for k, u in users.items()}
+    small_disk = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0755", "tmpfs", str(homes["small"])],
+                                capture_output=True).returncode == 0  # a board whose disk is nearly full
+    if small_disk:
+        _make_user(users["small"], (tmp / "key.pub").read_text())
     port = _free_port()
     config = tmp / "sshd_config"
     config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp / 'hostkey'}\nPidFile {tmp / 'pid'}\n"
@@ -203,7 +207,10 @@ def boards(tmp_path_factory):
     wheel = tmp / find_wheel(None).name  # built once: every deploy of this module installs the same code
     shutil.copyfile(find_wheel(None), wheel)
     yield {"port": port, "key": tmp / "key", "known_hosts": known, "users": users, "homes": homes,
-           "source": source, "tmp": tmp, "wheel": wheel}
+           "source": source, "tmp": tmp, "wheel": wheel, "small_disk": small_disk}
+    if small_disk:
+        subprocess.run(["pkill", "-u", users["small"]], capture_output=True)
+        subprocess.run(["umount", "-l", str(homes["small"])], capture_output=True)
     sshd.terminate()
     sshd.wait(timeout=10)
     for user in users.values():
@@ -282,16 +289,27 @@ def test_deploy_end_to_end_over_ssh(boards, exports):
 
 
 @pytest.mark.slow
-def test_two_hosts_one_failing_its_preflight_changes_nothing_there(boards, exports):
+def test_a_fleet_deploys_the_good_host_and_reports_each_bad_one_in_a_line(boards, exports):
+    """One run, four hosts: the good one deployed; a 32-bit userland and a nearly full disk fail preflight and are
+    left untouched; a host with no SSH server is unreachable. Exit status 1."""
     good, _ = exports
-    other = f"{boards['users']['bit32']}@127.0.0.1:{boards['port']}"
-    result, host = deploy(boards, good, "--format", "tflite-int8", extra_hosts=(other,))
+    bit32 = f"{boards['users']['bit32']}@127.0.0.1:{boards['port']}"
+    small = f"{boards['users']['small']}@127.0.0.1:{boards['port']}"
+    nobody = f"pi@127.0.0.1:{_free_port()}"
+    others = (bit32, nobody) + ((small,) if boards["small_disk"] else ())
+    result, host = deploy(boards, good, "--format", "tflite-int8", extra_hosts=others)
     assert result.returncode == 1
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:]}
-    assert "failed" in rows[other] and ("deployed" in rows[host] or "no changes" in rows[host])
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and other in errors[0] and "32-bit userland" in errors[0], result.stderr[-2000:]
+    assert "deployed" in rows[host] or "no changes" in rows[host]
+    assert " failed " in rows[bit32] and " unreachable " in rows[nobody]
+    errors = {line.split()[1].rstrip(":"): line for line in result.stderr.splitlines() if line.startswith("error:")}
+    assert set(errors) == set(others), result.stderr[-3000:]
+    assert "32-bit userland" in errors[bit32] and "nothing was changed" in errors[bit32]
+    assert "Connection refused" in errors[nobody] and "enable SSH" in errors[nobody]
     assert not (boards["homes"]["bit32"] / "edgecnn").exists()
+    if boards["small_disk"]:
+        assert "MB free in" in errors[small] and "free some space" in errors[small]
+        assert not (boards["homes"]["small"] / "edgecnn").exists()
 
 
 @pytest.mark.slow
