@@ -130,7 +130,7 @@ def test_the_playbooks_are_valid_ansible(tmp_path):
     from edgecnn.deploy.ansible import PLAYBOOKS
 
     bindir = Path(sys.executable).parent
-    for name in ("deploy.yml", "rollback.yml"):
+    for name in ("deploy.yml", "rollback.yml", "remote_benchmark.yml"):
         result = subprocess.run([str(bindir / "ansible-playbook"), "--syntax-check", "-i", "localhost,",
                                  str(PLAYBOOKS / name)], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -266,6 +266,14 @@ def test_deploy_end_to_end_over_ssh(boards, exports):
     int8 = current(boards)
     meta = json.loads((boards["homes"]["good"] / "edgecnn" / int8 / "release.json").read_text())
     assert meta["model"] == "model_int8.tflite" and meta["format"] == "tflite-int8"
+
+    remote = edgecnn("benchmark", "--remote", host, "--key", boards["key"], "--known-hosts", boards["known_hosts"],
+                     "--runs", 5, "--threads", 1, "--out", boards["tmp"] / "remote")
+    assert remote.returncode == 0, remote.stderr[-2000:]
+    device = json.loads((boards["tmp"] / "remote" / host / "device.json").read_text())
+    assert device["emulated"] is False and device["release"] == int8.split("/")[-1]
+    results = json.loads((boards["tmp"] / "remote" / host / "results.json").read_text())["results"]
+    assert [r["format"] for r in results] == ["tflite-int8"] and results[0]["status"] == "ok"
 
     again, _ = deploy(boards, good, "--format", "tflite-int8")
     assert again.returncode == 0 and "no changes" in again.stdout, again.stdout + again.stderr[-2000:]

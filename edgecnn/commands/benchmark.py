@@ -25,7 +25,7 @@ def _threads(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("models", nargs="+", metavar="MODEL",
+    parser.add_argument("models", nargs="*", metavar="MODEL",
                         help="a Keras model or training run directory (exported first), an export folder, "
                              "or exported model files (.tflite, .onnx, .keras, SavedModel folder)")
     parser.add_argument("--data", metavar="VAL_DIR",
@@ -43,17 +43,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also measure throughput at this batch size where the model allows (default: 1)")
     parser.add_argument("--providers", type=name_list, metavar="LIST", help=PROVIDERS_HELP)
     parser.add_argument("--device", metavar="PROFILE",
-                        help="take defaults from a device profile in devices/ (e.g. raspberry-pi-5, x86-64)")
+                        help="take defaults from a device profile shipped with edgecnn (e.g. raspberry-pi-5, x86-64)")
     parser.add_argument("--out", metavar="DIR", default="edgecnn-benchmark",
                         help="results folder (default: edgecnn-benchmark)")
     parser.add_argument("--force", action="store_true",
                         help="overwrite the results of an earlier benchmark in --out (default: refuse)")
     parser.add_argument("--no-plots", action="store_true", help="skip benchmark.png and latency_distribution.png")
     parser.add_argument("--plain", action="store_true", help="plain progress lines instead of a progress bar")
+    remote = parser.add_argument_group("on a board (the release `edgecnn deploy` put there; needs the deploy extra)")
+    remote.add_argument("--remote", action="append", metavar="USER@HOST[:PORT]",
+                        help="benchmark on this board over SSH, results pulled into --out/<host>/ (repeat for more)")
+    remote.add_argument("--key", metavar="FILE", help="SSH private key (default: your SSH agent and ~/.ssh)")
+    remote.add_argument("--known-hosts", metavar="FILE", help="known_hosts file (default: ~/.ssh/known_hosts)")
+
+
+def run_remote(args: argparse.Namespace) -> int:
+    """--remote: the deployed release, measured on each board (Ansible, as `edgecnn deploy --benchmark`)."""
+    from edgecnn.deploy import job
+    from edgecnn.errors import UsageError
+
+    if args.models:
+        raise UsageError("with --remote the release deployed on the board is measured: pass no MODEL")
+    threads = ",".join(str(t) for t in args.threads) if args.threads else 4
+    opts = job.Options(hosts=args.remote, key=args.key, known_hosts=args.known_hosts, threads=threads,
+                       benchmark_runs=args.runs or 50, results=args.out)
+    outcomes = job.remote_benchmark(opts)
+    print(job.table(outcomes), flush=True)
+    log = logging.getLogger("edgecnn.commands")
+    for o in outcomes:
+        if not o.ok:
+            log.error(f"error: {o.host}: {o.message}")
+    log.info(f"results: {args.out}/<host>/ (results.json, results.md, device.json)")
+    return 0 if all(o.ok for o in outcomes) else 1
 
 
 def run(args: argparse.Namespace) -> int:
     from edgecnn.bench.report import render_text
+    from edgecnn.errors import UsageError
+
+    if args.remote:
+        return run_remote(args)
+    if not args.models:
+        raise UsageError("pass a MODEL to benchmark (a Keras model, run directory, export folder or model files), "
+                         "or --remote USER@HOST for a board's deployed release")
     from edgecnn.bench.run import BenchConfig, benchmark
 
     options = {"formats": args.formats, "threads": args.threads, "runs": args.runs, "warmup": args.warmup,

@@ -27,7 +27,7 @@ class Options:
     format: str = release.AUTO
     camera_args: list[str] = field(default_factory=lambda: ["--source", "0"])
     preview_url: str = ""
-    threads: int = 4
+    threads: int | str = 4  # deploy: one count; benchmark --remote: a list such as "1,2,4"
     service: bool = True
     benchmark: bool = False
     benchmark_runs: int = 50
@@ -103,6 +103,14 @@ def rollback(opts: Options) -> list[ansible.Outcome]:
         extravars = {**_common_vars(opts), "edgecnn_preview_url": opts.preview_url}  # the unit keeps the rest
         return ansible.run_playbook("rollback.yml", _inventory(opts, Path(tmp)), extravars, check=opts.check,
                                     forks=opts.forks)
+
+
+def remote_benchmark(opts: Options) -> list[ansible.Outcome]:
+    """Benchmark the release deployed on every host; results in ``opts.results/<host>/``."""
+    with tempfile.TemporaryDirectory(prefix="edgecnn-deploy-") as tmp:
+        extravars = {"edgecnn_threads": opts.threads, "edgecnn_benchmark_runs": opts.benchmark_runs,
+                     "edgecnn_results_dir": str(Path(opts.results).resolve())}
+        return ansible.run_playbook("remote_benchmark.yml", _inventory(opts, Path(tmp)), extravars, forks=opts.forks)
 
 
 def table(outcomes: list[ansible.Outcome]) -> str:
