@@ -55,12 +55,15 @@ def stderr_lines(text: str) -> list[str]:
 
 def run_with_peak_rss(*args, timeout: float = 120) -> tuple[subprocess.CompletedProcess, int]:
     """``edgecnn ARGS`` in a child process; its result and its peak RSS in bytes."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forked parent (pytest, TensorFlow loaded) into
+    # the exec'd child, so it can report the test runner's size, not this command's.
     code = textwrap.dedent("""
-        import resource, sys
+        import re, sys
         from edgecnn import cli
         rc = cli.main(sys.argv[1:])
         sys.stdout.flush()
-        print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+        hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
+        print("peak_rss_kb", hwm, file=sys.stderr)
         sys.exit(rc)
     """)
     result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
