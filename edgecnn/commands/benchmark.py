@@ -68,7 +68,7 @@ def run_remote(args: argparse.Namespace) -> int:
     opts = job.Options(hosts=args.remote, key=args.key, known_hosts=args.known_hosts, threads=threads,
                        benchmark_runs=args.runs or 50, results=args.out)
     outcomes = job.remote_benchmark(opts)
-    print(job.table(outcomes), flush=True)
+    print(job.table(outcomes, done="measured"), flush=True)
     log = logging.getLogger("edgecnn.commands")
     for o in outcomes:
         if not o.ok:

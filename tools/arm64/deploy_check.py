@@ -77,7 +77,7 @@ def tiny_export(tmp: Path) -> Path:
     return tmp / "export"
 
 
-def write_video(path: Path, data: Path | None, seconds: int = 240, fps: int = 5) -> None:
+def write_video(path: Path, data: Path | None, seconds: int = 600, fps: int = 5) -> None:
     """An MJPG clip: each validation photo (or a solid colour) shown for a second, ``seconds`` long."""
     import cv2
     import numpy as np
@@ -117,8 +117,11 @@ class Check:
         self.log: list[str] = []
 
     def deploy(self, *argv: str, timeout: float = 3600) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "edgecnn", "deploy", *argv]
-        shown = " ".join(_portable(a, self.tmp) for a in ["edgecnn", "deploy", *argv])
+        return self.run_edgecnn("deploy", *argv, timeout=timeout)
+
+    def run_edgecnn(self, *argv: str, timeout: float = 3600) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "edgecnn", *argv]
+        shown = " ".join(_portable(a, self.tmp) for a in ["edgecnn", *argv])
         say(f"$ {shown}")
         start = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -156,9 +159,7 @@ def run_steps(check: Check, pi: boards.Board, bad: boards.Board, export: Path) -
     serve = f"127.0.0.1:{free_port()}"
     common = ["--source", VIDEO, "--serve", serve, "--camera-args=--realtime", "--health-timeout", "600",
               "--wheel", str(args.wheel)]
-    first_format = ["--format", "tflite-int8"] if args.quick else ["--format", "auto", "--benchmark",
-                                                                    "--benchmark-runs", "20",
-                                                                    "--results", str(args.results)]
+    first_format = ["--format", "tflite-int8"] if args.quick else ["--format", "auto", "--benchmark-runs", "20"]
     proc = check.deploy(str(export), "--inventory", str(both), *first_format, *common)
     good_row, bad_row = _row(proc, pi.host_spec), _row(proc, bad.host_spec)
     check.step("fleet: the good board deployed, health check passed", " deployed " in good_row
@@ -177,10 +178,6 @@ def run_steps(check: Check, pi: boards.Board, bad: boards.Board, export: Path) -
     check.step("the service runs under systemd as the login user" if pi.systemd else
                "no systemd here: the unit verified and its command run once",
                ran if pi.systemd else "no systemd" in proc.stderr, " ".join(show))
-    if not args.quick:
-        device = args.results / pi.host_spec / "device.json"
-        marked = device.is_file() and json.loads(device.read_text()).get("emulated") is True
-        check.step("--benchmark pulled the board's results, marked emulated", marked, str(device))
 
     again = check.deploy(str(export), "--inventory", str(one), *first_format, *common)
     row = _row(again, pi.host_spec)
@@ -198,6 +195,19 @@ def run_steps(check: Check, pi: boards.Board, bad: boards.Board, export: Path) -
     check.step("a broken model: health check failed, rolled back automatically", bad_model.returncode == 1
                and len(errors) == 1 and "health check failed" in errors[0] and "rolled back to" in errors[0]
                and _current(pi) == first, errors[0] if errors else bad_model.stderr[-300:])
+    if not args.quick:
+        remote_benchmark(check, pi, one)
+
+
+def remote_benchmark(check: Check, pi: boards.Board, one: Path) -> None:
+    """`edgecnn benchmark --remote`: the running release measured on the board, results pulled, marked emulated."""
+    proc = check.run_edgecnn("benchmark", "--remote", pi.host_spec, "--key", str(pi.key), "--known-hosts",
+                             str(pi.known_hosts), "--runs", "20", "--threads", "4", "--out", str(check.args.results))
+    device = check.args.results / pi.host_spec / "device.json"
+    marked = device.is_file() and json.loads(device.read_text()).get("emulated") is True
+    check.step("benchmark --remote pulled the board's results", proc.returncode == 0 and device.is_file(),
+               str(device))
+    check.step("... marked emulated", marked, json.loads(device.read_text()).get("measured_on", "") if marked else "")
 
 
 def write_results(check: Check, pi: boards.Board, out: Path) -> None:
