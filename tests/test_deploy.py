@@ -279,6 +279,11 @@ def test_deploy_end_to_end_over_ssh(boards, exports):
     assert again.returncode == 0 and "no changes" in again.stdout, again.stdout + again.stderr[-2000:]
     assert current(boards) == int8
 
+    releases = sorted(os.listdir(boards["homes"]["good"] / "edgecnn" / "releases"))
+    dry, _ = deploy(boards, good, "--format", "tflite-fp32", "--check")
+    assert dry.returncode == 0 and "would change" in dry.stdout, dry.stdout + dry.stderr[-2000:]
+    assert current(boards) == int8 and sorted(os.listdir(boards["homes"]["good"] / "edgecnn" / "releases")) == releases
+
     fp32_run, _ = deploy(boards, good, "--format", "tflite-fp32")
     assert fp32_run.returncode == 0 and "tflite-fp32" in fp32_run.stdout, fp32_run.stderr[-2000:]
     fp32 = current(boards)

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                        wheel=args.wheel, key=args.key, known_hosts=args.known_hosts, pip_args=args.pip_args,
                        keep=args.keep, health_timeout=args.health_timeout, check=args.check, forks=args.forks)
     outcomes = job.rollback(opts) if args.rollback else job.deploy(export_dir, opts)
-    print(job.table(outcomes), flush=True)
+    print(job.table(outcomes, check=args.check), flush=True)
     for o in outcomes:
         if not o.ok:
             log.error(f"error: {o.host}: {o.message}")

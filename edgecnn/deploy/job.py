@@ -113,7 +113,7 @@ def remote_benchmark(opts: Options) -> list[ansible.Outcome]:
         return ansible.run_playbook("remote_benchmark.yml", _inventory(opts, Path(tmp)), extravars, forks=opts.forks)
 
 
-def table(outcomes: list[ansible.Outcome], done: str | None = None) -> str:
+def table(outcomes: list[ansible.Outcome], done: str | None = None, check: bool = False) -> str:
     """host, board, result, format, p50 latency, release: one row per host (``done``: the result of a host that
     succeeded, else deployed / no changes)."""
     rows = []
@@ -122,7 +122,7 @@ def table(outcomes: list[ansible.Outcome], done: str | None = None) -> str:
         if not o.ok:
             state = "unreachable" if o.unreachable else "failed"
         else:
-            state = done or ("deployed" if o.changed else "no changes")
+            state = done or (("would change" if check else "deployed") if o.changed else "no changes")
         p50 = r.get("p50_ms")
         rows.append([o.host, r.get("board") or "-", state, r.get("format") or "-",
                      f"{float(p50):.2f} ms" if p50 not in (None, "", "None") else "-", r.get("release") or "-"])
