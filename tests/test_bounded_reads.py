@@ -270,5 +270,7 @@ def test_jpeg_header_scan_is_fast_on_megabytes_of_junk():
     data = jpeg_claiming(16, 16, b"\x00" * 20_000_000 + b"\xff" * 20_000_000 + b"\xff\x00" * 5_000_000)
     started = time.perf_counter()
     assert image_size(data) == (16, 16)
-    assert time.perf_counter() - started < 2
+    # a bound against a scan that never ends (a quadratic one would take hours on these 45 MB), not a speed target:
+    # about 0.05 s on x86, 2 s under qemu
+    assert time.perf_counter() - started < 60
     assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape == (16, 16, 3)  # as libjpeg does

@@ -457,7 +457,9 @@ def test_systemd_unit_restarts_on_exit_3_and_not_on_exit_2():
     import configparser
 
     unit = configparser.ConfigParser(strict=False, interpolation=None)
-    unit.read(os.path.join(REPO, "edgecnn", "deploy", "playbook", "templates", "edgecnn-camera.service.j2"))
+    from edgecnn.deploy.ansible import PLAYBOOKS  # the installed package's template (on the emulated Pi too)
+
+    unit.read(PLAYBOOKS / "templates" / "edgecnn-camera.service.j2")
     service = unit["Service"]
     assert service["Restart"] in ("on-failure", "always")  # exit 3 (source lost or never up) is a failure
     assert service["RestartPreventExitStatus"].split() == ["2"]
