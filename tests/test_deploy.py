@@ -291,7 +291,7 @@ def test_deploy_end_to_end_over_ssh(boards, exports):
 
     back = edgecnn("deploy", "--rollback", host, "--key", boards["key"], "--known-hosts", boards["known_hosts"])
     assert back.returncode == 0, back.stderr[-2000:]
-    assert current(boards) == int8 and int8.split("/")[-1] in back.stdout
+    assert current(boards) == int8 and int8.split("/")[-1] in back.stdout and "tflite-int8" in back.stdout
 
     bad, _ = deploy(boards, broken, "--format", "tflite-int8")
     assert bad.returncode == 1
