@@ -34,13 +34,12 @@ def ssh_args(known_hosts: str | None) -> str:
     return args + (f" -o UserKnownHostsFile={known_hosts}" if known_hosts else "")
 
 
-def write_inventory(hosts: list[Host], dest: Path, key: str | None, known_hosts: str | None,
-                    host_vars: dict | None = None) -> Path:
+def write_inventory(hosts: list[Host], dest: Path, key: str | None, known_hosts: str | None) -> Path:
     """A YAML (JSON) inventory with one entry per host."""
     entries = {}
     for h in hosts:
         entry = {"ansible_host": h.host, "ansible_ssh_common_args": ssh_args(known_hosts),
-                 "ansible_python_interpreter": "/usr/bin/python3", **(host_vars or {})}
+                 "ansible_python_interpreter": "/usr/bin/python3"}
         if h.user:
             entry["ansible_user"] = h.user
         if h.port:

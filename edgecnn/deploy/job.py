@@ -40,7 +40,6 @@ class Options:
     health_timeout: int = 120
     check: bool = False
     forks: int = 10
-    host_vars: dict = field(default_factory=dict)  # e.g. {"edgecnn_emulated": True} from the emulated-board harness
 
 
 def systemd_quote(arg: str) -> str:
@@ -65,7 +64,7 @@ def _inventory(opts: Options, tmp: Path) -> Path:
     if not opts.hosts:
         raise UsageError("no host: pass user@host[:port] (one or more) or --inventory FILE")
     parsed = [hosts.parse_host(h) for h in opts.hosts]
-    return hosts.write_inventory(parsed, tmp / "inventory.json", opts.key, opts.known_hosts, opts.host_vars)
+    return hosts.write_inventory(parsed, tmp / "inventory.json", opts.key, opts.known_hosts)
 
 
 def _common_vars(opts: Options) -> dict:

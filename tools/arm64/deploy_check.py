@@ -163,6 +163,7 @@ def run_steps(check: Check, pi: boards.Board, bad: boards.Board, export: Path) -
     proc = check.deploy(str(export), "--inventory", str(both), *first_format, *common)
     good_row, bad_row = _row(proc, pi.host_spec), _row(proc, bad.host_spec)
     check.step("fleet: the good board deployed, health check passed", " deployed " in good_row
+               and "(EMULATED)" in good_row
                and f"{pi.host_spec}: health check ok: " in proc.stderr and "preview answers" in proc.stderr,
                good_row)
     errors = _errors(proc)
