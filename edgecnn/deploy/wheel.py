@@ -12,7 +12,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from edgecnn.errors import UsageError, first_line
+from edgecnn.errors import UsageError
 
 log = logging.getLogger("edgecnn.deploy")
 
@@ -64,7 +64,8 @@ def find_wheel(wheel: str | None) -> Path:
                               capture_output=True, text=True)
         made = sorted(Path(tmp).glob("edgecnn-*.whl"))
         if proc.returncode or not made:
-            raise UsageError(f"building the wheel failed ({first_line(proc.stderr or proc.stdout)}); "
+            lines = (proc.stderr or proc.stdout).strip().splitlines() or [f"exit status {proc.returncode}"]
+            raise UsageError(f"building the wheel failed ({lines[-1]}); "
                              f"build one with `pip wheel --no-deps -w dist .` and pass --wheel") from None
         folder.mkdir(parents=True, exist_ok=True)
         partial = folder / (made[0].name + ".partial")
