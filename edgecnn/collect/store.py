@@ -138,16 +138,17 @@ class CollectionStore:
         except OSError as exc:
             raise OutputError(f"cannot create the collection folder {self.folder} ({exc.strerror or exc})") from None
         self._drop_incomplete()
-        self._sizes = self._scan()
+        self._sizes: dict[str, int] = {}
+        self._rescan()
         self._seq = self._next_seq()
 
     @property
     def used_bytes(self) -> int:
-        return sum(self._sizes.values())
+        return self._used
 
     @property
     def frames(self) -> int:
-        return len(self._sizes)
+        return self._frames
 
     def save(self, image: np.ndarray, meta: dict, t: float) -> Optional[str]:
         """Write one frame and its sidecar; the stem, or None when one frame alone exceeds the budget."""
@@ -165,15 +166,17 @@ class CollectionStore:
         except OSError as exc:
             raise OutputError(f"cannot write to the collection folder {self.folder} ({exc.strerror or exc})") from None
         self._sizes[stem] = self._size(stem)
+        self._count()
         self.saved += 1
         return stem
 
     def _make_room(self, size: int) -> None:
         if self.used_bytes + size <= self.budget:
             return
-        self._sizes = self._scan()  # a pull may have removed frames meanwhile
+        self._rescan()  # a pull may have removed frames meanwhile
         while self._sizes and self.used_bytes + size > self.budget:
             self._remove(next(iter(self._sizes)))
+            self._count()
 
     def _remove(self, stem: str) -> None:
         """Remove one frame, sidecar first (then it no longer counts as complete)."""
@@ -194,9 +197,14 @@ class CollectionStore:
                 pass
         return total
 
-    def _scan(self) -> dict[str, int]:
+    def _rescan(self) -> None:
         """Sizes of the complete frames, oldest first (dicts keep insertion order)."""
-        return {stem: self._size(stem) for stem in _stems(self.folder)}
+        self._sizes = {stem: self._size(stem) for stem in _stems(self.folder)}
+        self._count()
+
+    def _count(self) -> None:
+        """The totals other threads read (the preview) without touching the dict this thread changes."""
+        self._used, self._frames = sum(self._sizes.values()), len(self._sizes)
 
     def _drop_incomplete(self) -> None:
         """Remove pictures without a sidecar and temporaries that an interrupted run left."""

@@ -12,6 +12,7 @@ from typing import Optional
 from edgecnn.commands._args import (
     PROVIDERS_HELP,
     add_max_megapixels,
+    int_at_least,
     max_pixels,
     name_list,
     non_negative_int,
@@ -24,6 +25,8 @@ from edgecnn.errors import EdgeCNNError
 HELP = "classify live video from a camera, video file, stream, Pi camera or image folder"
 
 log = logging.getLogger("edgecnn.commands")
+
+DEFAULT_BUDGET_MB = 200.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,7 +60,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="first reconnect wait, doubling up to 5 s (default: 0.5)")
     add_max_megapixels(p)
     p.add_argument("--serve", metavar="HOST:PORT",
-                   help="serve a browser preview (MJPEG + top-k) on HOST:PORT; PORT alone binds 127.0.0.1")
+                   help="serve a browser preview (MJPEG + top-k + drift plots) on HOST:PORT; PORT alone binds "
+                        "127.0.0.1")
+    _add_collect_arguments(p)
+
+
+def _add_collect_arguments(p: argparse.ArgumentParser) -> None:
+    from edgecnn.collect import rules as r
+    from edgecnn.collect.drift import DEFAULT_WINDOW
+    from edgecnn.collect.store import RULES
+
+    g = p.add_argument_group("collection and drift (the field loop)")
+    g.add_argument("--collect", metavar="DIR",
+                   help="keep frames worth labelling in DIR (JPEG as captured + JSON sidecar), by --collect-rules")
+    g.add_argument("--collect-rules", type=r.rule_list, default=RULES, metavar="LIST",
+                   help=f"rules that keep a frame (default: {','.join(RULES)})")
+    g.add_argument("--collect-min-score", type=r.score_threshold, default=r.DEFAULT_MIN_SCORE, metavar="S",
+                   help=f"low-score rule: top-1 score under S; also the drift report's threshold "
+                        f"(default: {r.DEFAULT_MIN_SCORE})")
+    g.add_argument("--collect-margin", type=r.score_threshold, default=r.DEFAULT_MARGIN, metavar="M",
+                   help=f"margin rule: top-1 minus top-2 under M (default: {r.DEFAULT_MARGIN})")
+    g.add_argument("--collect-random", type=r.probability, default=r.DEFAULT_RANDOM, metavar="P",
+                   help=f"random rule: keep each frame with probability P, or 1/N (default: {r.DEFAULT_RANDOM})")
+    g.add_argument("--collect-budget", type=positive_float, default=DEFAULT_BUDGET_MB, metavar="MB",
+                   help=f"disk budget of DIR; the oldest frames go first (default: {DEFAULT_BUDGET_MB:g})")
+    g.add_argument("--collect-rate", type=r.rate_per_min, default=r.DEFAULT_RATE_PER_MIN, metavar="N/min",
+                   help=f"keep at most N frames a minute, e.g. 30/min, 1/s (default: {r.DEFAULT_RATE_PER_MIN:g}/min)")
+    g.add_argument("--drift-window", type=int_at_least(10), default=DEFAULT_WINDOW, metavar="N",
+                   help=f"recent frames the drift report compares with the first hour (default: {DEFAULT_WINDOW})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     # Check everything cheap before loading the model or opening the camera.
     if args.save:
         check_video_path(args.save)
+    if args.collect:
+        _check_collect_folder(args.collect)
     address = parse_address(args.serve) if args.serve else None
     source = open_source(args.source, args.width, args.height, args.fps, max_pixels=max_pixels(args))
 
@@ -90,9 +122,12 @@ def run(args: argparse.Namespace) -> int:
     sinks = []
     stop = threading.Event()
     restore = _install_stop_handlers(stop)
+    field: list = []
     try:
         capture.start()
-        sinks = _build_sinks(args, address, fps=capture.pace_fps or source.fps or DEFAULT_FPS)
+        sinks = field = _field_sinks(args, classifier)  # closed even when a later sink fails to open
+        sinks = field + _build_sinks(args, address, fps=capture.pace_fps or source.fps or DEFAULT_FPS,
+                                     stats=_stats_of(field))
         options = LoopOptions(top_k=args.top_k, every=args.every, max_frames=args.max_frames,
                               duration_s=args.duration)
         outcome = run_loop(capture, FrameClassifier(classifier), options, sinks, stop)
@@ -104,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.save and close_error is None:
         log.info(f"saved {_recorded_frames(sinks)} frames to {args.save}")
-    summary = outcome.stats.summary()
+    summary = {**outcome.stats.summary(), **_stats_of(field)()}
     if args.json:
         print(json.dumps({"summary": summary}), flush=True)
     else:
@@ -115,7 +150,43 @@ def run(args: argparse.Namespace) -> int:
     return errors[0].exit_code if errors else 0
 
 
-def _build_sinks(args: argparse.Namespace, address, fps: float) -> list:
+def _check_collect_folder(path: str) -> None:
+    """--collect DIR names a folder, or nothing yet (it is created); a file there is a usage error."""
+    import os
+
+    from edgecnn.errors import UsageError
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"Received --collect {path}; that is a file, expected a folder (created when missing)")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"Received --collect {path}; cannot create or write a folder there ({parent} is not a "
+                         f"writable folder)")
+
+
+def _field_sinks(args: argparse.Namespace, classifier) -> list:
+    """The drift monitor, and the collector when --collect is given (it sees frames before the overlay)."""
+    from edgecnn.collect.drift import DriftMonitor
+
+    drift = DriftMonitor(classifier.labels, args.collect_min_score, window=args.drift_window)
+    if not args.collect:
+        return [drift]
+    from edgecnn.collect.collector import build_collector
+
+    return [build_collector(args, classifier), drift]
+
+
+def _stats_of(field: list):
+    """A function giving the field sinks' reports ({"drift": ..., "collect": ...}) for the summary and preview."""
+    def stats() -> dict:
+        return {sink.REPORT_KEY: sink.summary() for sink in field}
+
+    return stats
+
+
+def _build_sinks(args: argparse.Namespace, address, fps: float, stats=None) -> list:
     from edgecnn.video.display import open_window
     from edgecnn.video.recorder import VideoRecorder
     from edgecnn.video.server import PreviewServer
@@ -125,7 +196,7 @@ def _build_sinks(args: argparse.Namespace, address, fps: float) -> list:
     if args.save:
         sinks.append(RecorderSink(VideoRecorder(args.save, fps)))
     if address is not None:
-        server = PreviewServer(*address).start()
+        server = PreviewServer(*address, stats=stats).start()
         log.info(f"preview at {server.url} (Ctrl-C to stop)")
         sinks.append(PreviewSink(server))
     if not args.headless:

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
+
+RANKED = 5  # classes ranked for collectors (a sidecar's top-5, the margin rule) whatever --top-k shows
 
 
 @dataclass
 class FrameResult:
-    """Top-k of one frame (runtime ClassScore entries, best first) and its latency split in ms."""
+    """Top-k of one frame (runtime ClassScore entries, best first) and its latency split in ms.
+
+    ``ranked``: the best RANKED (or top-k, if more) classes; ``features``: the model's pooled features (1-D), None
+    when the model has no features output. Both empty in results that do not carry them.
+    """
 
     top: Sequence
     latency_ms: dict  # {"preprocess": ms, "inference": ms, "total": ms}
+    ranked: Sequence = ()
+    features: Optional[np.ndarray] = None
 
     def to_dict(self) -> dict:
         return {
@@ -38,7 +46,8 @@ class FrameClassifier:
         self.classifier = classifier
 
     def __call__(self, image: np.ndarray, top_k: int = 5) -> FrameResult:
-        prediction = self.classifier.predict(image, top_k=top_k, order="BGR")
+        prediction = self.classifier.predict(image, top_k=max(top_k, RANKED), order="BGR")
         timings = prediction.timings
-        return FrameResult(prediction.top, {"preprocess": timings["preprocess"], "inference": timings["inference"],
-                                            "total": prediction.latency_ms})
+        return FrameResult(prediction.top[:top_k], {"preprocess": timings["preprocess"],
+                                                    "inference": timings["inference"], "total": prediction.latency_ms},
+                           ranked=prediction.top, features=getattr(prediction, "features", None))

@@ -48,6 +48,8 @@ def run_loop(
     stats = RunStats()
     outcome = LoopOutcome(stats)
     draw = any(getattr(s, "needs_image", False) for s in sinks)
+    raw = [s for s in sinks if getattr(s, "needs_raw", False)]  # they see the frame before the overlay
+    sinks = [s for s in sinks if s not in raw]
     deadline = time.monotonic() + options.duration_s if options.duration_s else None
     result: Optional[FrameResult] = None
     fps = _Fps()
@@ -74,11 +76,11 @@ def run_loop(
             result = classify(frame.image, options.top_k)
             stats.add_latency(result.latency_ms)
         fps.tick()
+        event = FrameEvent(frame.index, frame.t, frame.image, result, classified, capture.dropped, fps.value)
+        reason = _deliver(event, raw, outcome)
         if draw and result is not None:
             draw_overlay(frame.image, result.top, result.latency_ms["inference"], fps.value)
-
-        event = FrameEvent(frame.index, frame.t, frame.image, result, classified, capture.dropped, fps.value)
-        reason = _deliver(event, sinks, outcome)
+        reason = _deliver(event, sinks, outcome) or reason
         stats.frame_done(capture.dropped)
         if not reason and options.max_frames is not None and stats.processed >= options.max_frames:
             reason = "max frames"

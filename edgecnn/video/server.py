@@ -1,9 +1,10 @@
 """Browser preview: annotated frames as MJPEG plus the current top-k, on the standard library's HTTP server.
 
 Endpoints: ``/`` (an HTML page showing the stream and polling the JSON),
-``/stream.mjpg`` (multipart/x-mixed-replace JPEG frames) and
-``/predictions.json`` (the latest prediction). Frames are JPEG-encoded in the
-clients' handler threads, once per frame however many clients watch, and not
+``/stream.mjpg`` (multipart/x-mixed-replace JPEG frames),
+``/predictions.json`` (the latest prediction) and ``/drift.json`` (the drift report and the collection counts, drawn
+on the page as two small SVG plots: class shares recent vs baseline, top-1 score histogram recent vs run).
+Frames are JPEG-encoded in the clients' handler threads, once per frame however many clients watch, and not
 at all when nobody does; a stalled loop's last frame is re-sent twice a second.
 Binds 127.0.0.1 unless another host is given. A client that stays silent (or stops reading the stream) for
 ``idle_timeout_s`` is dropped, so idle connections cannot hold the handler threads.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -36,6 +37,8 @@ body { font-family: sans-serif; background: #111; color: #eee; margin: 1em; }
 img { max-width: 100%; border: 1px solid #444; }
 #top li { margin: .2em 0; }
 .bar { display: inline-block; height: .8em; background: #4c4; margin-right: .5em; }
+#drift svg { background: #1b1b1b; margin-right: 1em; }
+.recent { fill: #4c4; } .base { fill: #58f; } .warn { color: #fa4; }
 </style>
 </head>
 <body>
@@ -43,7 +46,66 @@ img { max-width: 100%; border: 1px solid #444; }
 <img src="/stream.mjpg" alt="live stream">
 <ol id="top"><li>waiting for the first prediction...</li></ol>
 <p id="status"></p>
+<div id="drift" hidden>
+<h2>drift <small><span class="recent">&#9632;</span> recent window <span class="base">&#9632;</span>
+<span id="base-name">first hour</span></small></h2>
+<svg id="classes" width="360" height="170" role="img" aria-label="class shares"></svg>
+<svg id="scores" width="360" height="170" role="img" aria-label="top-1 score histogram"></svg>
+<p id="drift-text"></p>
+</div>
 <script>
+const NS = "http://www.w3.org/2000/svg";
+function el(name, attrs, text) {
+  const e = document.createElementNS(NS, name);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+function shares(counts) {
+  const n = counts.reduce((a, b) => a + b, 0);
+  return counts.map(c => n ? c / n : 0);
+}
+function bars(svg, names, a, b, title) {
+  const w = +svg.getAttribute("width"), h = +svg.getAttribute("height"), top = 18, bottom = 30;
+  const slot = (w - 10) / names.length, bw = Math.max(2, slot / 2 - 2), max = Math.max(0.01, ...a, ...b);
+  const parts = [el("text", {x: 5, y: 13, fill: "#ccc", "font-size": 12}, title)];
+  names.forEach((name, i) => {
+    [[a[i], "recent", 0], [b[i], "base", bw + 1]].forEach(([v, cls, dx]) => {
+      const bh = (h - top - bottom) * v / max;
+      parts.push(el("rect", {x: 5 + i * slot + dx, y: h - bottom - bh, width: bw, height: bh, class: cls}));
+    });
+    parts.push(el("text", {x: 5 + i * slot, y: h - bottom + 12, fill: "#aaa", "font-size": 10},
+                  String(name).slice(0, 9)));
+  });
+  svg.replaceChildren(...parts);
+}
+async function refreshDrift() {
+  try {
+    const r = await fetch("/drift.json", {cache: "no-store"});
+    const s = await r.json();
+    const d = s.drift;
+    if (!d || !d.run.frames) return;
+    document.getElementById("drift").hidden = false;
+    const recent = shares(d.recent.classes), base = shares(d.baseline.classes);
+    const shown = d.labels.map((_, i) => i).sort((i, j) => Math.max(recent[j], base[j]) - Math.max(recent[i], base[i]))
+      .slice(0, 10).sort((i, j) => i - j);  // many classes: the ten most frequent
+    bars(document.getElementById("classes"), shown.map(i => d.labels[i]), shown.map(i => recent[i]),
+         shown.map(i => base[i]), "class shares");
+    const edges = d.score_bin_edges.slice(0, -1).map(e => e.toFixed(1));
+    bars(document.getElementById("scores"), edges, shares(d.recent.score_bins), shares(d.run.score_bins),
+         "top-1 score histogram (vs whole run)");
+    const tv = d.distances.class_tv_vs_baseline;
+    const c = s.collect ? `; kept ${Object.values(s.collect.kept).reduce((a, b) => a + b, 0)} frames` : "";
+    const text = document.getElementById("drift-text");
+    text.className = d.test.departed ? "warn" : "";
+    text.textContent = `class share distance ${tv === null ? "-" : tv.toFixed(2)} (threshold ${d.test.threshold}` +
+      `${d.test.departed ? ", departed" : ""}); under score ${d.min_score}: recent ` +
+      `${d.recent.under_threshold === null ? "-" : (d.recent.under_threshold * 100).toFixed(0) + "%"}, run ` +
+      `${(d.run.under_threshold * 100).toFixed(0)}%${c}`;
+  } catch (e) {}
+}
+refreshDrift();
+setInterval(refreshDrift, 2000);
 async function refresh() {
   try {
     const r = await fetch("/predictions.json", {cache: "no-store"});
@@ -149,6 +211,7 @@ class PreviewState:
 class _Handler(BaseHTTPRequestHandler):
     server_version = "edgecnn"
     state: PreviewState  # set on the per-server subclass
+    stats: Callable[[], dict]  # the drift report and collection counts, set on the per-server subclass
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         path = self.path.split("?", 1)[0]
@@ -156,10 +219,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, "text/html; charset=utf-8", PAGE.encode("utf-8"))
         elif path == "/predictions.json":
             self._send(200, "application/json", json.dumps(self.state.prediction()).encode("utf-8"))
+        elif path == "/drift.json":
+            self._send(200, "application/json", json.dumps(self.stats()).encode("utf-8"))
         elif path == "/stream.mjpg":
             self._stream()
         else:
-            self._send(404, "text/plain", b"not found; try / or /stream.mjpg or /predictions.json\n")
+            self._send(404, "text/plain", b"not found; try / or /stream.mjpg or /predictions.json or /drift.json\n")
 
     def _send(self, code: int, ctype: str, body: bytes) -> None:
         self.send_response(code)
@@ -199,10 +264,12 @@ class _Handler(BaseHTTPRequestHandler):
 class PreviewServer:
     """Serves a :class:`PreviewState` on ``host:port`` in a background thread."""
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = 8080, idle_timeout_s: float = IDLE_TIMEOUT_S):
+    def __init__(self, host: str = DEFAULT_HOST, port: int = 8080, idle_timeout_s: float = IDLE_TIMEOUT_S,
+                 stats: Optional[Callable[[], dict]] = None):
         self.state = PreviewState()
         # StreamRequestHandler.timeout: every read and write of a connection gives up after it (socket timeout)
-        handler = type("Handler", (_Handler,), {"state": self.state, "timeout": idle_timeout_s})
+        handler = type("Handler", (_Handler,), {"state": self.state, "timeout": idle_timeout_s,
+                                                "stats": staticmethod(stats or dict)})
         try:
             self._httpd = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:

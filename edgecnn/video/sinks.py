@@ -2,7 +2,8 @@
 
 Each sink has ``handle(event) -> bool`` (True asks the loop to stop, e.g. q
 pressed) and ``close()``. ``needs_image`` says whether it uses the annotated
-frame, so the loop draws the overlay only when someone looks at it.
+frame, so the loop draws the overlay only when someone looks at it; a sink with
+``needs_raw`` (the collector, edgecnn.collect) gets the frame before the overlay.
 """
 
 from __future__ import annotations

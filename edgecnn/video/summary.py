@@ -109,10 +109,35 @@ def format_summary(summary: dict) -> str:
             return f"  {name:<11} -"
         return f"  {name:<11} mean {s['mean']:.1f} ms, p50 {s['p50']:.1f} ms, p95 {s['p95']:.1f} ms"
 
+    extra = [line for line in (_drift_line(summary.get("drift")), _collect_line(summary.get("collect"))) if line]
     return "\n".join([
         f"summary: {summary['frames']} frames ({summary['classified']} classified, {summary['dropped']} dropped) "
         f"in {summary['elapsed_s']:.1f} s, {summary['fps']:.1f} FPS; stopped: {summary['stop']}",
         row("total"),
         row("preprocess"),
         row("inference"),
+        *extra,
     ])
+
+
+def _drift_line(drift: Optional[dict]) -> Optional[str]:
+    if not drift or not drift["run"]["frames"]:
+        return None
+    run, d = drift["run"], drift["distances"]
+    top = max(range(len(run["classes"])), key=run["classes"].__getitem__)
+    tv = d["class_tv_vs_baseline"]
+    vs = f"recent {drift['window']} frames vs first hour: class share distance {tv:.2f}" if d["ready"] else \
+        "too few frames to compare the recent window with the first hour"
+    return (f"  drift       most frequent {drift['labels'][top]} {run['classes'][top] / run['frames']:.0%}, "
+            f"{run['under_threshold']:.0%} under score {drift['min_score']:g}; {vs}; "
+            f"{drift['test']['episodes']} departure(s)")
+
+
+def _collect_line(collect: Optional[dict]) -> Optional[str]:
+    if not collect:
+        return None
+    kept = ", ".join(f"{rule} {n}" for rule, n in collect["kept"].items()) or "none"
+    skipped = ", ".join(f"{why} {n}" for why, n in collect["skipped"].items() if n) or "none"
+    return (f"  collect     kept {sum(collect['kept'].values())} ({kept}); skipped: {skipped}; "
+            f"{collect['frames_on_disk']} frames, {collect['bytes_on_disk'] / 1e6:.1f} of "
+            f"{collect['budget_bytes'] / 1e6:.0f} MB in {collect['folder']}")
