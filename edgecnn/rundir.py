@@ -23,6 +23,7 @@ DEFAULT_RUN_DIR = "runs/train"  # numbered runs/train2, runs/train3, ... when ta
 LABELS_FILE = "labels.txt"
 CONFIG_FILE = "config.json"
 EXPORT_REPORT_FILE = "export_report.json"
+FEATURE_STATS_FILE = "feature_stats.npz"  # an export's training-feature statistics (runtime/novelty.py)
 
 
 def model_file(path: str | os.PathLike) -> tuple[Path, Path | None]:

@@ -32,14 +32,17 @@ def scratch_saved_model(job: ExportJob) -> Path:
 
 
 def write_saved_model(model, dest: Path) -> Path:
-    """Write ``model`` as a SavedModel with one ``serve`` endpoint: float32 raw pixels, any batch, inference mode."""
+    """Write ``model`` as a SavedModel with one ``serve`` endpoint: float32 raw pixels, any batch, inference mode;
+    outputs ``class_scores`` and, where the model has them, its pooled ``features``."""
     import keras
     import tensorflow as tf
+
+    from edgecnn.export.features import serving_outputs
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     # Not model.export(): its endpoint leaves augmentation layers (RandomFlip...) active.
-    archive.add_endpoint("serve", lambda image: model(image, training=False),
+    archive.add_endpoint("serve", serving_outputs(model),  # class scores first, then the features if any
                          input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")])
     archive.write_out(str(dest), verbose=False)
     return dest

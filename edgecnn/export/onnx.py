@@ -13,6 +13,7 @@ from edgecnn.export.embed import embed_in_onnx
 from edgecnn.export.job import ExportJob
 from edgecnn.export.trace import INPUT_NAME, inference_function, offending_layers
 from edgecnn.formats import FORMATS, Format
+from edgecnn.runtime.base import FEATURES_OUTPUT
 
 
 def export_fp32(job: ExportJob, fmt: Format, dest: Path) -> ModelCard:
@@ -128,9 +129,12 @@ def _check_supported(job: ExportJob, fmt: Format, model) -> None:
 
 
 def _rename_io(model) -> None:
-    """Name the graph's input ``image``, its output ``probabilities`` and their dynamic first dim ``batch``."""
+    """Name the graph's input ``image``, its class output ``probabilities`` (first; ``features`` second where the
+    model has them) and their dynamic first dim ``batch``."""
     renames = {}
-    for value, name in ((model.graph.input[0], INPUT_NAME), (model.graph.output[0], "probabilities")):
+    pairs = [(model.graph.input[0], INPUT_NAME), (model.graph.output[0], "probabilities")]
+    pairs += [(value, FEATURES_OUTPUT) for value in model.graph.output[1:2]]
+    for value, name in pairs:
         renames[value.name] = name
         value.name = name
         value.type.tensor_type.shape.dim[0].dim_param = "batch"

@@ -14,11 +14,15 @@ def inference_function(model):
     """``tf.function`` over float32 raw-pixel batches of any size, in inference mode."""
     import tensorflow as tf
 
+    from edgecnn.export.features import serving_outputs
+
     shape = (None, *model.input_shape[1:])
+
+    outputs = serving_outputs(model)  # class scores, and the pooled features where the model has them
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)])
     def serve(image):
-        return {"probabilities": model(image, training=False)}
+        return outputs(image)
 
     return serve
 

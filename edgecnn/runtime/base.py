@@ -23,7 +23,7 @@ from edgecnn._io import special_file
 from edgecnn.errors import ModelError, UsageError, first_line
 
 if TYPE_CHECKING:
-    from edgecnn.runtime.standard_meta import StandardMetadata
+    from edgecnn.tflite_metadata.read import StandardMetadata
 
 LAYOUTS = ("NHWC", "NCHW")
 
@@ -113,6 +113,22 @@ def dequantize(values: np.ndarray, scale: Optional[float], zero_point: int) -> n
     return values.astype(np.float32, copy=False)
 
 
+FEATURES_OUTPUT = "features"  # an export's second output: the pooled features that feed the classifier's head
+
+
+def features_position(names: list[str]) -> Optional[int]:
+    """Which of a model's outputs (by name) is its :data:`FEATURES_OUTPUT`: only a two-output model has one."""
+    if len(names) != 2:
+        return None
+    found = [i for i, name in enumerate(names) if name == FEATURES_OUTPUT]
+    return found[0] if len(found) == 1 else None
+
+
+def feature_rows(out: np.ndarray, n: int, scale: Optional[float] = None, zero_point: int = 0) -> np.ndarray:
+    """A features output for a batch of ``n`` -> (n, D) float32, dequantized."""
+    return dequantize(out, scale, zero_point).reshape(n, -1)
+
+
 @runtime_checkable
 class Backend(Protocol):
     """One model file loaded in one runtime: everything :class:`~edgecnn.runtime.Classifier` uses.
@@ -133,12 +149,20 @@ class Backend(Protocol):
     output_spec: TensorSpec
     """The class output; its last dimension is the number of outputs when known."""
     num_outputs: int
-    """How many outputs the model has (a classifier has one; the Classifier refuses others)."""
+    """How many outputs the model has besides a :data:`FEATURES_OUTPUT` (a classifier has one; the Classifier
+    refuses others)."""
+    features_spec: Optional[TensorSpec]
+    """The model's :data:`FEATURES_OUTPUT` (pooled features feeding the head, shape (N, D)), or None without one."""
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch laid out exactly as ``input_spec`` (dtype, layout; batch size 1 unless
         ``input_spec.batch`` is None or equal to it); return the output as float32, shape (N, K),
         dequantized (see :func:`score_rows`). Failures raise :class:`ModelError` (see :func:`inference_error`)."""
+        ...
+
+    def run_features(self, batch: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """As :meth:`run`, with the features output of the same call: (scores (N, K), features (N, D) float32,
+        dequantized, or None when ``features_spec`` is None)."""
         ...
 
     def final_op(self) -> Optional[str]:

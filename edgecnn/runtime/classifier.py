@@ -45,6 +45,7 @@ from edgecnn.runtime.cpu import warn_int8_kernels
 from edgecnn.runtime.feedback import confidence_feedback
 from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS
 from edgecnn.runtime.load import load_backend
+from edgecnn.runtime.novelty import FeatureStats
 from edgecnn.runtime.postprocess import to_probabilities
 from edgecnn.runtime.preprocess import CROPS, ImageLike, Preprocessor, load_image
 
@@ -73,6 +74,8 @@ class Prediction:
     ``latency_ms`` covers preprocessing + inference + postprocessing (not reading
     and decoding an image file); ``timings`` splits it into ``preprocess``,
     ``inference`` and ``postprocess`` (ms). ``to_dict`` is the ``--json`` record.
+    ``features``: the model's pooled features (1-D float32; :attr:`Classifier.feature_stats` scores their
+    novelty), None when the model has no features output.
     """
 
     top: list[ClassScore]
@@ -80,6 +83,7 @@ class Prediction:
     latency_ms: float
     input: Optional[str] = None
     timings: dict = field(default_factory=dict, repr=False)  # preprocess / inference / postprocess, ms
+    features: Optional[np.ndarray] = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
@@ -135,6 +139,10 @@ class Classifier:
 
     Safe to share between threads: preprocessing into the reused input buffer
     and the interpreter call run under one lock (see the module docstring).
+
+    ``feature_stats``: the :class:`~edgecnn.runtime.novelty.FeatureStats` of the model's training images
+    (found beside the model file, e.g. in its export or release folder) when the model has a features output,
+    else None.
 
     ``sources`` says where the normalization, labels and colour order came from: ``options``,
     ``edgecnn card``, ``TFLite metadata``, ``input quantization``, ``embedded labels``,
@@ -192,8 +200,19 @@ class Classifier:
         if self.num_outputs == 1:
             self._check_single_unit()
         self.labels = self._resolve_labels(labels)
+        self.feature_stats = self._find_feature_stats()
 
     # ----------------------------------------------------------------- setup
+    def _find_feature_stats(self) -> Optional[FeatureStats]:
+        spec = self.backend.features_spec
+        stats = FeatureStats.load(self.path) if spec is not None else None
+        if stats is not None and spec.shape[-1] not in (None, stats.feature_dim):
+            log.warning("warning: %s has %d features but the feature statistics beside it are for %d; novelty is "
+                        "off - export the model and its statistics together", self.path.name, spec.shape[-1],
+                        stats.feature_dim)
+            return None
+        return stats
+
     def _find_card(self) -> Optional[ModelCard]:
         card = find_card(self.path)
         if card is not None:
@@ -387,14 +406,20 @@ class Classifier:
             t0 = time.perf_counter()
             self.preprocessor(img, order=order, out=self._batch1[0])
             t1 = time.perf_counter()
-            raw = self.backend.run(self._batch1)[:1]
+            raw, features = self._run(self._batch1)
             t2 = time.perf_counter()
-        probs = self.postprocess(raw)[0]
+        probs = self.postprocess(raw[:1])[0]
         self._check_finite(probs, source)
         top = self.topk(probs, top_k)
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
-        return Prediction(top, probs, (t3 - t0) * 1e3, source, timings)
+        return Prediction(top, probs, (t3 - t0) * 1e3, source, timings, None if features is None else features[0])
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """(scores, features or None) of one model call; a model without features takes the plain path."""
+        if self.backend.features_spec is None:
+            return self.backend.run(batch), None
+        return self.backend.run_features(batch)
 
     def predict_batch(self, images: Sequence[ImageLike], top_k: int = 5, order: str = "BGR") -> list[Prediction]:
         """Classify several images in as few model calls as the input's batch dimension allows.
@@ -408,7 +433,7 @@ class Classifier:
         decoded = [load_image(im, max_pixels=self.max_pixels) for im in images]
         batch = np.empty((len(decoded),) + self.preprocessor.sample_shape, self.input_spec.dtype)
         chunk = self.input_spec.batch or len(batch)
-        outs = []
+        outs, features = [], []
         with self._lock:
             t0 = time.perf_counter()
             for i, (img, src) in enumerate(zip(decoded, sources)):
@@ -418,12 +443,15 @@ class Classifier:
                 n = len(part)
                 if n < chunk:  # fixed batch size larger than what is left: pad
                     part = np.concatenate([part, np.zeros((chunk - n,) + part.shape[1:], part.dtype)])
-                outs.append(self.backend.run(part)[:n])
+                scores, feats = self._run(part)
+                outs.append(scores[:n])
+                features.append(None if feats is None else feats[:n])
         probs = self.postprocess(np.concatenate(outs))
         for p, s in zip(probs, sources):
             self._check_finite(p, s)
         per_image = (time.perf_counter() - t0) * 1000.0 / len(batch)
-        return [Prediction(self.topk(p, top_k), p, per_image, s) for p, s in zip(probs, sources)]
+        rows = np.concatenate(features) if features[0] is not None else [None] * len(probs)
+        return [Prediction(self.topk(p, top_k), p, per_image, s, features=f) for p, s, f in zip(probs, sources, rows)]
 
     def postprocess(self, raw: np.ndarray) -> np.ndarray:
         """Raw (N, K) float32 output -> class probabilities (N, num_classes)."""

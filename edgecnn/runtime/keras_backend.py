@@ -14,7 +14,17 @@ import numpy as np
 from edgecnn.card import SAVED_MODEL_CARD_FILE
 from edgecnn.errors import BackendUnavailableError, ModelError, first_line
 from edgecnn.rundir import load_keras
-from edgecnn.runtime.base import TensorSpec, check_model_file, closed_error, guess_layout, inference_error, score_rows
+from edgecnn.runtime.base import (
+    FEATURES_OUTPUT,
+    TensorSpec,
+    check_model_file,
+    closed_error,
+    feature_rows,
+    features_position,
+    guess_layout,
+    inference_error,
+    score_rows,
+)
 
 
 def _import_keras():
@@ -45,7 +55,8 @@ class KerasBackend:
                 tf.config.threading.set_inter_op_parallelism_threads(1)
             except RuntimeError:
                 pass  # TensorFlow already initialized: threads are fixed for this process
-        self._signature = self._model = None
+        self._signature = self._model = self._both = None
+        self._features_key = features_shape = None
         self._closed = False
         try:
             if self.path.is_dir():
@@ -59,9 +70,12 @@ class KerasBackend:
                 self._input_key = next(iter(self._signature.structured_input_signature[1]))
                 in_shape, in_dtype, in_name = tuple(specs[0].shape), specs[0].dtype.as_numpy_dtype, specs[0].name
                 out_specs = self._signature.structured_outputs
-                self._output_key = sorted(out_specs)[0]
+                self._features_key = FEATURES_OUTPUT if features_position(sorted(out_specs)) is not None else None
+                self._output_key = sorted(k for k in out_specs if k != self._features_key)[0]
+                if self._features_key:
+                    features_shape = tuple(out_specs[self._features_key].shape)
                 out_shape, out_dtype = tuple(out_specs[self._output_key].shape), out_specs[self._output_key].dtype
-                outputs = len(out_specs)
+                outputs = len(out_specs) - (self._features_key is not None)
             else:
                 self._model = load_keras(self.path)  # the one Keras loader (edgecnn's custom layers registered)
                 if len(self._model.inputs) != 1:
@@ -73,6 +87,9 @@ class KerasBackend:
                 in_name = self._model.inputs[0].name
                 out_shape, out_dtype = tuple(self._model.outputs[0].shape), self._model.outputs[0].dtype
                 outputs = len(self._model.outputs)
+                self._both = _with_features(self._model)
+                if self._both is not None:
+                    features_shape = tuple(self._both.outputs[1].shape)
         except ModelError:
             raise
         except Exception as exc:
@@ -85,6 +102,8 @@ class KerasBackend:
         self.output_spec = TensorSpec("output", tuple(None if d is None else int(d) for d in out_shape),
                                       _numpy_dtype(out_dtype), "NC")
         self.num_outputs = outputs
+        self.features_spec = None if features_shape is None else TensorSpec(
+            FEATURES_OUTPUT, tuple(None if d is None else int(d) for d in features_shape), np.dtype(np.float32), "NC")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         if self._closed:
@@ -98,6 +117,22 @@ class KerasBackend:
         except Exception as exc:
             raise inference_error(self.path, exc) from None
         return score_rows(out, len(batch), self.path)
+
+    def run_features(self, batch: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        if self.features_spec is None:
+            return self.run(batch), None
+        if self._closed:
+            raise closed_error(self.path)
+        try:
+            if self._signature is not None:
+                outs = self._signature(**{self._input_key: batch})
+                out, features = outs[self._output_key], outs[self._features_key]
+            else:
+                out, features = self._both(batch, training=False)
+            out, features = (np.asarray(t.numpy() if hasattr(t, "numpy") else t) for t in (out, features))
+        except Exception as exc:
+            raise inference_error(self.path, exc) from None
+        return score_rows(out, len(batch), self.path), feature_rows(features, len(batch))
 
     def final_op(self) -> Optional[str]:
         """The final activation a Keras model's structure shows (nested models included); None for a SavedModel."""
@@ -125,8 +160,15 @@ class KerasBackend:
 
     def close(self) -> None:
         self._closed = True
-        self._model = None
+        self._model = self._both = None
         self._signature = None
+
+
+def _with_features(model):
+    """The model with its pooled features as a second output (see :mod:`edgecnn.export.features`), or None."""
+    from edgecnn.export.features import with_features
+
+    return with_features(model)
 
 
 def _numpy_dtype(dtype) -> np.dtype:

@@ -20,20 +20,27 @@ from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError, first_line
 from edgecnn.labels import label_lines
 from edgecnn.machine import dist_version
-from edgecnn.runtime import standard_meta
 from edgecnn.runtime.base import (
     TensorSpec,
     check_model_file,
     check_threads,
     closed_error,
+    feature_rows,
+    features_position,
     final_op,
     guess_layout,
     inference_error,
     input_size_problem,
     score_rows,
 )
-from edgecnn.runtime.standard_meta import StandardMetadata
-from edgecnn.runtime.tflite_meta import buffers_in_bounds, custom_ops, has_tflite_identifier, read_metadata
+from edgecnn.tflite_metadata import read as tflite_metadata
+from edgecnn.tflite_metadata.read import (
+    StandardMetadata,
+    buffers_in_bounds,
+    custom_ops,
+    has_tflite_identifier,
+    read_metadata,
+)
 
 NUMPY2_TFLITE_RUNTIME = "tflite_runtime crashes with numpy 2; pip install ai-edge-litert (or numpy<2)"
 INSTALL_HINT = "pip install ai-edge-litert (or: pip install 'edgecnn[device]')"
@@ -197,6 +204,10 @@ class LiteRTBackend:
             )
         if not outputs:
             raise ModelError(f"{self.path} has no outputs; it is not a classifier")
+        position = features_position(_output_names(self._interp, outputs))
+        features = outputs.pop(position) if position is not None else None
+        self.features_spec = _spec(features) if features is not None else None
+        self._features_index = features["index"] if features is not None else None
         self._in = inputs[0]
         self._out = outputs[0]
         self._in_index = self._in["index"]
@@ -221,6 +232,14 @@ class LiteRTBackend:
         except (ValueError, RuntimeError) as exc:
             raise inference_error(self.path, exc) from None
         return score_rows(out, len(batch), self.path, self._out_scale, self._out_zp)
+
+    def run_features(self, batch: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        scores = self.run(batch)
+        spec = self.features_spec
+        if spec is None:
+            return scores, None
+        out = self._interp.get_tensor(self._features_index)
+        return scores, feature_rows(out, len(batch), spec.scale if spec.is_quantized else None, spec.zero_point)
 
     def final_op(self) -> Optional[str]:
         return final_op(self._ops, int(self._out_index))
@@ -257,18 +276,18 @@ class LiteRTBackend:
                 return label_lines(data.rstrip(b"\x00").decode("utf-8")) or None
             except UnicodeDecodeError:
                 pass
-        names = [n for n in standard_meta.associated_file_names(self.path) if n.lower().endswith(".txt")]
+        names = [n for n in tflite_metadata.associated_file_names(self.path) if n.lower().endswith(".txt")]
         preferred = [n for n in names if "label" in n.lower()] or names
         if len(preferred) != 1:
             return None
-        data = standard_meta.read_associated_file(self.path, preferred[0]) or b""
+        data = tflite_metadata.read_associated_file(self.path, preferred[0]) or b""
         try:
             return label_lines(data.decode("utf-8")) or None
         except UnicodeDecodeError:
             return None
 
     def standard_metadata(self) -> Optional[StandardMetadata]:
-        return standard_meta.read(self.path)
+        return tflite_metadata.read_standard_metadata(self.path)
 
     def close(self) -> None:
         self._interp = None
@@ -338,6 +357,18 @@ def _ops(interp) -> list[tuple[str, list[int], list[int]]]:
                 for op in interp._get_ops_details()]  # noqa: SLF001  (the interpreter's one way to list its ops)
     except Exception:  # noqa: BLE001  an interpreter without it, or an op it cannot describe: not seen
         return []
+
+
+def _output_names(interp, outputs: list[dict]) -> list[str]:
+    """Each output's name in the model's one signature (edgecnn's exports name theirs), else its tensor's name."""
+    try:
+        signatures = interp._get_full_signature_list()  # noqa: SLF001  (the names a signature runner reads)
+    except Exception:  # noqa: BLE001  an interpreter without it: tensor names only
+        signatures = {}
+    names = {}
+    if len(signatures) == 1:
+        names = {int(index): name for name, index in next(iter(signatures.values())).get("outputs", {}).items()}
+    return [names.get(int(o["index"]), str(o["name"])) for o in outputs]
 
 
 def _spec(details: dict) -> TensorSpec:

@@ -20,6 +20,8 @@ from edgecnn.runtime.base import (
     check_model_file,
     check_threads,
     closed_error,
+    feature_rows,
+    features_position,
     final_op,
     guess_layout,
     inference_error,
@@ -142,6 +144,8 @@ class OnnxBackend:
             )
         if not outputs:
             raise ModelError(f"{self.path} has no outputs; it is not a classifier")
+        position = features_position([o.name for o in outputs])
+        features = outputs.pop(position) if position is not None else None
         inp, out = inputs[0], outputs[0]
         if inp.type not in _ONNX_TYPES:
             raise ModelError(f"{self.path} input {inp.name!r} has type {inp.type}; expected a float or 8-bit image "
@@ -154,6 +158,10 @@ class OnnxBackend:
         out_dtype = np.dtype(_ONNX_OUTPUT_TYPES.get(out.type, np.object_))
         self.output_spec = TensorSpec(out.name, out_shape, out_dtype, "NC")
         self.num_outputs = len(outputs)
+        self.features_spec = None if features is None else TensorSpec(
+            features.name, tuple(d if isinstance(d, int) and d > 0 else None for d in (features.shape or ())),
+            np.dtype(_ONNX_OUTPUT_TYPES.get(features.type, np.object_)), "NC")
+        self._both_names = self._out_names + ([features.name] if features is not None else [])
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         session = self._session
@@ -164,6 +172,19 @@ class OnnxBackend:
         except Exception as exc:
             raise inference_error(self.path, exc) from None
         return score_rows(np.asarray(out), len(batch), self.path)
+
+    def run_features(self, batch: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        if self.features_spec is None:
+            return self.run(batch), None
+        session = self._session
+        if session is None:
+            raise closed_error(self.path)
+        try:
+            out, features = session.run(self._both_names, {self._in_name: batch})
+        except Exception as exc:
+            raise inference_error(self.path, exc) from None
+        n = len(batch)
+        return score_rows(np.asarray(out), n, self.path), feature_rows(np.asarray(features), n)
 
     def final_op(self) -> Optional[str]:
         """The op making the output, read from the model file's graph (no ``onnx`` package needed)."""

@@ -1,0 +1,63 @@
+"""The pooled features of a Keras classifier: the input of its final Dense layer, a second output of its exports.
+
+MobileNet transfer models: ``head_pool`` (``head_dropout`` passes it on unchanged at inference); the tutorial
+CNNs: the output of ``fc`` (or ``flatten``). Exported models carry them as a second output named
+:data:`~edgecnn.runtime.base.FEATURES_OUTPUT` after the class scores, which stay first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgecnn.runtime.base import FEATURES_OUTPUT
+
+CLASS_OUTPUT = "class_scores"  # the class output's name in an export's signature (sorts before "features": first)
+BATCH = 32
+
+
+def features_tensor(model):
+    """The symbolic input of ``model``'s final Dense layer (the pooled features), or None when it has none."""
+    dense = [layer for layer in model.layers if type(layer).__name__ == "Dense"]
+    if not dense or len(model.outputs) != 1:
+        return None
+    try:
+        tensor = dense[-1].input
+    except (AttributeError, ValueError):  # a layer called more than once, or never on the model's graph
+        return None
+    return tensor if len(tensor.shape) == 2 else None
+
+
+def with_features(model):
+    """``model`` with its pooled features as a second output (class scores first), or None when it has none."""
+    import keras
+
+    tensor = features_tensor(model)
+    if tensor is None:
+        return None
+    try:
+        return keras.Model(model.inputs, [model.outputs[0], tensor], name=f"{model.name}_with_features")
+    except (ValueError, TypeError):  # features not reachable from the inputs (a nested graph)
+        return None
+
+
+def serving_outputs(model):
+    """``image -> {CLASS_OUTPUT: scores[, FEATURES_OUTPUT: features]}`` in inference mode, for the converters."""
+    both = with_features(model)
+    if both is None:
+        return lambda image: {CLASS_OUTPUT: model(image, training=False)}
+
+    def outputs(image):
+        scores, features = both(image, training=False)
+        return {CLASS_OUTPUT: scores, FEATURES_OUTPUT: features}
+
+    return outputs
+
+
+def predict_with_features(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(class outputs, pooled features or None) of ``model`` for float32-able ``images``, in one pass."""
+    both = with_features(model)
+    images = images.astype("float32")
+    if both is None:
+        return model.predict(images, batch_size=BATCH, verbose=0), None
+    scores, features = both.predict(images, batch_size=BATCH, verbose=0)
+    return scores, features.astype(np.float32)
