@@ -89,7 +89,7 @@ def patched_coral(coral_dir, tmp_path, custom_code: str):
 
 
 def test_edgetpu_model_without_delegate_names_the_flag(coral_dir, tmp_path):
-    from edgecnn.runtime.tflite_meta import custom_ops
+    from edgecnn.tflite_metadata.read import custom_ops
 
     path = patched_coral(coral_dir, tmp_path, "edgetpu-custom-op")
     assert custom_ops(path) == ["edgetpu-custom-op"] and custom_ops(coral_dir / CORAL_MODEL) == []

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from edgecnn.card import ModelCard, Normalization
-from edgecnn.runtime import Classifier, standard_meta
-from edgecnn.runtime.tflite_meta import read_metadata
+from edgecnn.runtime import Classifier
+from edgecnn.tflite_metadata import LABELS_FILE, METADATA_KEY
+from edgecnn.tflite_metadata.read import read_metadata, read_standard_metadata
+from edgecnn.tflite_metadata.write import add_entries, build_standard_metadata
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 8
@@ -72,7 +74,7 @@ def test_export_embedding_keeps_card_and_standard_metadata_and_label_zip(tf, tmp
     path.write_bytes(data)
 
     assert ModelCard.from_json(read_metadata(path, "edgecnn.card").decode()) == card
-    meta = standard_meta.read(path)
+    meta = read_standard_metadata(path)
     assert meta.name == "brightness image classifier" and meta.color_space == "RGB"
     assert meta.mean == (0.0, 0.0, 0.0) and meta.std == (1.0, 1.0, 1.0)  # edgecnn models normalize inside
     assert meta.labels_file == "labels.txt" and meta.labels == ("light", "dark")
@@ -89,7 +91,7 @@ def test_binary_sigmoid_export_labels_its_single_output_with_the_positive_class(
 
     path = tmp_path / "binary.tflite"
     path.write_bytes(embed_in_tflite(_brightness_tflite(tf, outputs=1), _card(("cat", "dog"), "sigmoid")))
-    assert standard_meta.read(path).labels == ("dog",)  # MediaPipe shows one score: P(dog)
+    assert read_standard_metadata(path).labels == ("dog",)  # MediaPipe shows one score: P(dog)
     assert Classifier(path).labels == ["cat", "dog"]  # edgecnn keeps both, from its card
 
 
@@ -97,13 +99,11 @@ def test_binary_sigmoid_export_labels_its_single_output_with_the_positive_class(
 def test_float_model_with_standard_normalization_0_255_is_fed_0_to_1(tf, tmp_path, capsys):
     """A model made elsewhere (no edgecnn card) whose metadata says mean 0 / std 255, as MediaPipe Model Maker's."""
     from edgecnn.cli import main
-    from edgecnn.export.embed import add_tflite_metadata
 
-    meta = standard_meta.build(name="brightness", description="made elsewhere", version="1", mean=[0.0],
-                               std=[255.0], channels=3, num_outputs=2, probabilities=True)
+    meta = build_standard_metadata(name="brightness", description="made elsewhere", version="1", mean=[0.0],
+                                   std=[255.0], channels=3, num_outputs=2, probabilities=True)
     path = tmp_path / "foreign.tflite"
-    path.write_bytes(add_tflite_metadata(_brightness_tflite(tf), {standard_meta.METADATA_KEY: meta},
-                                         {standard_meta.LABELS_FILE: b"light\ndark\n"}))
+    path.write_bytes(add_entries(_brightness_tflite(tf), {METADATA_KEY: meta}, {LABELS_FILE: b"light\ndark\n"}))
     # 140/255 = 0.55 is light; fed as -1..1 (the old assumption) it would be 0.10, dark.
     light, dark = _gray(tmp_path, 140), _gray(tmp_path, 100)
 
@@ -149,7 +149,7 @@ def test_malformed_standard_metadata_is_ignored(coral_dir, tmp_path):
     data[start:start + 200] = b"\xff" * 200  # garble the metadata flatbuffer after its identifier
     path = tmp_path / "garbled.tflite"
     path.write_bytes(bytes(data))
-    assert standard_meta.read(path) is None
+    assert read_standard_metadata(path) is None
     assert Classifier(path).predict(coral_dir / "cat.bmp").label == "Egyptian cat"  # labels: the zipped .txt
 
 

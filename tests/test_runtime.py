@@ -612,7 +612,7 @@ def test_probe_backends_lists_every_runtime():
 
 
 def test_tflite_metadata_reader_is_robust(coral_dir, tmp_path):
-    from edgecnn.runtime.tflite_meta import read_metadata
+    from edgecnn.tflite_metadata.read import read_metadata
 
     model = coral_dir / CORAL_MODEL
     assert read_metadata(model, "min_runtime_version").rstrip(b"\0") == b"1.5.0"

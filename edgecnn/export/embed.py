@@ -6,9 +6,9 @@ metadata (``TFLITE_METADATA`` with the label file zipped onto the end of the mod
 MediaPipe Tasks and the TFLite Task Library read. Rewriting the flatbuffer drops anything
 appended to it, so the zip is always appended last.
 
-The reading side is each runtime backend's ``embedded_card()`` / ``embedded_labels()``
-(TF-free, for devices): :mod:`edgecnn.runtime.tflite_meta` and :mod:`edgecnn.runtime.standard_meta`
-for TFLite, onnxruntime for ONNX.
+The flatbuffers are read and written by :mod:`edgecnn.tflite_metadata` (no TensorFlow needed, so a
+card can be re-embedded on a device); the runtime backends' ``embedded_card()`` /
+``embedded_labels()`` read them back, onnxruntime the ONNX ones.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from __future__ import annotations
 from edgecnn.card import EMBEDDED_CARD_KEY as CARD_KEY
 from edgecnn.card import EMBEDDED_LABELS_KEY as LABELS_KEY
 from edgecnn.card import ModelCard
-from edgecnn.runtime import standard_meta
+from edgecnn.tflite_metadata import LABELS_FILE, METADATA_KEY
+from edgecnn.tflite_metadata.read import output_size
+from edgecnn.tflite_metadata.write import add_entries, build_standard_metadata
 
 
 def card_entries(card: ModelCard) -> dict[str, bytes]:
@@ -33,52 +35,17 @@ def embed_in_tflite(model: bytes, card: ModelCard) -> bytes:
     Metadata entries ``edgecnn.card``, ``edgecnn.labels`` and ``TFLITE_METADATA`` (replacing any
     earlier ones), then the labels zipped onto the end as the ``TENSOR_AXIS_LABELS`` file.
     """
-    num_outputs = _num_outputs(model)
+    num_outputs = output_size(model)
     labels = _standard_labels(card, num_outputs)
-    entries = {**card_entries(card), standard_meta.METADATA_KEY: standard_metadata(card, num_outputs)}
-    return add_tflite_metadata(model, entries, {standard_meta.LABELS_FILE: labels} if labels else {})
-
-
-def add_tflite_metadata(model: bytes, entries: dict[str, bytes], files: dict[str, bytes] | None = None) -> bytes:
-    """``model`` with metadata ``entries`` (name -> bytes, replacing same-named ones), then ``files`` zipped on.
-
-    The flatbuffer is rewritten first (which drops anything appended to the model before), the
-    zip appended last, so one call keeps both.
-    """
-    import numpy as np
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    obj = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
-    for old in obj.metadata or []:
-        if _name(old.name) in entries:
-            obj.buffers[old.buffer].data = None  # emptied, not removed: tensors refer to buffers by index
-    obj.metadata = [m for m in (obj.metadata or []) if _name(m.name) not in entries]
-    for name, payload in entries.items():
-        buffer = schema.BufferT()
-        buffer.data = np.frombuffer(payload, dtype=np.uint8)
-        obj.buffers.append(buffer)
-        entry = schema.MetadataT()
-        entry.name = name
-        entry.buffer = len(obj.buffers) - 1
-        obj.metadata.append(entry)
-    flatbuffer = bytes(flatbuffer_utils.convert_object_to_bytearray(obj))
-    return standard_meta.append_files(flatbuffer, files) if files else flatbuffer
-
-
-def _num_outputs(model: bytes) -> int:
-    """The size of the model's first output's last dimension (the class scores)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    graph = schema.Model.GetRootAs(model, 0).Subgraphs(0)
-    return int(graph.Tensors(graph.Outputs(0)).ShapeAsNumpy()[-1])
+    entries = {**card_entries(card), METADATA_KEY: standard_metadata(card, num_outputs)}
+    return add_entries(model, entries, {LABELS_FILE: labels} if labels else {})
 
 
 def standard_metadata(card: ModelCard, num_outputs: int) -> bytes:
     """The ``TFLITE_METADATA`` flatbuffer describing ``card``'s input contract, outputs and label file."""
     shown = ", ".join(card.labels[:8]) + (", ..." if len(card.labels) > 8 else "")
     color = "RGB" if card.input_channels == 3 else "grayscale"
-    return standard_meta.build(
+    return build_standard_metadata(
         name=f"{card.architecture} image classifier",
         description=(f"Classifies a {card.input_width}x{card.input_height} {color} image into one of "
                      f"{card.num_classes} classes ({shown}). Exported by edgecnn {card.edgecnn_version} as "
@@ -89,7 +56,7 @@ def standard_metadata(card: ModelCard, num_outputs: int) -> bytes:
         channels=card.input_channels,
         num_outputs=num_outputs,
         probabilities=card.output_kind in ("softmax", "sigmoid"),
-        labels_file=standard_meta.LABELS_FILE if _standard_labels(card, num_outputs) else None,
+        labels_file=LABELS_FILE if _standard_labels(card, num_outputs) else None,
         author="edgecnn",
     )
 
@@ -114,6 +81,3 @@ def embed_in_onnx(model, card: ModelCard) -> None:
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value
 
-
-def _name(name) -> str:
-    return name.decode("utf-8") if isinstance(name, bytes) else str(name)

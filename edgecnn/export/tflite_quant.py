@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from edgecnn._native import native_stderr
+from edgecnn.tflite_metadata import model_schema
 
 
 def calibrate(converter, representative: Callable[[], Iterable]) -> bytes:
@@ -305,8 +306,7 @@ def choose_float_layers(spec: str, errors: list[LayerError], layer_names: Iterab
 
 def op_outputs(flatbuffer: bytes) -> list[tuple[str, str]]:
     """(output tensor name, op name) of every op in a TFLite model's main graph."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
+    schema = model_schema()
     model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
     graph = model.subgraphs[0]
     names = {}
@@ -336,8 +336,7 @@ def nodes_of(flatbuffer: bytes, layers: Iterable[str]) -> list[str]:
 
 def float_ops(flatbuffer: bytes) -> list[str]:
     """Ops computing in float in a quantized model (besides the I/O Quantize/Dequantize)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
+    schema = model_schema()
     model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
     graph = model.subgraphs[0]
     kinds = dict(op_outputs(flatbuffer))
