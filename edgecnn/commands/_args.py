@@ -62,6 +62,13 @@ PROVIDERS_HELP = ("ONNX Runtime execution providers for .onnx models, in order o
                   "available; default: cpu)")
 
 
+def add_weights(parser: argparse.ArgumentParser) -> None:
+    """``--weights imagenet|none|PATH``: backbone weights for the transfer architectures (train, quickstart)."""
+    parser.add_argument("--weights", metavar="imagenet|none|PATH",
+                        help="backbone weights for mobilenet_*: imagenet (Keras download, the default), none, "
+                             "or a Keras .weights.h5 backbone file")
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgecnn.commands._args import fraction, int_at_least, non_negative_int, positive_float, positive_int
+from edgecnn.commands._args import add_weights, fraction, int_at_least, non_negative_int, positive_float, positive_int
 
 HELP = "train a CNN classifier on a class-per-folder image dataset (writes a new run directory)"
 
@@ -33,9 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="epochs (the frozen-backbone phase for transfer architectures; default: 10)")
     parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="default: 32")
     parser.add_argument("--learning-rate", type=positive_float, default=1e-3, metavar="LR", help="default: 0.001")
-    parser.add_argument("--weights", metavar="imagenet|none|PATH",
-                        help="backbone weights for mobilenet_*: imagenet (Keras download, the default), none, "
-                             "or a Keras .weights.h5 backbone file")
+    add_weights(parser)
     parser.add_argument("--alpha", type=positive_float, metavar="A", help="MobileNet width multiplier (default: 1.0)")
     parser.add_argument("--fine-tune-epochs", type=non_negative_int, default=0, metavar="N",
                         help="epochs fine-tuning the top backbone layers after the frozen phase (default: 0)")
