@@ -31,6 +31,7 @@ COMMANDS = [
     "camera",
     "benchmark",
     "deploy",
+    "collect",
     "doctor",
 ]
 

@@ -7,6 +7,7 @@ import logging
 import shlex
 
 from edgecnn.commands._args import positive_int, thread_count
+from edgecnn.deploy import COLLECT_DIR
 
 HELP = "deploy an export to Raspberry Pis over SSH (Ansible): runtime, release, camera service, health check, rollback"
 
@@ -28,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera-args", default="", metavar="ARGS",
                    help="more `edgecnn camera` options for the service, quoted, e.g. \"--top-k 3 --every 2\"")
     p.add_argument("--no-service", action="store_true", help="install runtime and release only, no systemd unit")
+    p.add_argument("--collect", action="store_true",
+                   help=f"the service keeps frames worth labelling (edgecnn camera --collect) in ~/{COLLECT_DIR} on "
+                        "each board; other --collect-* camera options go in --camera-args; bring them home with "
+                        "`edgecnn collect pull`")
     p.add_argument("--benchmark", action="store_true",
                    help="benchmark the release on each board and pull the results to --results")
     p.add_argument("--benchmark-runs", type=positive_int, default=50, metavar="N",
@@ -65,7 +70,10 @@ def _camera_args(args: argparse.Namespace) -> tuple[list[str], str]:
         host, port = parse_address(args.serve)
         camera += ["--serve", f"{host}:{port}"]
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/predictions.json"
-    build_parser().parse_args(["camera", "MODEL", *camera])  # a bad option: one error line, exit 2
+    if args.collect and "--collect" in extra:
+        raise UsageError(f"pass --collect to deploy, not in --camera-args: the board's collection folder is "
+                         f"~/{COLLECT_DIR}, where `edgecnn collect pull` finds it")
+    build_parser().parse_args(["camera", "MODEL", *camera, *(["--collect", "DIR"] if args.collect else [])])
     return camera, url
 
 
@@ -83,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
                        preview_url=url, threads=args.threads, service=not args.no_service,
                        benchmark=args.benchmark, benchmark_runs=args.benchmark_runs, results=args.results,
                        wheel=args.wheel, key=args.key, known_hosts=args.known_hosts, pip_args=args.pip_args,
-                       keep=args.keep, health_timeout=args.health_timeout, check=args.check, forks=args.forks)
+                       keep=args.keep, health_timeout=args.health_timeout, check=args.check, forks=args.forks,
+                       collect=args.collect)
     outcomes = job.rollback(opts) if args.rollback else job.deploy(export_dir, opts)
     print(job.table(outcomes, check=args.check), flush=True)
     for o in outcomes:

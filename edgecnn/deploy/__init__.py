@@ -12,7 +12,10 @@ Layout on a board (``~/edgecnn`` by default)::
     releases/<id>/            one export (model, card, labels, report) + release.json
     current -> releases/<id>  what the service runs (switched atomically)
     previous -> releases/<id> what --rollback and a failed health check switch back to
+    collect/                  frames the service keeps (deploy --collect), emptied by `edgecnn collect pull`
 
 :mod:`edgecnn.deploy.release` is imported on the board too (``edgecnn camera
 ~/edgecnn/current``): it must stay free of Ansible and heavy imports.
 """
+
+COLLECT_DIR = "edgecnn/collect"  # a board's collection (deploy --collect, collect pull), under the user's home

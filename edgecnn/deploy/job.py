@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecnn.deploy import ansible, hosts, release, wheel
+from edgecnn.deploy import COLLECT_DIR, ansible, hosts, release, wheel
 from edgecnn.errors import UsageError
 from edgecnn.table import text_table
 
@@ -40,6 +40,7 @@ class Options:
     health_timeout: int = 120
     check: bool = False
     forks: int = 10
+    collect: bool = False  # the service keeps frames in COLLECT_DIR (`edgecnn camera --collect`)
 
 
 def systemd_quote(arg: str) -> str:
@@ -53,7 +54,8 @@ def camera_vars(camera_args: list[str], preview_url: str) -> dict:
             "edgecnn_shell_args": shlex.join(camera_args), "edgecnn_preview_url": preview_url}
 
 
-def _inventory(opts: Options, tmp: Path) -> Path:
+def inventory_file(opts: Options, tmp: Path) -> Path:
+    """--inventory as given, else one written for the HOST arguments into ``tmp``."""
     if opts.inventory:
         if opts.hosts:
             raise UsageError("pass hosts or --inventory, not both")
@@ -69,7 +71,8 @@ def _inventory(opts: Options, tmp: Path) -> Path:
 
 def _common_vars(opts: Options) -> dict:
     return {"edgecnn_service": opts.service, "edgecnn_health_timeout": opts.health_timeout,
-            "edgecnn_threads": opts.threads, "edgecnn_keep": opts.keep}
+            "edgecnn_threads": opts.threads, "edgecnn_keep": opts.keep, "edgecnn_collect": opts.collect,
+            "edgecnn_collect_dir": COLLECT_DIR}
 
 
 def deploy(export_dir: str, opts: Options) -> list[ansible.Outcome]:
@@ -78,7 +81,7 @@ def deploy(export_dir: str, opts: Options) -> list[ansible.Outcome]:
     chosen = release.choose(release.export_artifacts(folder), opts.format)
     with tempfile.TemporaryDirectory(prefix="edgecnn-deploy-") as tmp:
         tmp = Path(tmp)
-        inventory = _inventory(opts, tmp)  # bad hosts fail before anything is built
+        inventory = inventory_file(opts, tmp)  # bad hosts fail before anything is built
         whl = wheel.find_wheel(opts.wheel)
         archive = tmp / "release.tar.gz"
         sha = release.write_tarball(release.release_files(folder, chosen), archive)
@@ -100,7 +103,7 @@ def rollback(opts: Options) -> list[ansible.Outcome]:
     """Switch every host back to its previous release."""
     with tempfile.TemporaryDirectory(prefix="edgecnn-deploy-") as tmp:
         extravars = {**_common_vars(opts), "edgecnn_preview_url": opts.preview_url}  # the unit keeps the rest
-        return ansible.run_playbook("rollback.yml", _inventory(opts, Path(tmp)), extravars, check=opts.check,
+        return ansible.run_playbook("rollback.yml", inventory_file(opts, Path(tmp)), extravars, check=opts.check,
                                     forks=opts.forks)
 
 
@@ -109,7 +112,8 @@ def remote_benchmark(opts: Options) -> list[ansible.Outcome]:
     with tempfile.TemporaryDirectory(prefix="edgecnn-deploy-") as tmp:
         extravars = {"edgecnn_threads": opts.threads, "edgecnn_benchmark_runs": opts.benchmark_runs,
                      "edgecnn_results_dir": str(Path(opts.results).resolve())}
-        return ansible.run_playbook("remote_benchmark.yml", _inventory(opts, Path(tmp)), extravars, forks=opts.forks)
+        return ansible.run_playbook("remote_benchmark.yml", inventory_file(opts, Path(tmp)), extravars,
+                                    forks=opts.forks)
 
 
 def table(outcomes: list[ansible.Outcome], done: str | None = None, check: bool = False) -> str:
