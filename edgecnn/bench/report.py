@@ -124,7 +124,7 @@ def write_all(out: Path, rows: Sequence[Row], findings: Sequence[Finding], machi
     results = [r.to_dict() for r in rows]
     for r in results:
         r["path"] = portable_path(r["path"], out)
-    data = config.get("data")  # kept as typed when relative (e.g. ../shared/data/flowers5/val): it names the data set
+    data = config.get("data")  # kept as typed when relative (e.g. ../data/flowers/val): it names the data set
     config = {**config, "out": ".", "data": data if data is None or not Path(data).is_absolute() else
               portable_path(data, out),
               "models": [portable_path(m, out) for m in config.get("models") or []]}

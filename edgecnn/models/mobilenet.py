@@ -53,8 +53,9 @@ def _load_pretrained(model, reference_factory, weights, arch: str) -> None:
         except Exception as exc:  # noqa: BLE001  (download errors come in many types)
             raise UsageError(
                 f"could not get ImageNet weights for {arch} ({type(exc).__name__}: {str(exc)[:120]}); "
-                f"pass --weights PATH to a Keras backbone weights file "
-                f"(e.g. ../shared/weights/mobilenet_v2_1.0_imagenet_no_top.weights.h5) or --weights none"
+                f"pass --weights PATH to a Keras backbone weights file saved without top at this --alpha "
+                f"(e.g. mobilenet_v2_1.0_imagenet_no_top.weights.h5, downloaded where there is internet) "
+                f"or --weights none"
             ) from None
     else:
         path = Path(os.fspath(weights)).expanduser()
@@ -70,7 +71,8 @@ def _load_pretrained(model, reference_factory, weights, arch: str) -> None:
             first = first_line(exc, 160)
             raise UsageError(
                 f"weights file {path} does not fit {arch} with these settings ({first}); "
-                f"the shared MobileNetV2 file is for alpha 1.0 without top: use --alpha 1.0, or --weights none"
+                f"a backbone file fits the --alpha it was saved at, without top (a ..._1.0_..._no_top file: "
+                f"--alpha 1.0); use the matching --alpha, or --weights none"
             ) from None
     sources = [layer for layer in reference.layers if layer.weights]
     targets = [layer for layer in backbone_layers(model) if layer.weights]

@@ -1,4 +1,5 @@
-"""The tutorial's plain CNNs (../shared/seed/), each taking raw 0..255 RGB input."""
+"""The plain CNNs of the Keras/TensorFlow CNN image-classification tutorial the project grew from (its "Building
+Your First CNN", overfitting fix, "Pet Classifier" and food classifier examples), each taking raw 0..255 RGB input."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def _sequential(name: str, input_shape, body: list):
 
 
 @register_model("simple_cnn", default_size=32, min_size=24,
-                description="Tutorial's first CNN: 3 conv blocks + dense head")
+                description="Keras CNN tutorial's first CNN: 3 conv blocks + dense head")
 def simple_cnn(num_classes: int, input_shape=(32, 32, 3)):
     from keras import layers
 
@@ -45,7 +46,7 @@ def simple_cnn(num_classes: int, input_shape=(32, 32, 3)):
 
 
 @register_model("regularized_cnn", default_size=32, min_size=16,
-                description="Tutorial's overfitting fix: BatchNorm + Dropout after each conv block")
+                description="Keras CNN tutorial's overfitting fix: BatchNorm + Dropout after each conv block")
 def regularized_cnn(num_classes: int, input_shape=(32, 32, 3)):
     from keras import layers
 
@@ -75,13 +76,13 @@ def _three_blocks_gap(name: str, input_shape, padding: str, fc_units: int, outpu
 
 
 @register_model("pet_cnn", default_size=150, min_size=24, binary=True,
-                description="Tutorial's cat-vs-dog classifier: 3 conv/BN blocks, one sigmoid output")
+                description="Keras CNN tutorial's cat-vs-dog classifier: 3 conv/BN blocks, one sigmoid output")
 def pet_cnn(num_classes: int = 2, input_shape=(150, 150, 3)):
     return _three_blocks_gap("pet_cnn", input_shape, "valid", fc_units=128, outputs=1, activation="sigmoid")
 
 
 @register_model("food_cnn", default_size=150, min_size=16,
-                description="Tutorial's food classifier: 3 'same' conv/BN blocks, GAP, dense head")
+                description="Keras CNN tutorial's food classifier: 3 'same' conv/BN blocks, GAP, dense head")
 def food_cnn(num_classes: int, input_shape=(150, 150, 3)):
     return _three_blocks_gap("food_cnn", input_shape, "same", fc_units=256, outputs=num_classes,
                              activation="softmax")

@@ -1,4 +1,4 @@
-"""The tutorial's block-based CNNs: residual (medical analyzer) and inception + channel attention."""
+"""The Keras CNN tutorial's block-based CNNs: residual (medical analyzer) and inception + channel attention."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _input(input_shape):
 
 
 @register_model("residual_cnn", default_size=128, min_size=16,
-                description="Tutorial's medical image analyzer: conv stem, residual block, 2 double-conv blocks")
+                description="Keras CNN tutorial's medical image analyzer: conv stem, residual block, 2 conv pairs")
 def residual_cnn(num_classes: int, input_shape=(128, 128, 3), width: int = 64):
     import keras
     from keras import layers
@@ -94,7 +94,7 @@ def channel_attention(x, name: str, ratio: int = 8):
 
 
 @register_model("inception_attention_cnn", default_size=64, min_size=16,
-                description="Tutorial's custom architecture: inception modules + channel attention")
+                description="Keras CNN tutorial's custom architecture: inception modules + channel attention")
 def inception_attention_cnn(num_classes: int, input_shape=(64, 64, 3), filters: int = 16):
     import keras
     from keras import layers
