@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn import __version__
 from edgecnn._io import write_json
+from edgecnn._version import __version__
 from edgecnn.errors import CardError
 
 CARD_SUFFIX = ".card.json"

@@ -16,8 +16,8 @@ import importlib
 import logging
 import sys
 
-from edgecnn import __version__
 from edgecnn._native import quiet_environment, show_native_logs
+from edgecnn._version import __version__
 from edgecnn.errors import EdgeCNNError
 
 # Order is the order shown by `edgecnn --help`.

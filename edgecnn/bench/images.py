@@ -21,7 +21,7 @@ def load(data: Optional[str], size: tuple[int, int], labels: Optional[list[str]]
 
 def _load_folder(root: Path, size: tuple[int, int], labels: Optional[list[str]]):
     """edgecnn.data.load_folder, as `edgecnn evaluate` reads images (OpenCV decodes where Pillow is absent)."""
-    from edgecnn.data.folder import load_folder
+    from edgecnn.data import load_folder
 
     return load_folder(root, size, class_names=_class_order(root, labels))
 

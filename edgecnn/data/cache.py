@@ -40,12 +40,12 @@ from edgecnn.data.decode import damaged_line, decode_rgb, decoder_warnings, resi
 from edgecnn.data.folder import (
     FILE_MARK,
     FolderScan,
-    LoadedImages,
     check_every_class_readable,
     reason_template,
     scan_folder,
     skipped_line,
 )
+from edgecnn.data.imageset import ImageSet
 from edgecnn.data.records import RecordFile
 from edgecnn.errors import DataError
 from edgecnn.table import human_size
@@ -120,9 +120,10 @@ class FolderImages:
                 keep.append(i)
         return self.subset(keep)
 
-    def load(self) -> LoadedImages:
+    def load(self) -> ImageSet:
         """Everything in memory (small sets: figures, calibration samples, tests)."""
-        return LoadedImages(self.read(), self.labels.copy(), self.class_names, list(self.paths), self.skipped)
+        return ImageSet(self.read(), self.labels.copy(), str(self.root), self.class_names, list(self.paths),
+                        self.skipped)
 
 
 def open_folder(root: str | os.PathLike, img_size: int | tuple[int, int], class_names: list[str] | None = None,
@@ -478,3 +479,20 @@ def _decode_in_pool(store, size, chunks, workers, found, bar) -> list:
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return [chunk for n, chunk in enumerate(chunks) if n not in done]
+
+
+def load_folder(
+    root: str | os.PathLike,
+    img_size: int | tuple[int, int],
+    class_names: list[str] | None = None,
+    limit_per_class: int | None = None,
+) -> ImageSet:
+    """Every image under ``root`` (or the first ``limit_per_class`` readable ones of each class) in memory.
+
+    Decoded through the on-disk cache (:func:`open_folder`); unreadable or non-image files are skipped and
+    listed in ``skipped``. For small sets: a whole dataset streams with ``open_folder``.
+    """
+    data = open_folder(root, img_size, class_names)
+    if limit_per_class is not None:
+        data = data.first_per_class(limit_per_class)
+    return data.load()

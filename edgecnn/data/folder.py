@@ -1,4 +1,4 @@
-"""Class-per-folder image datasets (``root/<class>/<image>``): the scan, and loading a small set into memory.
+"""Class-per-folder image datasets (``root/<class>/<image>``): the scan, and how skipped files are reported.
 
 Images are recognised by content, not by extension; files that cannot be
 decoded are skipped and reported, never a crash mid-epoch. Decoding happens
@@ -12,8 +12,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from edgecnn.errors import DataError
 
 
@@ -26,26 +24,6 @@ class FolderScan:
     # Each file's (size, modification time, status-change time (ns), inode): a write, even one whose mtime is put
     # back (touch -r), or a replaced file changes one of them; nothing a user tool does can set the ctime.
     stats: list[tuple[int, int, int, int]] = field(default_factory=list)
-
-
-@dataclass
-class LoadedImages:
-    images: np.ndarray  # uint8, (N, H, W, 3), RGB
-    labels: np.ndarray  # int64, (N,)
-    class_names: list[str]
-    paths: list[Path]
-    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, positions) -> "LoadedImages":
-        positions = np.asarray(positions, dtype=np.int64)
-        return LoadedImages(self.images[positions], self.labels[positions], self.class_names,
-                            [self.paths[i] for i in positions], self.skipped)
-
-    def read(self, positions=None) -> np.ndarray:
-        return self.images if positions is None else self.images[np.asarray(positions, dtype=np.int64)]
 
 
 def scan_folder(root: str | os.PathLike, class_names: list[str] | None = None) -> FolderScan:
@@ -159,21 +137,3 @@ def check_every_class_readable(scan: FolderScan, readable: set[int], skipped: li
         raise DataError(f"class folder {folder} has no readable images ({count} files skipped); "
                         f"add JPEG/PNG/BMP/GIF/WebP images to it or remove it")
 
-
-def load_folder(
-    root: str | os.PathLike,
-    img_size: int | tuple[int, int],
-    class_names: list[str] | None = None,
-    limit_per_class: int | None = None,
-) -> LoadedImages:
-    """Every image under ``root`` (or the first ``limit_per_class`` readable ones of each class) in memory.
-
-    Decoded through the on-disk cache (:func:`edgecnn.data.cache.open_folder`); unreadable or non-image
-    files are skipped and listed in ``skipped``. For small sets: a whole dataset streams with ``open_folder``.
-    """
-    from edgecnn.data.cache import open_folder
-
-    data = open_folder(root, img_size, class_names)
-    if limit_per_class is not None:
-        data = data.first_per_class(limit_per_class)
-    return data.load()

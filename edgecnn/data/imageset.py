@@ -1,8 +1,12 @@
-"""ImageSet: images at a model's input size, with class indices when known (export and benchmark use it)."""
+"""ImageSet: images in memory at one size, with class indices when known.
+
+The one in-memory image container: a small folder loaded whole (:func:`edgecnn.data.load_folder`), export's
+calibration and held-out samples, the benchmark's images, synthetic images when no real ones exist.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -14,11 +18,22 @@ SYNTHETIC = "synthetic"
 @dataclass
 class ImageSet:
     images: np.ndarray  # uint8 NHWC RGB (1 channel for grayscale models)
-    labels: Optional[np.ndarray]  # class indices in the model's label order; None when unknown
+    labels: Optional[np.ndarray]  # int64 class indices in the model's label order; None when unknown
     source: str  # the folder (perhaps with a note), or "synthetic"
+    class_names: list[str] = field(default_factory=list)  # the classes ``labels`` index, when loaded from a folder
+    paths: list[Path] = field(default_factory=list)  # each image's file, when loaded from a folder
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason): files that did not decode
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def subset(self, positions) -> "ImageSet":
+        positions = np.asarray(positions, dtype=np.int64)
+        return ImageSet(self.images[positions], None if self.labels is None else self.labels[positions], self.source,
+                        self.class_names, [self.paths[i] for i in positions] if self.paths else [], self.skipped)
+
+    def read(self, positions=None) -> np.ndarray:
+        return self.images if positions is None else self.images[np.asarray(positions, dtype=np.int64)]
 
     @property
     def synthetic(self) -> bool:

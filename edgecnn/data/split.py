@@ -8,7 +8,7 @@ import numpy as np
 def stratified_split(data, val_fraction: float, seed: int = 0):
     """Split per class so both parts keep the class balance; every class keeps ≥1 training image.
 
-    ``data`` is anything with ``labels`` and ``subset(positions)`` (FolderImages, LoadedImages); returns
+    ``data`` is anything with ``labels`` and ``subset(positions)`` (FolderImages, ImageSet); returns
     (train, val) of the same type.
     """
     rng = np.random.default_rng(seed)

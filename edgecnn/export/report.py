@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn import __version__
 from edgecnn._io import portable_path, write_json
+from edgecnn._version import __version__
 from edgecnn.machine import package_versions
 from edgecnn.rundir import EXPORT_REPORT_FILE
 

@@ -1,4 +1,8 @@
-"""Architecture registry, as in timm: a decorator fills a dict; create_model builds by name."""
+"""Architecture registry, as in timm: a decorator fills a dict; create_model builds by name.
+
+The registry imports no architecture: :mod:`edgecnn.models` imports each architecture module, whose
+``@register_model`` decorators fill it (none imports Keras until a model is built).
+"""
 
 from __future__ import annotations
 
@@ -34,18 +38,11 @@ def register_model(name: str, default_size: int, description: str, **spec_kwargs
     return wrap
 
 
-def _load_all():
-    # Import the architecture modules so their decorators run.
-    from edgecnn.models import mobilenet, tutorial, tutorial_blocks  # noqa: F401
-
-
 def list_models(pattern: str = "*") -> list[str]:
-    _load_all()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
 def get_spec(name: str) -> ModelSpec:
-    _load_all()
     try:
         return _REGISTRY[name]
     except KeyError:
