@@ -74,6 +74,9 @@ class Rules:
         self.novelty_off: Optional[str] = None
         if feature_stats is None:
             self._novelty_is_off("no feature statistics beside the model (feature_stats.npz of its export)")
+        elif not np.isfinite(feature_stats.threshold):
+            self.stats = None
+            self._novelty_is_off("the feature statistics have no calibrated threshold (export it again)")
 
     def _novelty_is_off(self, why: str) -> None:
         self.novelty_off = why
@@ -136,7 +139,8 @@ class Duplicates:
 
     @staticmethod
     def thumbnail(image: np.ndarray) -> np.ndarray:
-        small = cv2.resize(image, (DUPLICATE_SIZE, DUPLICATE_SIZE), interpolation=cv2.INTER_AREA)
+        step = max(1, min(image.shape[:2]) // (4 * DUPLICATE_SIZE))  # every step-th pixel first: 0.1 ms at 12 MP
+        small = cv2.resize(image[::step, ::step], (DUPLICATE_SIZE, DUPLICATE_SIZE), interpolation=cv2.INTER_AREA)
         if small.ndim == 3:
             small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         return small.astype(np.float32)
