@@ -17,7 +17,7 @@ from pathlib import Path
 from edgecnn.card import CARD_SUFFIX
 from edgecnn.errors import ModelError, UsageError
 from edgecnn.formats import FORMATS
-from edgecnn.rundir import EXPORT_REPORT_FILE, LABELS_FILE
+from edgecnn.rundir import EXPORT_REPORT_FILE, FEATURE_STATS_FILE, LABELS_FILE
 
 RELEASE_FILE = "release.json"
 AUTO = "auto"  # --format auto: the board's own benchmark picks among the formats that passed
@@ -84,8 +84,9 @@ def choose(artifacts: list[Artifact], fmt: str) -> list[Artifact]:
 
 
 def release_files(export_dir: Path, artifacts: list[Artifact]) -> list[Path]:
-    """Each artifact with its card, then the labels and the report."""
-    names = [n for a in artifacts for n in (a.filename, a.filename + CARD_SUFFIX)] + [LABELS_FILE, EXPORT_REPORT_FILE]
+    """Each artifact with its card, then the labels, the report and the feature statistics (when exported)."""
+    names = ([n for a in artifacts for n in (a.filename, a.filename + CARD_SUFFIX)]
+             + [LABELS_FILE, EXPORT_REPORT_FILE, FEATURE_STATS_FILE])
     return [export_dir / n for n in names if (export_dir / n).is_file()]
 
 

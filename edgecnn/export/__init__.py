@@ -27,13 +27,15 @@ from edgecnn._native import kept_interrupts
 from edgecnn.data.imageset import synthetic_images
 from edgecnn.errors import CardError, UsageError, ValidationError
 from edgecnn.export.calibration import MIN_CALIBRATION_IMAGES, calibration_images, validation_images
+from edgecnn.export.features import predict_with_features
 from edgecnn.export.job import INT8_IO, INT8_ROUNDING, ExportJob
 from edgecnn.export.report import ArtifactReport, ExportReport, file_facts, versions
 from edgecnn.export.source import load_source
 from edgecnn.export.stats import MAX_VALIDATION_IMAGES, MIN_VERDICT_IMAGES
 from edgecnn.formats import Format, parse_formats
 from edgecnn.labels import write_labels
-from edgecnn.rundir import EXPORT_REPORT_FILE, LABELS_FILE, claim_folder, release_folder
+from edgecnn.rundir import EXPORT_REPORT_FILE, FEATURE_STATS_FILE, LABELS_FILE, claim_folder, release_folder
+from edgecnn.runtime.base import FEATURES_OUTPUT
 
 __all__ = ["ExportReport", "export"]
 
@@ -104,8 +106,9 @@ def _export(model, fmts: list[Format], out: Path, labels, calib_data, calib_samp
         report.warnings.append("the model has no edgecnn card: assuming it takes raw RGB pixels 0..255 and "
                                "normalizes inside itself; if it expects normalized input, the device will misclassify")
     probe = check_set if check_set is not None else (job.calibration or synthetic_images(source.input_shape, 16))
-    outputs = source.model.predict(probe.images.astype("float32"), batch_size=32, verbose=0)
+    outputs, features = predict_with_features(source.model, probe.images)
     report.output_kind = _settle_output_kind(source, outputs, probe.source, output_kind, report.warnings)
+    stats = _features(source, run_dir, check_set, features, val_samples, seed, report)
     reference = outputs if check_set is not None else None
     for warning in report.warnings:
         log.warning(f"warning: {warning}")
@@ -119,6 +122,8 @@ def _export(model, fmts: list[Format], out: Path, labels, calib_data, calib_samp
         job.workdir = Path(workdir)
         for fmt in fmts:
             report.artifacts.append(_export_one(job, fmt, out, check_set, reference, report.warnings))
+    if stats is not None:
+        stats.save(out / FEATURE_STATS_FILE)
     write_labels(out / LABELS_FILE, source.card.labels)
     path = report.save()
     unfinished.unlink()  # every file written: a validation failure below is a verdict, not an interruption
@@ -127,6 +132,22 @@ def _export(model, fmts: list[Format], out: Path, labels, calib_data, calib_samp
         raise ValidationError("; ".join(a.validation["failures"] for a in report.failed)
                               + f" (figures in {path})")
     return report
+
+
+def _features(source, run_dir, check_set, features, val_samples: int, seed: int, report: ExportReport):
+    """The statistics of the model's pooled features (None without features or training images); the card and
+    the report say what the ``features`` output is."""
+    if features is None:
+        return None
+    from edgecnn.export.novelty_stats import feature_stats
+
+    stats = feature_stats(source, run_dir, check_set, features if check_set is not None else None, val_samples, seed)
+    note = {"output": FEATURES_OUTPUT, "size": int(features.shape[-1]),
+            "statistics": None if stats is None else FEATURE_STATS_FILE,
+            "novelty_threshold": None if stats is None else round(stats.threshold, 4)}
+    source.card = source.card.replace(extra={**source.card.extra, "features": note})
+    report.features = {**note, **({"summary": stats.summary()} if stats is not None else {})}
+    return stats
 
 
 def _settle_output_kind(source, outputs, where: str, forced: str | None, warnings: list[str]) -> dict:
@@ -300,7 +321,8 @@ def _unfinished(out: Path) -> set[str]:
 def _mark_unfinished(out: Path, fmts: list[Format]) -> Path:
     """Write :data:`UNFINISHED_FILE` listing what this export writes (and what an interrupted one left), after
     removing the temporary files a killed export left beside them; its path."""
-    names = _unfinished(out) | {f.filename for f in fmts} | {LABELS_FILE, EXPORT_REPORT_FILE, UNFINISHED_FILE}
+    names = (_unfinished(out) | {f.filename for f in fmts}
+             | {LABELS_FILE, EXPORT_REPORT_FILE, FEATURE_STATS_FILE, UNFINISHED_FILE})
     for name in names:
         for leftover in out.glob(f".{name}.*"):  # atomic_path's temporaries: ".model.onnx.k2j4h1.onnx"
             if leftover.is_dir():

@@ -56,9 +56,27 @@ def validation_images(run_config: dict, run_dir: Path | None, calib_data, labels
     return ImageSet(fit_channels(found.images, shape[2]), found.labels, found.source)
 
 
+def training_images(run_config: dict, run_dir: Path | None, labels: list[str], shape, count: int,
+                    seed: int = 0) -> ImageSet | None:
+    """Up to ``count`` of the run's training images (a class-stratified sample; the held-out split left out
+    when the run had no ``val`` folder), or None when the run names no training folder."""
+    folder = _config_folder(run_config, "data", run_dir)
+    if folder is None:
+        return None
+    try:
+        data = open_folder(folder, shape[:2], class_names=labels)
+    except DataError:
+        return None
+    split = float(run_config.get("val_split") or 0)
+    if _config_folder(run_config, "val", run_dir) is None and 0 < split < 1:
+        data, _ = stratified_split(data, split, int(run_config.get("seed") or 0))
+    keep = stratified_sample(data.labels, count, seed)
+    return ImageSet(fit_channels(data.read(keep), shape[2]), data.labels[keep], str(folder))
+
+
 def _config_folder(run_config: dict, key: str, run_dir: Path | None) -> Path | None:
     value = run_config.get(key)
-    if not value:
+    if not value or not isinstance(value, str):
         return None
     for candidate in (Path(value), (run_dir / value) if run_dir else None):
         if candidate is not None and candidate.is_dir():

@@ -39,6 +39,7 @@ class ExportReport:
     calibration: dict[str, Any] | None = None
     validation_images: dict[str, Any] | None = None
     output_kind: dict[str, Any] | None = None  # the card's output kind and the evidence for it
+    features: dict[str, Any] | None = None  # the features output and its statistics' summary (runtime/novelty.py)
     warnings: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
 

@@ -31,7 +31,8 @@ from edgecnn.rundir import FEATURE_STATS_FILE
 
 log = logging.getLogger("edgecnn.runtime")
 
-MAX_DIMS = 64  # principal axes kept
+MAX_DIMS = 64  # principal axes kept at most; fewer when fewer explain EXPLAINED of the variance
+EXPLAINED = 0.99
 MAX_BYTES = 1_000_000  # the file stays under this: fewer axes for very wide features
 PERCENTILE = 99.0  # the threshold: this percentile of the validation images' scores
 SCORE = ("sqrt(Mahalanobis distance² to the nearest class mean on the top principal axes (Ledoit-Wolf shrunk "
@@ -64,16 +65,18 @@ class FeatureStats:
         labels = np.zeros(n, np.int64) if labels is None else np.asarray(labels)
         mean = x.mean(axis=0)
         _, sing, axes = np.linalg.svd(x - mean, full_matrices=False)
-        k = max(1, min(MAX_DIMS, n - 1, dim, MAX_BYTES // (4 * dim) - 1))
+        share = np.cumsum(sing ** 2) / max(float(np.sum(sing ** 2)), 1e-30)
+        k = max(1, min(MAX_DIMS, n - 1, dim, MAX_BYTES // (4 * dim) - 1, int(np.searchsorted(share, EXPLAINED)) + 1))
         components = axes[:k]
         z = (x - mean) @ components.T
         classes = np.unique(labels)
         class_means = np.stack([z[labels == c].mean(axis=0) for c in classes])
         within = z - class_means[np.searchsorted(classes, labels)]
         cov, shrinkage = _ledoit_wolf(within, dof=max(n - len(classes), 1))
-        residual = float(np.mean(np.sum((x - mean) ** 2, axis=1) - np.sum(z ** 2, axis=1)))
+        # What the axes leave out; none when they span the features (the term then drops out of the score).
+        residual = float(np.mean(np.sum((x - mean) ** 2, axis=1) - np.sum(z ** 2, axis=1))) if k < dim else np.inf
         meta = {"images": int(n), "classes": int(len(classes)), "feature_dim": int(dim), "pca_dims": int(k),
-                "explained_variance": round(float(np.sum(sing[:k] ** 2) / max(np.sum(sing ** 2), 1e-30)), 4),
+                "explained_variance": round(float(share[k - 1]), 4),
                 "shrinkage": round(float(shrinkage), 4), "source": source, "score": SCORE}
         return cls(mean.astype(np.float32), components.astype(np.float32), class_means.astype(np.float32),
                    np.linalg.inv(cov).astype(np.float32), max(residual, 1e-12), meta=meta)
@@ -155,4 +158,5 @@ def _ledoit_wolf(x: np.ndarray, dof: int) -> tuple[np.ndarray, float]:
     delta = np.sum((emp - mu * np.eye(k)) ** 2) / k
     shrinkage = 0.0 if delta <= 0 else float(min(beta, delta) / delta)
     cov = x.T @ x / dof
-    return (1 - shrinkage) * cov + shrinkage * (np.trace(cov) / k) * np.eye(k), shrinkage
+    target = max(np.trace(cov) / k, 1e-12) * np.eye(k)
+    return (1 - shrinkage) * cov + max(shrinkage, 1e-6) * target, shrinkage  # never singular
