@@ -276,3 +276,61 @@ def test_preview_serves_the_drift_report_and_plots(coral_model):
     assert report["recent"]["under_threshold"] == sum(under[5:]) / 5 >= 0.6 and not any(under[:5])
     assert report["baseline"]["under_threshold"] == 0.0 and report["test"]["departed"]
     assert 'id="classes"' in page and 'id="scores"' in page and "/drift.json" in page
+
+
+@pytest.fixture(scope="module")
+def colour_export(tmp_path_factory):
+    """A simple_cnn trained briefly on noisy flat colours, exported to tflite-int8 with its features and their
+    training statistics (feature_stats.npz), and the colour images it has not seen."""
+    keras = pytest.importorskip("keras")
+    from test_novelty import SIZE as COLOUR_SIZE
+    from test_novelty import _colour_folder
+
+    from edgecnn.data import load_folder
+    from edgecnn.export import export
+    from edgecnn.models import create_model
+
+    root = tmp_path_factory.mktemp("colours")
+    train, val = _colour_folder(root / "train", 30, seed=0), _colour_folder(root / "val", 12, seed=1)
+    data = load_folder(train, COLOUR_SIZE)
+    keras.utils.set_random_seed(0)
+    model = create_model("simple_cnn", 3, (COLOUR_SIZE, COLOUR_SIZE, 3))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(data.images.astype("float32"), data.labels, epochs=3, batch_size=16, verbose=0)
+    run = root / "run"
+    run.mkdir()
+    model.save(run / "model.keras")
+    (run / "labels.txt").write_text("".join(f"{c}\n" for c in data.class_names))
+    (run / "config.json").write_text(json.dumps({"data": str(train), "val": str(val)}))
+    export(run, "tflite-int8", root / "export", calib_samples=30)
+    unseen = _colour_folder(root / "unseen", 4, seed=2)
+    return root / "export" / "model_int8.tflite", sorted(unseen.glob("*/*.png"))
+
+
+@pytest.mark.train
+def test_novelty_rule_keeps_the_frames_unlike_the_training_images(colour_export, tmp_path, capsys):
+    """Unseen colour images and flowers5 photos, 3 frames each: novelty keeps (the first frame of) exactly the
+    photos that score above the export's threshold; they are flowers, not colours."""
+    model, unseen = colour_export
+    colours = [cv2.resize(cv2.imread(str(p)), SIZE, interpolation=cv2.INTER_NEAREST) for p in unseen]
+    pics = colours + photos(flowers=12)[5:]
+    video = write_video(tmp_path / "colours.avi", [p for p in pics for _ in range(3)])
+    folder = tmp_path / "c"
+    rc = cli.main(["camera", str(model), "--source", video, "--headless", "--json", "--collect", str(folder),
+                   "--collect-rules", "novelty", "--collect-rate", "100000/min"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    summary = json.loads(out.out.splitlines()[-1])["summary"]
+    with Classifier(model) as clf:
+        stats = clf.feature_stats
+        capture = cv2.VideoCapture(video)
+        frames = [capture.read()[1] for _ in range(len(pics) * 3)]
+        novelty = [stats.score(clf.predict(f).features) for f in frames[::3]]
+    expected = [3 * i for i, n in enumerate(novelty) if n > stats.threshold]
+    kept = complete(folder)
+    assert [k.meta["frame"] for k in kept] == expected and summary["collect"]["novelty"] == "on"
+    assert all(k.meta["rule"] == "novelty" and k.meta["novelty"] > stats.threshold for k in kept)
+    for k, n in zip(kept, [n for n in novelty if n > stats.threshold]):
+        assert k.meta["novelty"] == pytest.approx(n, abs=1e-3)
+    assert sum(f >= 3 * len(colours) for f in expected) >= 10, "nearly every flower photo is novel"
+    assert sum(f < 3 * len(colours) for f in expected) <= 1, "an unseen colour image is not"
