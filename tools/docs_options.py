@@ -22,16 +22,23 @@ from edgecnn._io import write_text
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
-BLOCK = re.compile(r"(<!-- options: ([\w-]+) -->\n)(.*?)(<!-- /options -->)", re.S)
+BLOCK = re.compile(r"(<!-- options: ([\w][\w -]*?) -->\n)(.*?)(<!-- /options -->)", re.S)
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    found = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(found[0].choices) if found else {}
 
 
 def command_parsers() -> dict[str, argparse.ArgumentParser]:
-    """Each `edgecnn COMMAND`'s parser, built by edgecnn.cli as `edgecnn --help` builds it."""
+    """Each `edgecnn COMMAND`'s parser (and `COMMAND ACTION`'s, e.g. "collect pull"), built as `--help` builds it."""
     from edgecnn.cli import build_parser
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(sub.choices)
+    parsers = {}
+    for name, parser in _subparsers(build_parser()).items():
+        parsers[name] = parser
+        parsers.update({f"{name} {action}": sub for action, sub in _subparsers(parser).items()})
+    return parsers
 
 
 def _flags(action: argparse.Action) -> str:
@@ -53,7 +60,7 @@ def render(parser: argparse.ArgumentParser) -> str:
     """The markdown table of a parser's arguments (help and hidden options left out)."""
     rows = ["| option | what it does |", "|---|---|"]
     for action in parser._actions:
-        if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+        if action.help == argparse.SUPPRESS or isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
             continue
         rows.append(f"| {_flags(action)} | {_help(parser, action)} |")
     return "\n".join(rows) + "\n"
