@@ -368,3 +368,65 @@ def test_two_workers_train_together_and_the_chiefs_model_exports_and_predicts(tm
     images = sorted((digits / "val").glob("*/*.png"))[::9]
     right = sum(clf.predict(str(p)).label == p.parent.name for p in images)
     assert right / len(images) >= 0.3  # one epoch on digits: far above chance (0.1)
+
+
+@pytest.mark.slow
+def test_several_data_roots_train_as_one_and_the_run_records_them(tmp_path, capsys):
+    """--data BASE --data MORE: merged by class name (MORE may lack classes); validation stays BASE's."""
+    base = make_colour_folder(tmp_path / "base", per_class=5)
+    more = make_colour_folder(tmp_path / "more", per_class=3)
+    for f in (more / "green").iterdir():
+        f.unlink()
+    (more / "green").rmdir()  # a collection holds only the classes the camera kept
+    (more / "index.csv").write_text("file,host\n")  # what `edgecnn collect pull` writes beside the class folders
+    (more / ".sidecars").mkdir()
+    (more / ".sidecars" / "x.json").write_text("{}")
+    run = tmp_path / "run"
+    code = main(["train", "--arch", "simple_cnn", "--data", str(base), "--data", str(more), "--img-size", "24",
+                 "--epochs", "1", "--batch-size", "8", "--augment", "none", "--eager", "--out", str(run)])
+    assert code == 0
+    assert f"+6 training images from {more.resolve()} (blue, red)" in capsys.readouterr().err
+    report = json.loads((run / "data_report.json").read_text())
+    assert [r["role"] for r in report["roots"]] == ["base (training part)", "added to training"]
+    assert report["roots"][1] == {"path": str(more.resolve()), "role": "added to training", "images": 6,
+                                  "per_class": [3, 0, 3], "collection": True}
+    assert report["val_per_class"] == [1, 1, 1] and report["train_per_class"] == [4 + 3, 4, 4 + 3]
+    assert "skipped_count" not in report or report["skipped_count"] == 0  # index.csv and .sidecars are no images
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"] == str(base.resolve()) and config["more_data"] == [str(more.resolve())]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train_images"] == 12 + 6 and metrics["val_images"] == 3
+
+
+def test_a_class_only_a_later_root_has_is_one_error_line(tmp_path, capsys):
+    base = make_colour_folder(tmp_path / "base", per_class=2)
+    more = make_colour_folder(tmp_path / "more", per_class=2)
+    (more / "red").rename(more / "Red")
+    code = main(["train", "--arch", "simple_cnn", "--data", str(base), "--data", str(more), "--img-size", "24",
+                 "--epochs", "1", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and err.startswith("error: --data ")
+    assert "has classes the first --data root lacks: Red (did you mean 'red'?)" in err and "move their images" in err
+    assert not (tmp_path / "run" / "model.keras").exists()
+    code = main(["train", "--arch", "simple_cnn", "--data", str(base), "--data", str(tmp_path / "nope"),
+                 "--out", str(tmp_path / "run2")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "nope is not a folder" in err
+
+
+def test_merged_roots_read_each_image_from_its_own_root(tmp_path):
+    from edgecnn.data.cache import open_folder
+    from edgecnn.data.merge import add_roots
+
+    base = open_folder(make_colour_folder(tmp_path / "base", per_class=2), 24)
+    more = make_colour_folder(tmp_path / "more", per_class=3)
+    merged = add_roots(base, [str(more)], 24)
+    alone = open_folder(more, 24)
+    assert len(merged) == 6 + 9 and merged.class_names == base.class_names
+    positions = [14, 0, 7, 6]  # mixed order, across both roots
+    expected = np.stack([base.read([0])[0] if p < 6 else alone.read([p - 6])[0] for p in positions])
+    assert np.array_equal(merged.read(positions), expected)
+    assert merged.labels.tolist() == base.labels.tolist() + alone.labels.tolist()
+    sub = merged.subset([7, 1])
+    assert np.array_equal(sub.read(), merged.read([7, 1])) and sub.labels.tolist() == merged.labels[[7, 1]].tolist()
+    assert add_roots(base, [], 24) is base

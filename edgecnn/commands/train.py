@@ -21,9 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from edgecnn.train.augment import AUGMENTATIONS
 
     parser.add_argument("--arch", required=True, metavar="NAME", help="architecture (see `edgecnn models`)")
-    parser.add_argument("--data", required=True, metavar="DIR",
+    parser.add_argument("--data", required=True, action="append", metavar="DIR",
                         help="training images, one sub-folder per class; or a split root with train/ and val/ "
-                             "(and test/) folders, each with one sub-folder per class")
+                             "(and test/) folders, each with one sub-folder per class. Repeat it to add more "
+                             "roots, e.g. a folder from `edgecnn collect pull`: merged by class name, they add "
+                             "training images; the first root's classes are the model's and it alone validates")
     parser.add_argument("--val", metavar="DIR", help="validation images (same class folders); default: split --data")
     parser.add_argument("--val-split", type=fraction, default=0.2, metavar="F",
                         help="fraction of --data held out for validation when --val is absent (default: 0.2)")
@@ -72,7 +74,8 @@ def config_from_args(args):
 
     augment = args.augment if isinstance(args.augment, list) else _augment_list(args.augment)
     return TrainConfig(
-        arch=args.arch, data=args.data, out=args.out, val=args.val, val_split=args.val_split,
+        arch=args.arch, data=args.data[0], more_data=args.data[1:], out=args.out, val=args.val,
+        val_split=args.val_split,
         img_size=args.img_size, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         seed=args.seed, augment=augment, patience=args.patience, verbose=0 if getattr(args, "quiet", False) else 1,
         weights=args.weights, alpha=args.alpha, fine_tune_epochs=args.fine_tune_epochs,

@@ -41,6 +41,11 @@ def _subfolders(path: Path) -> list[Path]:
         return []
 
 
+def subfolder_names(path: str | os.PathLike) -> list[str]:
+    """The names of ``path``'s sub-folders that are not hidden (a class-per-folder root's classes), sorted."""
+    return [p.name for p in _subfolders(Path(path))]
+
+
 def find_splits(root: str | os.PathLike) -> Optional[SplitRoot]:
     """The split folders of ``root``, or None when it is a class-per-folder root (or not a folder).
 

@@ -43,6 +43,9 @@ class TrainConfig:
     # None: TF_CONFIG, if set, names the cluster.
     cluster: list[str] | None = None
     worker_index: int | None = None
+    # More roots (--data repeated; e.g. pulled collections): their training images merged by class name
+    # (edgecnn.data.merge); the validation images stay data's.
+    more_data: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         if self.epochs < 1:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from edgecnn.data.cache import FolderImages, open_folder
+from edgecnn.data.merge import add_roots, training_folders
 from edgecnn.data.roots import find_splits
 from edgecnn.data.split import stratified_split
 from edgecnn.errors import DataError, UsageError
@@ -41,7 +42,7 @@ def load_datasets(config: TrainConfig, img_size: int) -> tuple[FolderImages, Fol
         train, val = stratified_split(train, config.val_split, config.seed)
     if len(val) == 0:
         raise DataError(f"no validation images; pass --val DIR or add images to {config.data}")
-    return train, val
+    return add_roots(train, config.more_data, img_size), val  # more --data roots: training images only
 
 
 def resolve_data(config: TrainConfig) -> str | None:
@@ -76,6 +77,8 @@ def resolve(config: TrainConfig, writes: bool = True):
         log.log(logging.INFO if config.verbose else logging.DEBUG, f"data: {note}")
     # Absolute paths in config.json, so export (calibration, validation) finds the data from anywhere.
     config.data = str(Path(config.data).resolve())
+    config.more_data = training_folders(config.more_data, config.data,
+                                        logging.INFO if config.verbose else logging.DEBUG)
     config.val = str(Path(config.val).resolve()) if config.val else None
     config.test = str(Path(config.test).resolve()) if config.test else None
     config.img_size = config.img_size or spec.default_size

@@ -107,6 +107,7 @@ def write_run(run_dir: Path, model, config, spec, train_data, val_data, history:
         "val_per_class": np.bincount(val_data.labels, minlength=len(class_names)).tolist(),
         **skipped_summary(skipped_files(train_data, val_data)),  # skipped_count, skipped_reasons, a few skipped
         "cache": sorted({str(getattr(d, "cache", "")) for d in (train_data, val_data)} - {""}),
+        **({"roots": train_data.roots} if getattr(train_data, "roots", None) else {}),  # --data repeated
     })
     log.log(level, f"val_accuracy {metrics['val_accuracy']:.4f} (best epoch {best.best_epoch}); saved {model_path}")
     return RunResult(run_dir, model_path, card, metrics, val_data, interrupted)
