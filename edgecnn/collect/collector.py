@@ -47,7 +47,7 @@ class Collector:
         self.duplicates = duplicates or Duplicates()
         self.fired: Counter = Counter()    # frames each rule chose
         self.queued: Counter = Counter()   # of those, frames handed to the writer
-        self.skipped: Counter = Counter()  # duplicate, rate-limited, queue-full
+        self.skipped: Counter = Counter()  # duplicate, rate-limited, queue-full, over-budget
         self.error: Optional[str] = None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._worker = threading.Thread(target=self._write_loop, name="edgecnn-collect", daemon=True)
@@ -101,7 +101,8 @@ class Collector:
                 continue
             image, meta, t = item
             try:
-                self.store.save(image, meta, t)
+                if self.store.save(image, meta, t) is None:
+                    self.skipped["over-budget"] += 1  # one frame larger than the whole budget
             except EdgeCNNError as exc:  # a full disk: stop collecting, keep the camera running
                 self.error = str(exc)
                 log.warning("warning: collection stopped: %s", exc)
@@ -119,7 +120,7 @@ class Collector:
             "novelty": "on" if not self.rules.novelty_off else f"off: {self.rules.novelty_off}",
             "chosen": dict(self.fired),
             "kept": dict(self.queued),
-            "skipped": {k: self.skipped[k] for k in ("duplicate", "rate-limited", "queue-full")},
+            "skipped": {k: self.skipped[k] for k in ("duplicate", "rate-limited", "queue-full", "over-budget")},
             "saved": self.store.saved,
             "evicted": self.store.evicted,
             "frames_on_disk": self.store.frames,

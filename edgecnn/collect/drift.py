@@ -12,8 +12,9 @@ Why not a chi-square test on the counts: consecutive video frames show the same 
 independent; a chi-square p-value would call a person walking past for ten seconds a departure at p < 1e-10. The
 distance is an effect size that does not grow with the frame rate. 0.3 by default: a class shift that big is
 seen, not noise: simulated, 300 independent frames of five balanced classes against a baseline of 300 give a
-median distance of 0.06 and 0.16 at the 99.9th percentile (many classes with thin shares give larger distances). The warning is logged once per episode: when the distance crosses the threshold, and again only after
-it has fallen back under 0.8 of it. Only checked once the window is full and the baseline holds a window's worth.
+median distance of 0.06 and 0.16 at the 99.9th percentile (many classes with thin shares give larger distances).
+The warning is logged once per episode: when the distance crosses the threshold, and again only after it has
+fallen back under 0.8 of it. Only checked once the window is full and the baseline holds a window's worth.
 """
 
 from __future__ import annotations
