@@ -1,8 +1,10 @@
 """Quickstart: one pass through the whole product on built-in or user data.
 
-data -> train simple_cnn -> export TFLite fp32 / int8 and ONNX -> classify the
-validation images with each through the runtime -> comparison table. An earlier
-quickstart's folder is replaced only when asked (``exist_ok``).
+data -> train (simple_cnn on the built-in digits; on your photos MobileNetV2
+transfer when ImageNet weights are at hand, see :mod:`edgecnn.quickstart_arch`)
+-> export TFLite fp32 / int8 and ONNX -> classify the validation images with
+each through the runtime -> comparison table. An earlier quickstart's folder is
+replaced only when asked (``exist_ok``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from edgecnn._io import portable_path, write_json
 from edgecnn.data.roots import find_splits
 from edgecnn.errors import DataError, UsageError
+from edgecnn.quickstart_arch import SCRATCH_EPOCHS, ArchChoice, choose_arch
 from edgecnn.rundir import claim_folder, release_folder
 from edgecnn.table import human_size, text_table
 
@@ -93,38 +96,70 @@ def _check_out(out: Path, exist_ok: bool) -> None:
                          f"to replace its results, or choose another --out")
 
 
-def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | None = None, *, epochs: int = 8,
-                   arch: str = "simple_cnn", img_size: int | None = None, formats=QUICKSTART_FORMATS,
-                   exist_ok: bool = False, verbose: int = 1) -> list[FormatResult]:
+def train_defaults() -> dict:
+    """`edgecnn train`'s defaults for the options a quickstart passes on (epochs, fine-tuning)."""
+    import argparse
+
+    from edgecnn.commands.train import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return {name: parser.get_default(name) for name in ("epochs", "fine_tune_epochs", "fine_tune_layers")}
+
+
+def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | None = None, *, epochs: int | None = None,
+                   arch: str | None = None, weights: str | None = None, img_size: int | None = None,
+                   fine_tune_epochs: int | None = None, formats=QUICKSTART_FORMATS, exist_ok: bool = False,
+                   verbose: int = 1, keras_home: Path | None = None) -> list[FormatResult]:
     """Train, export, run and compare into ``out`` (a non-empty one needs ``exist_ok``); steps go to the
-    ``edgecnn.quickstart`` logger, results are returned."""
+    ``edgecnn.quickstart`` logger, results are returned. ``arch`` None: chosen by
+    :func:`~edgecnn.quickstart_arch.choose_arch` (``keras_home``: where to look for and download ImageNet weights);
+    ``epochs``/``fine_tune_epochs`` None: :data:`SCRATCH_EPOCHS`, or `edgecnn train`'s defaults for transfer."""
     out = Path(out)
     given = resolve_data(data, out) if data is not None else None  # bad --data fails first, before TensorFlow
     claim_out(out, exist_ok)
     try:
-        return _run(out, given or resolve_data(None, out), epochs, arch, img_size, formats, verbose)
+        data = given or resolve_data(None, out)
+        config = _config(out, data, choose_arch(arch, weights, data[2], keras_home), epochs, fine_tune_epochs,
+                         img_size, verbose)
+        return _run(out, data, config, formats)
     finally:
         release_folder(out)
 
 
-def _run(out: Path, data: tuple[Path, Path | None, bool], epochs: int, arch: str, img_size: int | None, formats,
-         verbose: int) -> list[FormatResult]:
-    t0 = time.perf_counter()
+def _config(out: Path, data: tuple[Path, Path | None, bool], choice: ArchChoice, epochs: int | None,
+            fine_tune_epochs: int | None, img_size: int | None, verbose: int):
+    from edgecnn.models.registry import get_spec
+    from edgecnn.train.config import TrainConfig
+
     train_dir, val_dir, builtin = data
+    log.info(f"architecture: {choice.reason}")
+    config = TrainConfig(
+        arch=choice.arch, data=str(train_dir), val=str(val_dir) if val_dir else None, out=str(out / "run"),
+        img_size=img_size or choice.img_size, epochs=epochs or SCRATCH_EPOCHS, weights=choice.weights,
+        verbose=verbose, exist_ok=True,  # a quickstart folder is reused
+    )
+    if get_spec(choice.arch).transfer:
+        defaults = train_defaults()
+        config.epochs = epochs or defaults["epochs"]
+        config.fine_tune_layers = defaults["fine_tune_layers"]
+        config.fine_tune_epochs = defaults["fine_tune_epochs"] if fine_tune_epochs is None else fine_tune_epochs
+    if builtin:
+        config.augment = []  # flipped or rotated digits change meaning; photos keep the default augmentation
+    return config
+
+
+def _run(out: Path, data: tuple[Path, Path | None, bool], config, formats) -> list[FormatResult]:
+    t0 = time.perf_counter()
+    train_dir, val_dir, _ = data
 
     from edgecnn.export import export
-    from edgecnn.train.config import TrainConfig
     from edgecnn.train.fit import train
 
     held_out = f" (validation: {val_dir})" if val_dir else " (20% held out for validation)"
     log.info(f"[1/4] data: {train_dir}{held_out}")
-    config = TrainConfig(
-        arch=arch, data=str(train_dir), val=str(val_dir) if val_dir else None, out=str(out / "run"),
-        img_size=img_size, epochs=epochs, verbose=verbose, exist_ok=True,  # a quickstart folder is reused
-    )
-    if builtin:
-        config.augment = []  # flipped or rotated digits change meaning; photos keep the default augmentation
-    log.info(f"[2/4] training {arch} for up to {epochs} epochs")
+    fine_tune = f" + {config.fine_tune_epochs} fine-tuning" if config.fine_tune_epochs else ""
+    log.info(f"[2/4] training {config.arch} for up to {config.epochs}{fine_tune} epochs")
     run = train(config)
     log.info(f"      validation accuracy (Keras): {run.metrics['val_accuracy']:.1%}")
     log.info(f"[3/4] exporting {', '.join(formats)}")
@@ -133,6 +168,8 @@ def _run(out: Path, data: tuple[Path, Path | None, bool], epochs: int, arch: str
     results = measure([Path(a.path) for a in report.artifacts], [a.format for a in report.artifacts],
                       run.val.read(), run.val.labels)
     write_json(out / "quickstart.json", {
+        "arch": config.arch,
+        "img_size": config.img_size,
         "keras_val_accuracy": run.metrics["val_accuracy"],
         "results": [{"format": r.format, "path": portable_path(r.path, out), "size_bytes": r.size_bytes,
                      "accuracy": r.accuracy, "median_latency_ms": r.median_ms} for r in results],

@@ -53,3 +53,80 @@ def test_quickstart_end_to_end_prints_no_native_log_lines(tmp_path):
     assert abs(by_format["tflite-int8"]["accuracy"] - by_format["tflite-fp32"]["accuracy"]) <= 0.03
     assert by_format["tflite-int8"]["size_bytes"] < 0.5 * by_format["tflite-fp32"]["size_bytes"]
     assert all(r["path"].startswith("export/model") for r in results)  # relative, never a temp path
+
+
+# --- the architecture quickstart --data trains (issue 22 item 6) ---------------------------------------------------
+
+def _tiny_flowers(root, classes=("daisy", "rose"), train=6, val=3):
+    """A few real flowers5 photos per class, as train/ and val/."""
+    import shutil
+
+    from conftest import shared_path
+
+    for cls in classes:
+        photos = sorted(shared_path("data", "flowers5", "val", cls).glob("*.jpg"))[:train + val]
+        for split, part in (("train", photos[:train]), ("val", photos[train:])):
+            (root / split / cls).mkdir(parents=True)
+            for photo in part:
+                shutil.copy(photo, root / split / cls / photo.name)
+    return root
+
+
+@pytest.mark.slow  # about 3 minutes here: MobileNetV2 trained, exported and measured
+def test_quickstart_data_with_weights_trains_mobilenet_v2_and_says_why(tmp_path, caplog):
+    import logging
+
+    from conftest import shared_path
+
+    from edgecnn.quickstart import run_quickstart, train_defaults
+
+    weights = shared_path("weights", "mobilenet_v2_1.0_imagenet_no_top.weights.h5")
+    data = _tiny_flowers(tmp_path / "photos")
+    with caplog.at_level(logging.INFO, logger="edgecnn.quickstart"):
+        results = run_quickstart(tmp_path / "qs", data, weights=str(weights), img_size=32, epochs=1,
+                                 fine_tune_epochs=1, formats=("tflite-fp32",), verbose=0)
+    assert f"architecture: mobilenet_v2 transfer (ImageNet weights from {weights})" in caplog.messages
+    saved = json.loads((tmp_path / "qs" / "quickstart.json").read_text())
+    assert saved["arch"] == "mobilenet_v2" and saved["img_size"] == 32
+    config = json.loads((tmp_path / "qs" / "run" / "config.json").read_text())
+    assert config["weights"] == str(weights) and config["fine_tune_epochs"] == 1
+    assert config["fine_tune_layers"] == train_defaults()["fine_tune_layers"]  # `edgecnn train`'s default
+    assert [r.format for r in results] == ["tflite-fp32"] and results[0].size_bytes > 1_000_000  # a MobileNetV2
+
+
+def test_quickstart_without_reachable_weights_falls_back_to_simple_cnn_and_says_why(tmp_path, monkeypatch):
+    """An empty Keras cache and a download that fails (no network: the download is replaced in-process, so the
+    test does not depend on this machine's network)."""
+    from edgecnn import quickstart_arch
+    from edgecnn.errors import UsageError
+
+    tried = []
+
+    def no_network(home):
+        tried.append(home)
+        raise OSError("URL fetch failure: [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(quickstart_arch, "download_weights", no_network)
+    home = tmp_path / "empty-keras-home"
+    home.mkdir()
+    choice = quickstart_arch.choose_arch(None, None, builtin=False, home=home)
+    assert tried == [home] and (choice.arch, choice.weights) == ("simple_cnn", None)
+    assert choice.reason == ("simple_cnn: ImageNet weights unavailable (download failed: URL fetch failure: [Errno -2] "
+                             "Name or service not known); pass --weights PATH for MobileNetV2 transfer")
+    with pytest.raises(UsageError, match=r"^--weights imagenet: ImageNet weights unavailable \(download failed"):
+        quickstart_arch.choose_arch(None, "imagenet", builtin=False, home=home)  # asked for: an error, not a fallback
+    assert quickstart_arch.choose_arch(None, None, builtin=True, home=home).arch == "simple_cnn"  # digits: no lookup
+    assert quickstart_arch.choose_arch("mobilenet_v2", None, builtin=False, home=home).img_size == 128
+    assert len(tried) == 2
+
+
+def test_quickstart_missing_weights_file_is_one_error_line(tmp_path, capsys):
+    from edgecnn.cli import main
+
+    data = _tiny_flowers(tmp_path / "photos", train=1, val=1)
+    code = main(["quickstart", "--data", str(data), "--out", str(tmp_path / "qs"), "--weights",
+                 str(tmp_path / "missing.weights.h5")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error.splitlines() == [f"error: weights file not found: {tmp_path}/missing.weights.h5; "
+                                                f"pass --weights imagenet, none or an existing .weights.h5 file"]
+    assert not (tmp_path / "qs" / "run").exists()  # nothing trained
