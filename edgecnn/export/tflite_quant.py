@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from edgecnn._native import native_stderr
+from edgecnn.compat import calibrate_only, mlir_quantize
 from edgecnn.tflite_metadata import model_schema
 
 
@@ -28,7 +29,7 @@ def calibrate(converter, representative: Callable[[], Iterable]) -> bytes:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.experimental_mlir_quantizer = True
-    converter._experimental_calibrate_only = True  # noqa: SLF001  (the debugger's documented route)
+    calibrate_only(converter)
     with contextlib.redirect_stdout(io.StringIO()), native_stderr():
         return converter.convert()
 
@@ -37,11 +38,10 @@ def quantize(calibrated: bytes, io_type: str = "uint8", float_nodes: Iterable[st
              numeric_verify: bool = False) -> bytes:
     """Quantize a calibrated model: int8 everywhere but ``float_nodes`` (tensor names), I/O of ``io_type``."""
     import tensorflow as tf
-    from tensorflow.lite.python import convert
 
     dtype = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io_type]
     with native_stderr():  # "fully_quantize: 0, inference_type: 6, ..."
-        return convert.mlir_quantize(
+        return mlir_quantize(
             calibrated, disable_per_channel=False, fully_quantize=False, input_data_type=dtype,
             output_data_type=dtype, enable_numeric_verify=numeric_verify,
             denylisted_nodes=list(float_nodes) or None,

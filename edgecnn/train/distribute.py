@@ -18,6 +18,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from edgecnn.compat import patch_keras_multi_worker
 from edgecnn.errors import ClusterError, UsageError, first_line
 
 log = logging.getLogger("edgecnn.train")
@@ -94,7 +95,7 @@ def make_strategy(cluster: Cluster):
         log.info(f"cluster: this is worker {cluster.rank} of {cluster.count}"
                  f"{' (the chief)' if cluster.is_chief else ''}; waiting for every worker to join")
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        _patch_keras_for_multi_worker()
+        patch_keras_multi_worker()
         return strategy
     return tf.distribute.MirroredStrategy() if len(tf.config.list_physical_devices("GPU")) > 1 else None
 
@@ -128,46 +129,3 @@ def barrier(strategy) -> None:
 
     strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
 
-
-def _patch_keras_for_multi_worker() -> None:
-    """Two fixes Keras 3 needs to fit under MultiWorkerMirroredStrategy (keras-team/keras#20585).
-
-    Keras averages each step's scalar logs with ``strategy.reduce(..., axis=0)``, which fails on scalars, and
-    builds the model from one batch reduced across workers, which fails on per-replica values. Here the logs
-    are averaged across workers with ``axis=None`` and the model is built from this worker's own batch.
-    """
-    from keras.src import tree
-    from keras.src.backend.tensorflow import trainer
-
-    if getattr(trainer, "_edgecnn_patched", False):
-        return
-    needed = ("reduce_per_replica", "_collective_all_reduce_multi_worker", "TensorFlowTrainer")
-    if not all(hasattr(trainer, name) for name in needed) or not hasattr(trainer.TensorFlowTrainer,
-                                                                         "_maybe_symbolic_build"):
-        import keras
-
-        raise UsageError(f"multi-worker training works around a bug of Keras 3.15's TensorFlow trainer, which "
-                         f"Keras {keras.__version__} does not match; install keras 3.15 or train on one machine")
-    import tensorflow as tf
-
-    reduce_per_replica = trainer.reduce_per_replica
-
-    def reduce_logs(values, strategy, reduction="auto"):
-        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
-            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
-        return reduce_per_replica(values, strategy, reduction)
-
-    def symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None:
-            for _, _, it in iterator:
-                batch = next(it)
-                data_batch = tree.map_structure(
-                    lambda v: (self.distribute_strategy.experimental_local_results(v)[0]
-                               if isinstance(v, tf.distribute.DistributedValues) else v), batch)
-                break
-        with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-    trainer.reduce_per_replica = reduce_logs
-    trainer.TensorFlowTrainer._maybe_symbolic_build = symbolic_build
-    trainer._edgecnn_patched = True

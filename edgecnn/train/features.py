@@ -120,8 +120,8 @@ class LiteBottom:
 
     def __init__(self, net, threads: int):
         import tensorflow as tf
-        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+        from edgecnn.compat import freeze_variables
         from edgecnn.runtime.litert import import_interpreter
 
         started = time.perf_counter()
@@ -137,7 +137,7 @@ class LiteBottom:
         # The weights frozen into constants, then the converter's graph path: ~4x faster than from_keras_model (a
         # SavedModel round trip) on MobileNetV2. (from_concrete_functions with a Keras 3 model as trackable_obj is
         # as slow and leaves resource variables that LiteRT reads uninitialised: NaN under XNNPACK.)
-        frozen = convert_variables_to_constants_v2(function)
+        frozen = freeze_variables(function)
         names = {t.name for t in frozen.outputs}
         tensors = [function.structured_outputs[key].name for key in keys]
         if not set(tensors) <= names:
