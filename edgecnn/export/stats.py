@@ -78,6 +78,15 @@ def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
     return low, high
 
 
+def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion ``k / n`` (one accuracy on ``n`` images)."""
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def paired_difference(reference_correct: np.ndarray, export_correct: np.ndarray,
                       confidence: float = CONFIDENCE) -> PairedDifference:
     """Accuracy difference (export - reference) on the same images, with its score interval."""
