@@ -1,8 +1,9 @@
-"""Live progress bars on a terminal: decoding, feature passes, steps within an epoch.
+"""Live progress bars on a terminal: decoding, feature passes, steps within an epoch, benchmark steps.
 
 A bar shows only when stderr is a terminal and ``edgecnn`` messages at INFO are on (not ``-q``); in logs and
 pipes nothing is drawn and the one-line messages (``logging``) tell the story. rich draws the bars; while a bar
-is live, rich passes log lines through above it.
+is live, rich passes log lines through above it. :func:`live` counts units (images, batches);
+:func:`steps` names a few long steps, each one INFO line where no bar is drawn.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class Bar:
     def __init__(self, progress=None, task=None):
         self._progress, self._task = progress, task
 
+    @property
+    def drawn(self) -> bool:
+        return self._progress is not None
+
     def advance(self, n: float = 1) -> None:
         if self._progress is not None:
             self._progress.advance(self._task, n)
@@ -56,6 +61,30 @@ def live(total: float, description: str, unit: str = "images", scale: float = 1.
         return
     with progress:
         yield Bar(progress, progress.add_task(description, total=total))
+
+
+class Steps:
+    """``step(name)`` before each of ``total`` named steps: the bar's description, else one INFO line ``[i/n] name``."""
+
+    def __init__(self, bar: Bar, total: int, log: logging.Logger):
+        self._bar, self.total, self.done, self._log = bar, total, 0, log
+
+    def step(self, what: str) -> None:
+        if self._bar.drawn:
+            self._bar.update(self.done)
+            self._bar.describe(what)
+        else:
+            self._log.info(f"[{self.done + 1}/{self.total}] {what}")
+        self.done += 1
+
+
+@contextlib.contextmanager
+def steps(total: int, description: str, log: logging.Logger, plain: bool = False) -> Iterator[Steps]:
+    """:class:`Steps` on a live bar (none when ``plain``, or where :func:`enabled` says no)."""
+    with (contextlib.nullcontext(Bar()) if plain else live(total, description, unit="steps")) as bar:
+        counter = Steps(bar, total, log)
+        yield counter
+        bar.update(counter.done)
 
 
 def _progress(unit: str, scale: float, force: bool):

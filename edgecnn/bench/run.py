@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import tempfile
@@ -16,15 +17,17 @@ from typing import Optional
 
 import numpy as np
 
+from edgecnn import progress
 from edgecnn.bench import findings as findings_mod
 from edgecnn.bench import images as images_mod
-from edgecnn.bench.progress import Progress
 from edgecnn.bench.result import FAILED, Row, WorkerResult
 from edgecnn.bench.sources import Candidate, resolve
 from edgecnn.bench.worker import TOP_K
 from edgecnn.errors import EdgeCNNError, ModelError, UsageError
 from edgecnn.formats import parse_formats
 from edgecnn.machine import cores, machine_info
+
+log = logging.getLogger("edgecnn.bench")
 
 WORKER_TIMEOUT_S = 1800
 RESULT_FILES = ("results.json", "results.csv", "results.md")  # what a run writes into --out (report.write_all)
@@ -120,7 +123,7 @@ def _benchmark(config: BenchConfig, out: Path) -> BenchResult:
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as tmp:
         sets = _image_sets(candidates, config.data, Path(tmp))
         steps = sum(len(threads) if c.path else 1 for c in candidates)
-        with Progress(steps, plain=config.plain_progress) as bar:
+        with progress.steps(steps, "benchmark", log, plain=config.plain_progress) as bar:
             for cand in candidates:
                 for i, t in enumerate(threads if cand.path else [None]):
                     bar.step(f"{cand.format} threads={t or 'default'}")

@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
+import numpy as np
+
 PERCENTILES = (50, 90, 99)
+PERCENTILE_METHOD = "linear"  # numpy's default: interpolates between the two nearest timings
 LATENCY_KEYS = ("min", "mean", "std", "p50", "p90", "p99", "max")
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default method) of already sorted values."""
-    if not sorted_values:
-        raise ValueError("percentile of no values")
-    pos = (len(sorted_values) - 1) * q / 100.0
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
 def latency_stats(times_ms: Sequence[float]) -> dict[str, float]:
     """min, mean, std (population), p50, p90, p99, max of ``times_ms``."""
-    values = sorted(float(t) for t in times_ms)
-    if not values:
+    values = np.asarray(times_ms, dtype=np.float64)
+    if not values.size:
         raise ValueError("no timings to summarize")
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
-    out = {"min": values[0], "mean": mean, "std": std}
-    out.update({f"p{q}": percentile(values, q) for q in PERCENTILES})
-    out["max"] = values[-1]
-    return {k: round(v, 4) for k, v in out.items()}
+    out = {"min": values.min(), "mean": values.mean(), "std": values.std()}
+    out.update(zip((f"p{q}" for q in PERCENTILES), np.percentile(values, PERCENTILES, method=PERCENTILE_METHOD)))
+    out["max"] = values.max()
+    return {k: round(float(v), 4) for k, v in out.items()}
 
 
 def throughput(batch: int, mean_ms: float) -> float:
