@@ -247,3 +247,24 @@ def test_deploy_collect_gives_the_service_the_boards_collection_folder():
     result = edgecnn("deploy", "EXPORT", "pi@h", "--collect", "--camera-args", "--collect /tmp/x")
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "pass --collect to deploy" in lines[0], result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.train
+def test_train_on_the_base_and_the_pulled_folder_records_both(board, tmp_path):
+    from test_train import make_colour_folder
+
+    _collect_on_board(board, ["red", "blue", "red", "green", "blue"], 1_765_300_000.0)
+    field = tmp_path / "field"
+    assert pull(board, field).returncode == 0
+    base = make_colour_folder(tmp_path / "base", per_class=5)
+    run = tmp_path / "run"
+    result = edgecnn("train", "--arch", "simple_cnn", "--data", base, "--data", field, "--img-size", 24, "--epochs", 1,
+                     "--batch-size", 8, "--augment", "none", "--eager", "--out", run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"+5 training images from {field.resolve()}" in result.stderr
+    report = json.loads((run / "data_report.json").read_text())
+    assert report["roots"][1] == {"path": str(field.resolve()), "role": "added to training", "images": 5,
+                                  "per_class": [2, 1, 2], "collection": True}
+    assert report.get("skipped_count", 0) == 0  # index.csv and .sidecars/ are not read as images
+    assert json.loads((run / "config.json").read_text())["more_data"] == [str(field.resolve())]
