@@ -90,6 +90,18 @@ def test_class_output_comes_first_in_each_format(colour_run):
 
 
 @pytest.mark.train
+def test_standard_tflite_metadata_describes_both_outputs(colour_run):
+    from edgecnn.tflite_metadata import METADATA_KEY, metadata_schema
+    from edgecnn.tflite_metadata.read import read_metadata
+
+    _, folder, _, _ = colour_run
+    data = read_metadata(folder / "model_int8.tflite", METADATA_KEY)
+    graph = metadata_schema().ModelMetadata.GetRootAs(data, 0).SubgraphMetadata(0)
+    assert graph.OutputTensorMetadataLength() == 2  # one entry per output tensor, as metadata readers require
+    assert graph.OutputTensorMetadata(1).Name() == b"features"
+
+
+@pytest.mark.train
 def test_export_writes_feature_stats_that_flag_photos_unlike_the_training_colours(colour_run, flowers_dir):
     from edgecnn.data import load_folder
 

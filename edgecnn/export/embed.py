@@ -58,6 +58,7 @@ def standard_metadata(card: ModelCard, num_outputs: int) -> bytes:
         probabilities=card.output_kind in ("softmax", "sigmoid"),
         labels_file=LABELS_FILE if _standard_labels(card, num_outputs) else None,
         author="edgecnn",
+        features=int((card.extra.get("features") or {}).get("size") or 0),
     )
 
 

@@ -78,11 +78,13 @@ def build_standard_metadata(
     probabilities: bool,
     labels_file: Optional[str] = LABELS_FILE,
     author: Optional[str] = None,
+    features: int = 0,
 ) -> bytes:
     """The ``TFLITE_METADATA`` flatbuffer for a single-input image classifier.
 
     ``mean``/``std``: the input's normalization ``(pixel - mean) / std`` (for quantized inputs, of
-    the real values the quantization encodes). ``probabilities``: outputs are scores in 0..1.
+    the real values the quantization encodes). ``probabilities``: outputs are scores in 0..1. ``features``: the
+    size of a second output, the pooled features (0: none).
     """
     import flatbuffers
 
@@ -90,6 +92,8 @@ def build_standard_metadata(
     graph = schema.SubGraphMetadataT()
     graph.inputTensorMetadata = [_image_input(schema, [float(v) for v in mean], [float(v) for v in std], channels)]
     graph.outputTensorMetadata = [_scores_output(schema, num_outputs, probabilities, labels_file)]
+    if features:
+        graph.outputTensorMetadata.append(_features_output(schema, features))
     meta = schema.ModelMetadataT()
     meta.name, meta.description, meta.version, meta.author = name, description, version, author
     meta.subgraphMetadata = [graph]
@@ -119,6 +123,16 @@ def _image_input(schema, mean: list[float], std: list[float], channels: int):
     image.stats.min = [(0.0 - m) / s for m, s in zip(mean, std)]
     image.stats.max = [(255.0 - m) / s for m, s in zip(mean, std)]
     return image
+
+
+def _features_output(schema, size: int):
+    features = schema.TensorMetadataT()
+    features.name = "features"
+    features.description = f"The {size} pooled features that feed the classifier's head (novelty scores)."
+    features.content = schema.ContentT()
+    features.content.contentPropertiesType = schema.ContentProperties.FeatureProperties
+    features.content.contentProperties = schema.FeaturePropertiesT()
+    return features
 
 
 def _scores_output(schema, num_outputs: int, probabilities: bool, labels_file: Optional[str]):
