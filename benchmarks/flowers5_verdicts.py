@@ -5,7 +5,7 @@ of the float and quantized formats validated on all 866 val images (WORK/seedN/e
 onnx-int8's figures with QDQ unfused (the int8 arithmetic export judges on x86 CPUs without VNNI; on other CPUs
 export judges ONNX Runtime's own kernels). Prints the README table's rows, latency left out.
 
-    .venv/bin/python tools/flowers5_verdicts.py --work /tmp/f5 --seeds 1,2
+    .venv/bin/python benchmarks/flowers5_verdicts.py --work /tmp/f5 --seeds 1,2
 
 About 4 minutes a seed on 2 cores; not part of CI.
 """

@@ -11,7 +11,7 @@ Step 2: `edgecnn export RUN_DIR --formats all`, then print each artifact's size,
 agreement with Keras and the accuracy of both on the whole flowers5/val
 (866 images), and the int8 / fp32 TFLite size ratio.
 
-    /work/venv/bin/python tools/flowers5_export_check.py --run-dir /tmp/flowers5_run --out /tmp/flowers5_export
+    .venv/bin/python experiments/flowers5_export_check.py --run-dir /tmp/flowers5_run --out /tmp/flowers5_export
 
 Slow (a few minutes on 2 cores); not part of CI.
 """

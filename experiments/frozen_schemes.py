@@ -1,6 +1,6 @@
 """Which features the frozen phase's head should train on when augmentation is asked for: accuracy and cost.
 
-    .venv/bin/python benchmarks/bench_frozen_schemes.py --copies 2 --seeds 3
+    .venv/bin/python experiments/frozen_schemes.py --copies 2 --seeds 3
 
 MobileNetV2 @128 with the shared ImageNet weights on flowers5: the pooled backbone features of the training
 images as they are (clean) and of ``--copies`` augmented versions (the README's default augmentation) are
@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("--copies", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "frozen_schemes.json"))
+    parser.add_argument("--out", default=str(REPO / "experiments" / "results" / "frozen_schemes.json"))
     args = parser.parse_args()
 
     import numpy as np

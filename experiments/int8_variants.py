@@ -6,8 +6,8 @@ max probability difference, size as a share of fp32, and latency relative to
 fp32 (median of interleaved single-image runs, 1 thread, measured in this run).
 Models run through edgecnn's runtime (``Classifier``), as a device runs them.
 
-    .venv/bin/python tools/int8_variants.py /work/runs/flowers-s1 --out /work/runs/quant/variants-s1
-    .venv/bin/python tools/int8_variants.py RUN --variants baseline,balanced,float3 --debug-top 12
+    .venv/bin/python experiments/int8_variants.py /work/runs/flowers-s1 --out /work/runs/quant/variants-s1
+    .venv/bin/python experiments/int8_variants.py RUN --variants baseline,balanced,float3 --debug-top 12
 
 Slow (minutes per variant on 2 cores); not part of CI. Writes OUT/variants.json and OUT/<variant>.tflite.
 """

@@ -8,7 +8,7 @@ int8 kernels this CPU picks) and, for reference, with QDQ unfused (the int8
 arithmetic without this CPU's kernels). Latency is relative to the float ONNX
 model, measured interleaved in this run.
 
-    .venv/bin/python tools/onnx_int8_variants.py /work/runs/flowers-s1 --out /work/runs/quant/onnx-s1
+    .venv/bin/python experiments/onnx_int8_variants.py /work/runs/flowers-s1 --out /work/runs/quant/onnx-s1
 
 Slow; not part of CI. Writes OUT/onnx_variants.json.
 """

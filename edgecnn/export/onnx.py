@@ -32,7 +32,7 @@ def export_fp32(job: ExportJob, fmt: Format, dest: Path) -> ModelCard:
 # emulated-2026-11-28) they follow the QDQ graph's int8 arithmetic (unfused) up to rounding, not bit for bit. x86
 # with VNNI accumulates in 32 bits as ARM does; not measured here. No setup avoids the saturation without losing
 # accuracy: uint8 weights (U8U8) lose 2.7 points on flowers5 (7-bit weights, reduce_range, 6);
-# tools/onnx_int8_variants.py measures them. The card says so and the runtime warns on such CPUs.
+# experiments/onnx_int8_variants.py measures them. The card says so and the runtime warns on such CPUs.
 INT8_SATURATION_FREE_ON = ["arm", "x86-vnni"]  # card: CPUs whose ONNX Runtime int8 kernels do not saturate
 ONNX_INT8_SETUP = {"format": "QDQ", "activations": "int8", "weights": "int8 per channel, symmetric",
                    "calibration": "MinMax"}

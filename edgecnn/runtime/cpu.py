@@ -3,8 +3,8 @@
 On x86 CPUs without VNNI, ONNX Runtime multiplies int8 weights with VPMADDUBSW,
 whose 16-bit pair sums saturate: an int8 ONNX model then scores lower than its
 int8 arithmetic does on ARM (or, by design, on x86 with VNNI: AVX-VNNI, AVX512-VNNI). The
-card of such a model says where they do not (``int8_saturation_free_on``; cards
-written before 2026-11-28 say ``int8_exact_on``) and the runtime warns once per
+card of such a model says where they do not (``int8_saturation_free_on``; older
+cards say ``int8_exact_on``) and the runtime warns once per
 model on such a CPU. No TensorFlow, no numpy.
 """
 

@@ -8,8 +8,8 @@ augmentation layers) lies; BatchNormalization layers that do not train run in in
 layers below it are a pure function of the image.
 
 The pass below the split runs on LiteRT (fp32, XNNPACK) when the bottom network converts with TFLite's
-builtin ops and its first batch matches TensorFlow's: ~2x the TensorFlow graph's images/s on MobileNetV2,
-conversion included (2-core AMD EPYC, AVX2). Otherwise (or ``engine="tf"``) the TensorFlow graph runs;
+builtin ops and its first batch matches TensorFlow's: faster than the TensorFlow graph, conversion included
+(benchmarks/README.md, "Frozen layers on LiteRT"). Otherwise (or ``engine="tf"``) the TensorFlow graph runs;
 ``eager`` runs it eagerly.
 """
 
@@ -134,9 +134,9 @@ class LiteBottom:
             return dict(zip(keys, out if isinstance(out, (list, tuple)) else [out]))
 
         function = tf.function(call, input_signature=[spec], autograph=False).get_concrete_function()
-        # The weights frozen into constants, then the converter's graph path: ~4x faster than from_keras_model (a
-        # SavedModel round trip) on MobileNetV2. (from_concrete_functions with a Keras 3 model as trackable_obj is
-        # as slow and leaves resource variables that LiteRT reads uninitialised: NaN under XNNPACK.)
+        # The weights frozen into constants, then the converter's graph path: faster than from_keras_model (a
+        # SavedModel round trip; benchmarks/README.md). (from_concrete_functions with a Keras 3 model as
+        # trackable_obj is as slow and leaves resource variables that LiteRT reads uninitialised: NaN under XNNPACK.)
         frozen = freeze_variables(function)
         names = {t.name for t in frozen.outputs}
         tensors = [function.structured_outputs[key].name for key in keys]
