@@ -8,6 +8,7 @@ A pull interrupted anywhere before the second run removes nothing; the next one 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ def pull(opts: job.Options, out: str, remote_dir: str = COLLECT_DIR) -> list[Pul
             removal = ansible.run_playbook("collect_remove.yml", inventory, {**extravars, "edgecnn_pulled": pulled},
                                            forks=opts.forks)
             _merge_removal(results, removal)
+    with contextlib.suppress(OSError):
+        incoming.rmdir()  # kept only while it holds an archive not yet stored
     return results
 
 
