@@ -58,8 +58,9 @@ def colour_run(tmp_path_factory):
 @pytest.mark.parametrize("name", ["model_fp32.tflite", "model_int8.tflite", "model.onnx"])
 def test_exported_features_match_keras(colour_run, name):
     from edgecnn.export.features import predict_with_features
+    from edgecnn.formats import format_for_path
 
-    model, folder, val, _ = colour_run
+    model, folder, val, report = colour_run
     scores, reference = predict_with_features(model, val.images)
     assert reference.shape == (len(val.images), model.get_layer("fc").units)  # the input of the final Dense
     with Classifier(folder / name) as clf:
@@ -74,6 +75,8 @@ def test_exported_features_match_keras(colour_run, name):
         np.testing.assert_allclose(features, reference, atol=1e-4, rtol=1e-4)
         np.testing.assert_allclose(np.stack([p.probabilities for p in predictions]), scores, atol=1e-5)
     np.testing.assert_allclose(one.features, features[0], atol=1e-6)
+    checked = report.artifact(format_for_path(name).name).validation["features"]  # the export compared them too
+    assert checked["present"] and checked["correlation"] > 0.99
 
 
 @pytest.mark.train

@@ -107,6 +107,7 @@ def _export(model, fmts: list[Format], out: Path, labels, calib_data, calib_samp
                                "normalizes inside itself; if it expects normalized input, the device will misclassify")
     probe = check_set if check_set is not None else (job.calibration or synthetic_images(source.input_shape, 16))
     outputs, features = predict_with_features(source.model, probe.images)
+    job.reference_features = features if check_set is not None else None
     report.output_kind = _settle_output_kind(source, outputs, probe.source, output_kind, report.warnings)
     stats = _features(source, run_dir, check_set, features, val_samples, seed, report)
     reference = outputs if check_set is not None else None
@@ -189,7 +190,7 @@ def _export_one(job: ExportJob, fmt: Format, out: Path, check_set, reference, wa
         log.info(f"{fmt.name}: largest quantization errors (RMS, in quantization steps; 0.29 is rounding alone): "
             + ", ".join(f"{e['layer']} {e['rmse_over_scale']:.2f}" for e in worst))
     if check_set is not None:
-        entry.validation = _validate(fmt, dest, check_set, reference)
+        entry.validation = _validate(job, fmt, dest, check_set, reference)
         log.info(f"{fmt.name}: {size / 1024:.0f} KB, {summary(entry.validation)}")
         for warning in filter(None, (_verdict_warning(fmt, entry.validation), _cpu_warning(fmt, entry.validation))):
             warnings.append(warning)
@@ -199,11 +200,11 @@ def _export_one(job: ExportJob, fmt: Format, out: Path, check_set, reference, wa
     return entry
 
 
-def _validate(fmt: Format, dest: Path, check_set, reference) -> dict:
+def _validate(job: ExportJob, fmt: Format, dest: Path, check_set, reference) -> dict:
     from edgecnn.export import validate
     from edgecnn.runtime.cpu import int8_saturates_here
 
-    outputs = validate.run_artifact(dest, check_set.images)
+    outputs, features = validate.run_artifact(dest, check_set.images)
     this_cpu = None
     if fmt.backend == "onnx" and fmt.quantization == "int8" and int8_saturates_here(fmt.name):
         # Judge the int8 arithmetic the artifact means (what ARM computes up to rounding); this CPU's figures too.
@@ -217,6 +218,8 @@ def _validate(fmt: Format, dest: Path, check_set, reference) -> dict:
                                 "rounding (emulated Cortex-A72/A76)")
         result["this_cpu"] = {**this_cpu.to_dict(), "note": "ONNX Runtime's int8 kernels on this x86 CPU without "
                                                             "VNNI saturate"}
+    if job.reference_features is not None:
+        result["features"] = validate.compare_features(job.reference_features, features)
     if judgement.problems:
         result["problems"] = judgement.problems
     if not judgement.passed:

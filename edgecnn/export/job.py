@@ -27,6 +27,7 @@ class ExportJob:
     int8_float_layers: str | None = None  # tflite-int8: "auto", a count, or comma-separated layer names
     written: dict[str, Path] = field(default_factory=dict)  # format name -> artifact already written
     details: dict[str, dict] = field(default_factory=dict)  # format name -> what the exporter reports
+    reference_features: Any = None  # the Keras model's features of the validation images (numpy), when it has them
 
     @property
     def model(self):

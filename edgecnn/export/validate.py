@@ -108,8 +108,9 @@ def judge(fmt: Format, figures: Figures) -> Judgement:
     return Judgement(PASS, [], passed=True, backed=backed)
 
 
-def run_artifact(path: Path, images: np.ndarray) -> np.ndarray:
-    """Class probabilities of the exported model at ``path`` for uint8 RGB ``images``.
+def run_artifact(path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class probabilities of the exported model at ``path`` for uint8 RGB ``images``, and its features output
+    (None when it has none).
 
     Runs through edgecnn's runtime (``Classifier``: its backend, preprocessing
     from the card, quantized I/O) exactly as a device would.
@@ -124,7 +125,18 @@ def run_artifact(path: Path, images: np.ndarray) -> np.ndarray:
     with Classifier(path, card=find_card(path)) as classifier:
         predictions = [p for start in range(0, len(images), CHUNK)
                        for p in classifier.predict_batch(list(images[start:start + CHUNK]), order="RGB")]
-    return np.stack([p.probabilities for p in predictions])
+    features = None if predictions[0].features is None else np.stack([p.features for p in predictions])
+    return np.stack([p.probabilities for p in predictions]), features
+
+
+def compare_features(reference: np.ndarray, exported: np.ndarray | None) -> dict:
+    """How close an artifact's features output is to the Keras model's (reported, not judged)."""
+    if exported is None or exported.shape != reference.shape:
+        return {"present": exported is not None, "matches_keras_shape": False}
+    diff = np.abs(exported.astype(np.float64) - reference)
+    return {"present": True, "max_abs_diff": float(diff.max()),
+            "max_abs_diff_over_range": float(diff.max() / max(float(np.abs(reference).max()), 1e-12)),
+            "correlation": float(np.corrcoef(exported.ravel(), reference.ravel())[0, 1])}
 
 
 def exact_onnx_int8(path: Path, images: np.ndarray) -> np.ndarray:
