@@ -268,3 +268,26 @@ def test_train_on_the_base_and_the_pulled_folder_records_both(board, tmp_path):
                                   "per_class": [2, 1, 2], "collection": True}
     assert report.get("skipped_count", 0) == 0  # index.csv and .sidecars/ are not read as images
     assert json.loads((run / "config.json").read_text())["more_data"] == [str(field.resolve())]
+
+
+def test_the_field_loop_guide_runs_the_loop_and_its_commands_parse(capsys):
+    """docs/field-loop.md: deploy/camera with --collect, pull, train on two roots, export, compare, deploy; every
+    `edgecnn ...` command in it parses with edgecnn's real argparse (parsed only)."""
+    from test_readme import edgecnn_commands
+
+    from edgecnn.cli import build_parser
+
+    commands = edgecnn_commands(Path(__file__).resolve().parents[1] / "docs" / "field-loop.md")
+    verbs = []
+    for argv in commands:
+        try:
+            args = build_parser().parse_args(argv[1:])
+        except SystemExit:
+            pytest.fail(f"`{' '.join(argv)}` does not parse: {capsys.readouterr().err.strip()}")
+        verbs.append(argv[1])
+        if argv[1] in ("deploy", "camera"):
+            assert args.collect, argv
+        if argv[1] == "train":
+            assert len(args.data) >= 2, argv
+    steps = [v for i, v in enumerate(verbs) if i == 0 or v != verbs[i - 1]]
+    assert steps == ["deploy", "camera", "collect", "train", "export", "benchmark", "evaluate", "deploy"], verbs
