@@ -1,5 +1,5 @@
 """Shared fixtures: where ../shared lives, and small real images; the image cache in a private folder; train-side tests
-skip without the train extra."""
+(the ``train`` marker) skip without the train extra; ``pytest`` alone runs the fast set (``-m slow``: the rest)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,52 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGECNN_SHARED", REPO / ".." / "shared")).resolve()
-TRAIN_EXTRA = ("keras", "sklearn")  # modules of the train extra that train-side code imports
+# What the train extra adds to a device install (tools/arm64 installs the device extra, pytest, Pillow and onnx).
+TRAIN_EXTRA = ("tensorflow", "keras", "tf2onnx", "sklearn", "scipy", "matplotlib")
+TRAIN_MISSING = [name for name in TRAIN_EXTRA if find_spec(name) is None]  # find_spec imports nothing
+TRAIN_STACK = not TRAIN_MISSING  # a train-side test file imports the stack at its top only when this holds
+
+
+def skip_file_without_train_extra() -> None:
+    """At the top of a file of ``train`` tests that imports the stack there: without the extra, skip the file first.
+
+    The same rule as the marker (one fact, TRAIN_MISSING); with the extra installed the imports run and a failing
+    one is a collection error, not a skip.
+    """
+    if TRAIN_MISSING:
+        pytest.skip(f"needs the train extra ({', '.join(TRAIN_MISSING)} not installed)", allow_module_level=True)
+
+
+def runs_the_fast_set(config) -> bool:
+    """A bare ``pytest`` (no path, ``-k`` or ``-m`` given), as the README's test command runs it: the fast set.
+
+    Naming a file, a test, ``-k`` or ``-m`` selects exactly that (``-m slow``: the rest, as CI runs it next).
+    """
+    args = config.invocation_params.args
+    marks = bool(config.option.markexpr) or any(a.startswith("-m") for a in args)
+    return not (config.option.file_or_dir or config.option.keyword or marks)
+
+
+def pytest_report_header(config):
+    if runs_the_fast_set(config):
+        return "the fast set: tests marked slow are deselected (pytest -m slow runs them, pytest -m '' everything)"
+    return None
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``train`` skip where only the device extra is installed (a Raspberry Pi, tools/arm64)."""
-    missing = [name for name in TRAIN_EXTRA if find_spec(name) is None]
-    if missing:
-        skip = pytest.mark.skip(reason=f"needs the train extra ({', '.join(missing)} not installed)")
+    """A bare ``pytest`` deselects the tests marked ``slow``; tests marked ``train`` skip without the train extra.
+
+    ``train`` is the one mechanism for "needs the train stack" (a Raspberry Pi, tools/arm64, installs the device
+    extra): where the extra is installed these tests run, and an import that fails in them fails the test (no
+    ``pytest.importorskip`` turning a broken install into a skip).
+    """
+    if runs_the_fast_set(config):
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
+    if TRAIN_MISSING:
+        skip = pytest.mark.skip(reason=f"needs the train extra ({', '.join(TRAIN_MISSING)} not installed)")
         for item in items:
             if item.get_closest_marker("train"):
                 item.add_marker(skip)

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import skip_file_without_train_extra
 
-pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.train  # skipped without the train extra (conftest.py)
+skip_file_without_train_extra()  # before importing the stack
+
+import keras  # noqa: E402
 
 from edgecnn.card import ModelCard  # noqa: E402
 from edgecnn.errors import CardError  # noqa: E402

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import skip_file_without_train_extra
 
-pytest.importorskip("scipy")
+pytestmark = pytest.mark.train  # scipy; skipped without the train extra (conftest.py)
+skip_file_without_train_extra()  # before importing scipy
 
 from scipy.optimize import brentq  # noqa: E402
 from scipy.special import gammaln  # noqa: E402

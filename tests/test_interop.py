@@ -25,7 +25,9 @@ SIZE = 8
 @pytest.fixture(scope="module")
 def tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return pytest.importorskip("tensorflow")
+    import tensorflow
+
+    return tensorflow
 
 
 def _brightness_tflite(tf, outputs: int = 2) -> bytes:
@@ -64,6 +66,7 @@ def _gray(tmp_path, level: int):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_export_embedding_keeps_card_and_standard_metadata_and_label_zip(tf, tmp_path):
     from edgecnn.export.embed import embed_in_tflite
 
@@ -86,6 +89,7 @@ def test_export_embedding_keeps_card_and_standard_metadata_and_label_zip(tf, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_binary_sigmoid_export_labels_its_single_output_with_the_positive_class(tf, tmp_path):
     from edgecnn.export.embed import embed_in_tflite
 
@@ -96,6 +100,7 @@ def test_binary_sigmoid_export_labels_its_single_output_with_the_positive_class(
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_float_model_with_standard_normalization_0_255_is_fed_0_to_1(tf, tmp_path, capsys):
     """A model made elsewhere (no edgecnn card) whose metadata says mean 0 / std 255, as MediaPipe Model Maker's."""
     from edgecnn.cli import main
@@ -123,6 +128,7 @@ def test_float_model_with_standard_normalization_0_255_is_fed_0_to_1(tf, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_float_model_without_metadata_still_falls_back_with_a_note(tf, tmp_path, caplog):
     path = tmp_path / "bare.tflite"
     path.write_bytes(_brightness_tflite(tf))
@@ -173,9 +179,9 @@ def mediapipe():
 @pytest.fixture(scope="module")
 def flowers_export(tmp_path_factory):
     """A small CNN trained briefly on real flowers5 photos, exported to tflite-fp32 and tflite-int8."""
+    import keras
     from conftest import shared_path
 
-    keras = pytest.importorskip("keras")
     from edgecnn.data import load_folder
     from edgecnn.export import export
     from edgecnn.models import create_model
@@ -201,6 +207,7 @@ def flowers_export(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["model_fp32.tflite", "model_int8.tflite"])
+@pytest.mark.train
 def test_mediapipe_image_classifier_agrees_with_edgecnn(mediapipe, flowers_export, fmt):
     tool, target = mediapipe
     export_dir, images = flowers_export

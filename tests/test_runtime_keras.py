@@ -1,6 +1,6 @@
 """Runtime vs Keras on small real models converted here: TFLite fp32/int8, ONNX (tf2onnx), Keras itself.
 
-Needs TensorFlow (skipped without it); builds and converts in ~15 s, so marked slow.
+Needs the train extra (the ``train`` marker skips it without); builds and converts in ~15 s, so marked slow.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from edgecnn.card import ModelCard, Normalization
 from edgecnn.runtime import Classifier, softmax
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.train]
 
 SIZE = 16
 LABELS = ["daisy", "rose", "tulip"]
@@ -29,7 +29,9 @@ def _card(fmt, output_kind="softmax", labels=LABELS, quantization="none"):
 @pytest.fixture(scope="module")
 def tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return pytest.importorskip("tensorflow")
+    import tensorflow
+
+    return tensorflow
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +170,8 @@ def test_sigmoid_tflite_is_binary(artifacts, images):
 
 
 def test_card_embedded_in_tflite_metadata(artifacts, images, tmp_path):
-    embed = pytest.importorskip("edgecnn.export.embed")
+    from edgecnn.export import embed
+
     paths, expected = artifacts
     card = _card("tflite-fp32", labels=["x", "y", "z"])
     path = tmp_path / "embedded.tflite"  # no sidecar card

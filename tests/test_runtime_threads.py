@@ -74,8 +74,8 @@ def test_onnx_classifier_is_safe_to_share(tmp_path):
 
 @pytest.fixture(scope="module")
 def keras_model(tmp_path_factory):
-    keras = pytest.importorskip("keras")
-    pytest.importorskip("tensorflow")
+    import keras
+
     model = keras.Sequential([
         keras.Input((16, 16, 3)),
         keras.layers.GlobalAveragePooling2D(),
@@ -88,6 +88,7 @@ def keras_model(tmp_path_factory):
 
 
 @pytest.mark.slow  # converts a (tiny) Keras model
+@pytest.mark.train
 def test_litert_classifier_is_safe_to_share(keras_model, tmp_path):
     import tensorflow as tf
 
@@ -100,6 +101,7 @@ def test_litert_classifier_is_safe_to_share(keras_model, tmp_path):
 
 
 @pytest.mark.slow  # builds a (tiny) Keras model
+@pytest.mark.train
 def test_keras_classifier_is_safe_to_share(keras_model):
     _, path = keras_model
     with Classifier(path, labels=LABELS, mean=0, std=255) as clf:
@@ -108,6 +110,7 @@ def test_keras_classifier_is_safe_to_share(keras_model):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_predict_batch_and_preprocess_share_the_lock(tmp_path, keras_model):
     """predict_batch and preprocess from other threads do not disturb predict either."""
     _, path = keras_model

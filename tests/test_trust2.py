@@ -186,10 +186,10 @@ def test_benchmark_into_an_out_another_benchmark_holds_is_one_error_line(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_train_into_an_out_another_run_holds_is_one_error_line(tmp_path):
     from test_contract import edgecnn
 
-    pytest.importorskip("keras")
     data, out = tmp_path / "data", tmp_path / "run"
     for name, rgb in (("a", (200, 0, 0)), ("b", (0, 0, 200))):
         for i in range(4):

@@ -105,7 +105,6 @@ def _edgecnn(*args, cache_dir: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """``edgecnn train`` on 2 x 12 photos and one corrupt JPEG: (run directory, data folder, the command's result)."""
-    pytest.importorskip("keras")
     tmp = tmp_path_factory.mktemp("trust3")
     data = _jpegs(tmp / "data", per_class=12)
     result = _edgecnn("train", "--arch", "simple_cnn", "--data", data, "--img-size", 32, "--epochs", 1,
@@ -147,7 +146,8 @@ def test_evaluate_prints_only_edgecnn_lines_on_a_folder_with_a_corrupt_jpeg(trai
 
 @pytest.mark.train
 def test_a_rerun_after_an_interrupted_export_succeeds_without_force(tmp_path, monkeypatch):
-    keras = pytest.importorskip("keras")
+    import keras
+
     from edgecnn import export as export_module
     from edgecnn.card import ModelCard, Normalization
     from edgecnn.formats import FORMATS
@@ -282,7 +282,6 @@ class _Trained(Exception):
 
 
 def _no_training(monkeypatch):
-    pytest.importorskip("keras")
     import edgecnn.train.fit
 
     def train(config):
