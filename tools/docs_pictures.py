@@ -11,7 +11,9 @@ the labelled validation photos. Pictures (each made by edgecnn itself):
     benchmark.png           `edgecnn benchmark EXPORT_DIR --data VAL_DIR`
     preview.png             headless Chromium's screenshot of `edgecnn camera MODEL --serve` on a flower photo
 
-``--only`` picks some of them; ``--text DIR`` also keeps each command's output there as plain text.
+The committed preview.png shows a 512 x 340 sunflower photo from Open Images V5 (CC BY 2.0; ``--photo``), larger
+than flowers5's 128 px photos. ``--only`` picks some of them; ``--text DIR`` also keeps each command's output
+there as plain text.
 :func:`preview_screenshot` takes the camera options as a parameter, so other previews (drift plots) reuse it.
 """
 
@@ -34,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PICTURES = ("quickstart", "history", "confusion", "benchmark", "preview")
 MAX_PNG_BYTES = 200_000
-WINDOW = (820, 760)  # browser window for the preview screenshot: the stream and the top-5 list
+WINDOW = (820, 600)  # browser window for the preview screenshot: a 512 px wide frame and the top-5 list
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars")
@@ -134,8 +136,8 @@ def benchmark_picture(export: Path, val: Path, dest: Path, work: Path, text: Pat
 # --- preview.png ------------------------------------------------------------------------------------------------
 
 def photo_folder(photo: Path, folder: Path, copies: int = 120) -> Path:
-    """A camera --source folder showing one photo ``copies`` times (a steady label for the screenshot)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """A new camera --source folder showing one photo ``copies`` times (a steady label for the screenshot)."""
+    folder.mkdir(parents=True)
     for i in range(copies):
         shutil.copyfile(photo, folder / f"{i:04d}{photo.suffix}")
     return folder
@@ -212,7 +214,8 @@ def _stop(camera: subprocess.Popen) -> None:
 
 
 def preview_picture(model: Path, photo: Path, dest: Path, work: Path, text: Path | None = None) -> PreviewShot:
-    source = photo_folder(photo, work / "camera-source")
+    work.mkdir(parents=True, exist_ok=True)
+    source = photo_folder(photo, Path(tempfile.mkdtemp(dir=work, prefix="camera-source-")) / "photos")
     shot = preview_screenshot(model, source, dest, ("--fps", str(PREVIEW_FPS)))
     shrink_png(dest)
     save_text(text, "camera.txt", f"edgecnn camera {model} --source {source} --headless --serve 127.0.0.1:PORT "
@@ -237,7 +240,7 @@ def make(names: list[str], args: argparse.Namespace, work: Path) -> list[Path]:
         "history": lambda: history_picture(args.run, out / "flowers-history.png"),
         "confusion": lambda: confusion_picture(args.run, args.val, out / "flowers-confusion.png", work, text),
         "benchmark": lambda: benchmark_picture(args.export, args.val, out / "benchmark.png", work, text),
-        "preview": lambda: preview_picture(args.export / "model_int8.tflite", _photo(args.val),
+        "preview": lambda: preview_picture(args.export / "model_int8.tflite", args.photo or _photo(args.val),
                                            out / "preview.png", work, text).png,
     }
     made = []
@@ -255,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", type=Path, help="labelled validation photos, one sub-folder per class")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img", help="default: docs/img")
     parser.add_argument("--only", default=",".join(PICTURES), help=f"some of {','.join(PICTURES)} (default: all)")
+    parser.add_argument("--photo", type=Path,
+                        help="the photo the camera preview shows (default: the first sunflower in --val)")
     parser.add_argument("--text", type=Path, help="also keep each command's output here as plain text")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     args = parser.parse_args(argv)
