@@ -107,6 +107,14 @@ def _read_member(tar: tarfile.TarFile, name: str, sha256: str) -> bytes | None:
     return data if hashlib.sha256(data).hexdigest() == sha256 else None
 
 
+def _write_frame(out: Path, file: str, name: str, picture: bytes, sidecar: bytes) -> None:
+    try:
+        _write_synced(out / SIDECARS / f"{name}{store.SIDECAR_SUFFIX}", sidecar)
+        _write_synced(out / file, picture)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out / file} ({exc.strerror or exc})") from None
+
+
 def _row(file: str, host: str, meta: dict) -> dict:
     row = {key: meta.get(key) for key in INDEX_COLUMNS[2:]}
     return {"file": file, "host": host, **{k: "" if v is None else v for k, v in row.items()}}
@@ -136,14 +144,16 @@ def store_archive(archive: Path, out: Path, host: str) -> Stored:
             except ValueError:
                 meta = {}
             file = f"{class_folder(meta.get(store.PREDICTED))}/{name}{store.IMAGE_SUFFIX}"
-            _write_synced(out / SIDECARS / f"{name}{store.SIDECAR_SUFFIX}", sidecar)
-            _write_synced(out / file, picture)
+            _write_frame(out, file, name, picture, sidecar)
             rows.append(_row(file, host, meta))
             known.add(f"{name}{store.IMAGE_SUFFIX}")
             result.verified.append(stem)
             result.new += 1
     if result.new:
-        _write_index(out, rows)  # before the board removes anything
+        try:
+            _write_index(out, rows)  # before the board removes anything
+        except OSError as exc:
+            raise OutputError(f"cannot write {out / INDEX_FILE} ({exc.strerror or exc})") from None
     archive.unlink()
     if result.corrupt:
         log.warning(f"warning: {host}: {result.corrupt} frames did not match their checksum; left on the board")

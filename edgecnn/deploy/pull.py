@@ -17,6 +17,7 @@ from pathlib import Path
 from edgecnn.collect import store
 from edgecnn.collect.sorted_folder import Stored, store_archive
 from edgecnn.deploy import COLLECT_DIR, ansible, job
+from edgecnn.errors import OutputError
 from edgecnn.table import text_table
 
 log = logging.getLogger("edgecnn.deploy")
@@ -58,7 +59,7 @@ def pull(opts: job.Options, out: str, remote_dir: str = COLLECT_DIR) -> list[Pul
                                                            forks=opts.forks)]
         for r in results:
             if r.outcome.ok and int(r.outcome.result.get("count", 0)):
-                r.stored = store_archive(incoming / f"{r.outcome.host}.tar", out_dir, r.outcome.host)
+                _store(r, incoming / f"{r.outcome.host}.tar", out_dir)
         pulled = {r.outcome.host: (r.stored.verified if r.stored else []) for r in results if r.outcome.ok}
         if pulled:
             removal = ansible.run_playbook("collect_remove.yml", inventory, {**extravars, "edgecnn_pulled": pulled},
@@ -67,6 +68,14 @@ def pull(opts: job.Options, out: str, remote_dir: str = COLLECT_DIR) -> list[Pul
     with contextlib.suppress(OSError):
         incoming.rmdir()  # kept only while it holds an archive not yet stored
     return results
+
+
+def _store(r: Pulled, archive: Path, out_dir: Path) -> None:
+    """Store one host's archive; a failure here (an unreadable archive, a full disk) fails that host only."""
+    try:
+        r.stored = store_archive(archive, out_dir, r.outcome.host)
+    except OutputError as exc:
+        r.outcome.ok, r.outcome.message = False, f"{exc}; nothing was removed from the board"
 
 
 def _merge_removal(results: list[Pulled], removal: list[ansible.Outcome]) -> None:
