@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,7 +93,9 @@ def test_links_land_on_files_and_headings(page):
 def test_pictures_exist():
     missing = sorted({str(path.relative_to(REPO)) for page in pages() for _, path, _ in local_links(page)
                       if path.suffix in IMAGE_SUFFIXES and not path.exists()})
-    tracked = subprocess.run(["git", "ls-files", "docs/img"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    git = shutil.which("git")  # absent on the emulated board, where the repository is a copy
+    tracked = subprocess.run([git, "ls-files", "docs/img"], cwd=REPO, capture_output=True, text=True).stdout.split() \
+        if git else []
     if missing and not set(missing) & set(tracked):
         pytest.skip(f"pictures not made yet (never committed): {', '.join(missing)}")
     assert missing == []
