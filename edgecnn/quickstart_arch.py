@@ -50,7 +50,8 @@ def imagenet_weights(home: Path | None = None) -> tuple[str | None, str]:
     try:
         path = download_weights(home)
     except Exception as exc:  # noqa: BLE001  (urllib, socket and Keras errors come in many types)
-        return None, f"ImageNet weights unavailable (download failed: {first_line(exc, 160)})"
+        why = first_line(exc).replace(KERAS_WEIGHTS_URL, "Keras' address")[:160]  # the cause, not the long URL
+        return None, f"ImageNet weights unavailable (download failed: {why})"
     return path, f"ImageNet weights downloaded to {path}"
 
 

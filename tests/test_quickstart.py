@@ -104,15 +104,18 @@ def test_quickstart_without_reachable_weights_falls_back_to_simple_cnn_and_says_
 
     def no_network(home):
         tried.append(home)
-        raise OSError("URL fetch failure: [Errno -2] Name or service not known")
+        # Keras' own message when the name does not resolve
+        raise Exception(f"URL fetch failure on {quickstart_arch.KERAS_WEIGHTS_URL}: None -- [Errno -2] Name or "
+                        f"service not known")
 
     monkeypatch.setattr(quickstart_arch, "download_weights", no_network)
     home = tmp_path / "empty-keras-home"
     home.mkdir()
     choice = quickstart_arch.choose_arch(None, None, builtin=False, home=home)
     assert tried == [home] and (choice.arch, choice.weights) == ("simple_cnn", None)
-    assert choice.reason == ("simple_cnn: ImageNet weights unavailable (download failed: URL fetch failure: [Errno -2] "
-                             "Name or service not known); pass --weights PATH for MobileNetV2 transfer")
+    assert choice.reason == ("simple_cnn: ImageNet weights unavailable (download failed: URL fetch failure on Keras' "
+                             "address: None -- [Errno -2] Name or service not known); pass --weights PATH for "
+                             "MobileNetV2 transfer")
     with pytest.raises(UsageError, match=r"^--weights imagenet: ImageNet weights unavailable \(download failed"):
         quickstart_arch.choose_arch(None, "imagenet", builtin=False, home=home)  # asked for: an error, not a fallback
     assert quickstart_arch.choose_arch(None, None, builtin=True, home=home).arch == "simple_cnn"  # digits: no lookup

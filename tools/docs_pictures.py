@@ -99,7 +99,7 @@ def quickstart_picture(dest: Path, work: Path, text: Path | None = None) -> Path
 
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    output = edgecnn("quickstart", "--exist-ok", cwd=work)
+    output = edgecnn("quickstart", cwd=Path(tempfile.mkdtemp(dir=work)))  # as a new user types it
     seconds = time.perf_counter() - started
     save_text(text, "quickstart.txt", "edgecnn quickstart", output + f"# {seconds:.0f} s wall clock\n")
     console = Console(record=True, width=100, file=io.StringIO(), force_terminal=True)
