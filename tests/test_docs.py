@@ -22,7 +22,8 @@ IMAGE_SUFFIXES = (".png", ".svg", ".gif", ".jpg")
 
 
 def pages() -> list[Path]:
-    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "devices" / "README.md"]
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "devices").glob("*README.md")),
+            *sorted((REPO / "devices").glob("*/README.md"))]
 
 
 def slug(heading: str) -> str:
