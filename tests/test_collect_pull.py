@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_deploy import _free_port, _make_user
+from test_deploy import _free_port, _make_user, boards, exports  # noqa: F401 (fixtures)
 
 from edgecnn.collect import store
 from edgecnn.collect.sorted_folder import INDEX_FILE, SIDECARS, class_folder, host_name, store_archive
@@ -93,6 +93,17 @@ def test_only_frames_matching_the_manifest_are_stored(tmp_path):
         pass
     with pytest.raises(OutputError, match="manifest.json"):
         store_archive(tmp_path / "d.tar", out, "h")
+
+
+def test_a_frame_that_cannot_be_written_here_is_one_error_and_nothing_is_indexed(tmp_path):
+    stems = write_collection(tmp_path / "board", ["red"])
+    _pack(tmp_path / "board", tmp_path / "a.tar")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "red").write_text("a file where the class folder goes")
+    with pytest.raises(OutputError, match="cannot write .*red"):
+        store_archive(tmp_path / "a.tar", out, "h")
+    assert not (out / INDEX_FILE).exists() and (tmp_path / "board" / f"{stems[0]}.jpg").is_file()
 
 
 # ------------------------------------------------------------------ slow: real SSH, real Ansible
@@ -291,3 +302,33 @@ def test_the_field_loop_guide_runs_the_loop_and_its_commands_parse(capsys):
             assert len(args.data) >= 2, argv
     steps = [v for i, v in enumerate(verbs) if i == 0 or v != verbs[i - 1]]
     assert steps == ["deploy", "camera", "collect", "train", "export", "benchmark", "evaluate", "deploy"], verbs
+
+
+@pytest.mark.slow
+@pytest.mark.train
+def test_deploy_collect_then_pull_end_to_end(boards, exports, tmp_path):  # noqa: F811
+    """edgecnn deploy --collect gives the board's camera its collection folder; the camera run there keeps frames;
+    edgecnn collect pull brings them home sorted and empties the board's folder."""
+    from test_deploy import deploy
+
+    good, _ = exports
+    result, host = deploy(boards, good, "--format", "tflite-int8", "--collect", "--camera-args",
+                          "--collect-random 1 --collect-rate 600/min")
+    assert result.returncode == 0, result.stderr[-3000:]
+    home, user = boards["homes"]["good"], boards["users"]["good"]
+    collection = home / COLLECT_DIR
+    assert collection.is_dir()
+    assert f"--collect {collection}" in (home / "edgecnn" / "camera.args").read_text()  # this host has no systemd
+    run = subprocess.run(["su", "-", user, "-c", 'cd ~/edgecnn && eval "set -- $(cat camera.args)" && '
+                          'venv/bin/edgecnn camera current --headless "$@"'], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    kept = sorted(p.name for p in collection.glob("*.jpg"))
+    assert kept, run.stderr[-2000:]
+    out = tmp_path / "field"
+    pulled = edgecnn("collect", "pull", host, "--out", out, "--key", boards["key"], "--known-hosts",
+                     boards["known_hosts"])
+    assert pulled.returncode == 0, pulled.stderr[-3000:]
+    assert sorted(p.name[len(host_name(host)) + 1:] for p in out.glob("*/*.jpg")) == kept
+    assert {p.parent.name for p in out.glob("*/*.jpg")} <= {"blue", "green", "red"}
+    assert not list(collection.iterdir())
