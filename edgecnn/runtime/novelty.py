@@ -5,7 +5,7 @@ An export keeps statistics of the pooled features of its training images
 (at most 64), each class's mean and the inverse of the within-class covariance,
 shrunk toward a multiple of the identity (Ledoit-Wolf). A frame's score is
 
-    sqrt(min over classes of (z - m_c)' P (z - m_c)  +  r² / mean training r²)
+    sqrt(min over classes of (z - m_c)' P (z - m_c)  +  (D - k) r² / mean training r²)
 
 with ``z`` its features projected on the axes and ``r`` their distance from
 the axes' subspace: a Mahalanobis distance to the nearest class plus what the
@@ -36,7 +36,7 @@ EXPLAINED = 0.99
 MAX_BYTES = 1_000_000  # the file stays under this: fewer axes for very wide features
 PERCENTILE = 99.0  # the threshold: this percentile of the validation images' scores
 SCORE = ("sqrt(Mahalanobis distance² to the nearest class mean on the top principal axes (Ledoit-Wolf shrunk "
-         "within-class covariance) + squared distance from those axes / its mean on the training images)")
+         "within-class covariance) + (D - k) x squared distance from those axes / its mean on the training images)")
 _ARRAYS = ("mean", "components", "class_means", "precision")
 
 
@@ -96,7 +96,9 @@ class FeatureStats:
         residual = np.maximum(np.sum(x * x, axis=1) - np.sum(z * z, axis=1), 0.0)
         diff = z[:, None, :] - self.class_means[None]  # (N, C, k)
         mahalanobis = np.einsum("nck,kl,ncl->nc", diff, self.precision, diff).min(axis=1)
-        return np.sqrt(np.maximum(mahalanobis, 0.0) + residual / self.residual)
+        # The residual spans feature_dim - k directions: weighted by their number (as the Mahalanobis term sums k).
+        left_out = self.feature_dim - len(self.components)
+        return np.sqrt(np.maximum(mahalanobis, 0.0) + residual / self.residual * left_out)
 
     def score(self, features: np.ndarray) -> float:
         """Novelty of one frame's features (1-D): higher is more unlike the training images."""
