@@ -148,6 +148,8 @@ def _check(stats: FeatureStats) -> None:
     if stats.mean.shape != (dim,) or stats.class_means.shape[1:] != (k,) or stats.precision.shape != (k, k):
         raise ValueError(f"inconsistent shapes: mean {stats.mean.shape}, axes {stats.components.shape}, "
                          f"class means {stats.class_means.shape}, precision {stats.precision.shape}")
+    if stats.meta.get("score", SCORE) != SCORE:  # its threshold was calibrated on another formula's scores
+        raise ValueError("made for an earlier novelty score")
 
 
 def _ledoit_wolf(x: np.ndarray, dof: int) -> tuple[np.ndarray, float]:
