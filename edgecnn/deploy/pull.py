@@ -60,7 +60,9 @@ def pull(opts: job.Options, out: str, remote_dir: str = COLLECT_DIR) -> list[Pul
         for r in results:
             if r.outcome.ok and int(r.outcome.result.get("count", 0)):
                 _store(r, incoming / f"{r.outcome.host}.tar", out_dir)
-        pulled = {r.outcome.host: (r.stored.verified if r.stored else []) for r in results if r.outcome.ok}
+        # hosts that packed frames: their verified ones and the archive go (an empty archive stays, tiny)
+        pulled = {r.outcome.host: (r.stored.verified if r.stored else []) for r in results
+                  if r.outcome.ok and int(r.outcome.result.get("count", 0))}
         if pulled:
             removal = ansible.run_playbook("collect_remove.yml", inventory, {**extravars, "edgecnn_pulled": pulled},
                                            forks=opts.forks)
