@@ -226,6 +226,18 @@ def test_an_unreachable_board_is_one_error_line_and_nothing_is_created(tmp_path)
     assert not list(out.rglob("*.jpg"))
 
 
+def test_bad_pull_arguments_are_one_line_errors(tmp_path):
+    (tmp_path / "file").write_text("x")
+    for args, expected in ((("--out", tmp_path / "o"), "no host"), (("pi@", "--out", tmp_path / "o"), "expected user@"),
+                           (("pi@h", "--out", tmp_path / "file"), "cannot create a folder there"),
+                           (("pi@h",), "required: --out")):
+        result = edgecnn("collect", "pull", *args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+        assert expected in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
 def test_the_pull_playbooks_are_valid_ansible_and_packaged():
     pytest.importorskip("ansible_runner")
     import tomllib

@@ -53,7 +53,11 @@ def pull(opts: job.Options, out: str, remote_dir: str = COLLECT_DIR) -> list[Pul
     incoming = out_dir / INCOMING
     with tempfile.TemporaryDirectory(prefix="edgecnn-pull-") as tmp:
         inventory = job.inventory_file(opts, Path(tmp))  # bad hosts: one error line, nothing created
-        incoming.mkdir(parents=True, exist_ok=True)
+        try:
+            incoming.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"--out {out}: cannot create a folder there ({exc.strerror or exc}); pass a folder "
+                              f"path") from None
         extravars = {**_vars(remote_dir), "edgecnn_pull_incoming": str(incoming.resolve())}
         results = [Pulled(o) for o in ansible.run_playbook("collect_pull.yml", inventory, extravars,
                                                            forks=opts.forks)]
