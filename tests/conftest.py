@@ -93,3 +93,54 @@ def pytest_unconfigure(config):
     folder = getattr(config, "_edgecnn_cache", None)
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- one tiny trained model for the whole session --------------------------------------------------------------------
+COLOUR_SIZE = 24
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+
+
+def colour_folder(root: Path, per_class: int, seed: int) -> Path:
+    """One noisy flat colour per class (PNG): a tiny learnable dataset."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, colour in COLOURS.items():
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 30, (COLOUR_SIZE, COLOUR_SIZE, 3)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def colour_run(tmp_path_factory):
+    """A simple_cnn trained briefly on colour images, saved as a run folder (model, labels, config), and exported
+    to tflite-fp32, tflite-int8 and onnx: (Keras model, export folder, val images, export report).
+
+    Built once per session for every file that needs a small real trained export (tests marked ``train``);
+    read it, do not change it: write into your own tmp_path.
+    """
+    import json
+
+    import keras
+
+    from edgecnn.data import load_folder
+    from edgecnn.export import export
+    from edgecnn.models import create_model
+
+    root = tmp_path_factory.mktemp("colour_run")
+    train, val = colour_folder(root / "train", 30, seed=0), colour_folder(root / "val", 12, seed=1)
+    data = load_folder(train, COLOUR_SIZE)
+    keras.utils.set_random_seed(0)
+    model = create_model("simple_cnn", 3, (COLOUR_SIZE, COLOUR_SIZE, 3))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(data.images.astype("float32"), data.labels, epochs=3, batch_size=16, verbose=0)
+    run = root / "run"
+    run.mkdir()
+    model.save(run / "model.keras")
+    (run / "labels.txt").write_text("".join(f"{c}\n" for c in data.class_names))
+    (run / "config.json").write_text(json.dumps({"data": str(train), "val": str(val)}))
+    report = export(run, "tflite-fp32,tflite-int8,onnx", root / "export", calib_samples=30)
+    return model, root / "export", load_folder(val, COLOUR_SIZE), report

@@ -279,32 +279,14 @@ def test_preview_serves_the_drift_report_and_plots(coral_model):
 
 
 @pytest.fixture(scope="module")
-def colour_export(tmp_path_factory):
-    """A simple_cnn trained briefly on noisy flat colours, exported to tflite-int8 with its features and their
-    training statistics (feature_stats.npz), and the colour images it has not seen."""
-    keras = pytest.importorskip("keras")
-    from test_novelty import SIZE as COLOUR_SIZE
-    from test_novelty import _colour_folder
+def colour_export(colour_run, tmp_path_factory):
+    """The session's colour-trained simple_cnn (conftest.py) as tflite-int8 with its features and their training
+    statistics (feature_stats.npz), and colour images it has not seen."""
+    from conftest import colour_folder
 
-    from edgecnn.data import load_folder
-    from edgecnn.export import export
-    from edgecnn.models import create_model
-
-    root = tmp_path_factory.mktemp("colours")
-    train, val = _colour_folder(root / "train", 30, seed=0), _colour_folder(root / "val", 12, seed=1)
-    data = load_folder(train, COLOUR_SIZE)
-    keras.utils.set_random_seed(0)
-    model = create_model("simple_cnn", 3, (COLOUR_SIZE, COLOUR_SIZE, 3))
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(data.images.astype("float32"), data.labels, epochs=3, batch_size=16, verbose=0)
-    run = root / "run"
-    run.mkdir()
-    model.save(run / "model.keras")
-    (run / "labels.txt").write_text("".join(f"{c}\n" for c in data.class_names))
-    (run / "config.json").write_text(json.dumps({"data": str(train), "val": str(val)}))
-    export(run, "tflite-int8", root / "export", calib_samples=30)
-    unseen = _colour_folder(root / "unseen", 4, seed=2)
-    return root / "export" / "model_int8.tflite", sorted(unseen.glob("*/*.png"))
+    _, folder, _, _ = colour_run
+    unseen = colour_folder(tmp_path_factory.mktemp("colours") / "unseen", 4, seed=2)
+    return folder / "model_int8.tflite", sorted(unseen.glob("*/*.png"))
 
 
 @pytest.mark.train

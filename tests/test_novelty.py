@@ -3,55 +3,15 @@ the runtime returns the features, and FeatureStats scores how unlike the trainin
 
 from __future__ import annotations
 
-import json
 import logging
 import tarfile
 
 import numpy as np
 import pytest
-from PIL import Image
+from conftest import COLOUR_SIZE, COLOURS  # colour_run: the session's tiny trained export (conftest.py)
 
 from edgecnn.runtime import Classifier
 from edgecnn.runtime.novelty import FeatureStats
-
-SIZE = 24
-COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
-
-
-def _colour_folder(root, per_class: int, seed: int):
-    """One noisy flat colour per class: a tiny learnable dataset."""
-    rng = np.random.default_rng(seed)
-    for name, colour in COLOURS.items():
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            pixels = np.clip(np.array(colour) + rng.normal(0, 30, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{i}.png")
-    return root
-
-
-@pytest.fixture(scope="module")
-def colour_run(tmp_path_factory):
-    """A simple_cnn trained briefly on colour images, saved as a run folder (model, labels, config), and exported
-    to tflite-fp32, tflite-int8 and onnx."""
-    keras = pytest.importorskip("keras")
-    from edgecnn.data import load_folder
-    from edgecnn.export import export
-    from edgecnn.models import create_model
-
-    root = tmp_path_factory.mktemp("novelty")
-    train, val = _colour_folder(root / "train", 30, seed=0), _colour_folder(root / "val", 12, seed=1)
-    data = load_folder(train, SIZE)
-    keras.utils.set_random_seed(0)
-    model = create_model("simple_cnn", 3, (SIZE, SIZE, 3))
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(data.images.astype("float32"), data.labels, epochs=3, batch_size=16, verbose=0)
-    run = root / "run"
-    run.mkdir()
-    model.save(run / "model.keras")
-    (run / "labels.txt").write_text("".join(f"{c}\n" for c in data.class_names))
-    (run / "config.json").write_text(json.dumps({"data": str(train), "val": str(val)}))
-    report = export(run, "tflite-fp32,tflite-int8,onnx", root / "export", calib_samples=30)
-    return model, root / "export", load_folder(val, SIZE), report
 
 
 @pytest.mark.train
@@ -119,7 +79,7 @@ def test_export_writes_feature_stats_that_flag_photos_unlike_the_training_colour
         assert stats is not None and stats.threshold == pytest.approx(summary["threshold"], abs=1e-4)
         assert clf.card.extra["features"]["output"] == "features"
         inside = np.array([stats.score(p.features) for p in clf.predict_batch(list(val.images), order="RGB")])
-        photos = load_folder(flowers_dir / "val", SIZE, limit_per_class=6).images
+        photos = load_folder(flowers_dir / "val", COLOUR_SIZE, limit_per_class=6).images
         outside = np.array([stats.score(p.features) for p in clf.predict_batch(list(photos), order="RGB")])
     assert np.mean(inside > stats.threshold) <= 1 / 36 + 1e-9  # the 99th percentile of these very images
     assert np.mean(outside > stats.threshold) >= 0.8, (np.median(outside), stats.threshold)
