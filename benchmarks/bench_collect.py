@@ -7,6 +7,7 @@ camera runs over it, alternating without and with ``--collect`` (the same `edgec
 and reports:
 
 - FPS with / without --collect: per pair, and their ratio's median with a 95 % t-interval over the pairs (log ratio);
+  the same for the process's CPU ms per frame (steadier than FPS on a machine others load);
 - what --collect kept: the share of non-flower frames among the kept ones against their share of the stream
   (enrichment; 95 % Clopper-Pearson interval of the kept share divided by the stream share), overall and per rule;
 - the collection folder's bytes against --collect-budget.
@@ -26,6 +27,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -77,20 +79,24 @@ def write_video(path: Path, photos: list[np.ndarray], hold: int) -> None:
     writer.release()
 
 
-def camera(model: str, video: Path, collect: Path | None, extra: list[str]) -> tuple[list[dict], dict]:
-    """One `edgecnn camera --json` run: the per-frame lines and the summary."""
+def camera(model: str, video: Path, collect: Path | None, extra: list[str]) -> tuple[dict, float]:
+    """One `edgecnn camera --json` run: its summary, and the CPU ms per frame of this process (all its threads:
+    the loop, the capture reader, the collector's writer) over the whole run."""
     argv = ["camera", model, "--source", str(video), "--headless", "--json"]
     argv += (["--collect", str(collect)] + extra) if collect else []
     out = io.StringIO()
+    cpu = time.process_time()
     with contextlib.redirect_stdout(out):
         rc = cli.main(argv)
+    cpu = time.process_time() - cpu
     if rc:
         sys.exit(f"edgecnn {' '.join(argv)} failed ({rc})")
-    lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    return lines[:-1], lines[-1]["summary"]
+    summary = json.loads(out.getvalue().splitlines()[-1])["summary"]
+    return summary, 1000 * cpu / summary["frames"]
 
 
-def fps_ratio(pairs: list[tuple[float, float]]) -> dict:
+def ratio(pairs: list[tuple[float, float]]) -> dict:
+    """with/without over paired runs: the median, and the geometric mean with its 95 % t-interval (log ratios)."""
     logs = np.log([w / wo for wo, w in pairs])
     n = len(logs)
     from scipy.stats import t
@@ -135,14 +141,15 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "mixed.avi"
         write_video(video, photos, args.hold)
-        pairs, kept, summary = [], [], {}
+        pairs, cpu_pairs, kept, summary = [], [], [], {}
         for i in range(args.repeats):
-            _, without = camera(args.model, video, None, extra)
+            without, cpu_without = camera(args.model, video, None, extra)
             folder = Path(tmp) / f"collect{i}"
-            _, summary = camera(args.model, video, folder, extra)
+            summary, cpu_with = camera(args.model, video, folder, extra)
             pairs.append((without["fps"], summary["fps"]))
-            print(f"pair {i + 1}: {without['fps']:.1f} FPS without, {summary['fps']:.1f} FPS with --collect",
-                  flush=True)
+            cpu_pairs.append((cpu_without, cpu_with))
+            print(f"pair {i + 1}: {without['fps']:.1f} FPS without, {summary['fps']:.1f} FPS with --collect; CPU "
+                  f"{cpu_without:.1f} / {cpu_with:.1f} ms a frame", flush=True)
             kept = [c.meta for c in iter_collection(folder)]  # the last run, as the summary
             on_disk = sum(f.stat().st_size for f in folder.iterdir() if not f.name.startswith("."))
 
@@ -154,14 +161,15 @@ def main(argv=None) -> int:
                    "hold": args.hold, "size": list(SIZE), "seed": args.seed,
                    "non_flower": "random crops of the Coral test photos " + ", ".join(OTHERS)},
         "camera_options": extra,
-        "fps": fps_ratio(pairs),
+        "fps": ratio(pairs),
+        "cpu_ms_per_frame": ratio(cpu_pairs),
         "kept": enrichment(kept, other, args.hold),
         "collect_summary": collect,
         "disk": {"bytes": on_disk, "budget_bytes": collect["budget_bytes"],
                  "within_budget": on_disk <= collect["budget_bytes"]},
         "machine": machine_info(),
     }
-    print(json.dumps({k: result[k] for k in ("fps", "kept", "disk")}, indent=1))
+    print(json.dumps({k: result[k] for k in ("fps", "cpu_ms_per_frame", "kept", "disk")}, indent=1))
     if args.out:
         write_json(args.out, result)
     return 0
