@@ -72,3 +72,28 @@ def test_entries_are_replaced_not_duplicated_and_the_model_still_runs(coral_dir,
     original, rewritten = Classifier(coral_dir / CORAL_MODEL), Classifier(path)
     image = coral_dir / "cat.bmp"
     assert (rewritten.predict(image, top_k=5).top == original.predict(image, top_k=5).top)
+
+
+def test_without_a_model_schema_reading_degrades_and_writing_says_what_to_install(coral_dir, tmp_path):
+    """A device with neither ai-edge-litert nor TensorFlow (tflite_runtime only): no card, never a crash."""
+    code = textwrap.dedent(f"""
+        import json, sys
+        for name in ("ai_edge_litert", "tensorflow"):
+            sys.modules[name] = None
+        from edgecnn.errors import BackendUnavailableError
+        from edgecnn.tflite_metadata.read import buffers_in_bounds, custom_ops, read_metadata
+        from edgecnn.tflite_metadata.write import add_entries
+        model = {str(coral_dir / CORAL_MODEL)!r}
+        try:
+            add_entries(open(model, "rb").read(), {{"edgecnn.note": b"x"}})
+            error = None
+        except BackendUnavailableError as exc:
+            error = str(exc)
+        print(json.dumps([read_metadata(model, "min_runtime_version"), buffers_in_bounds(model), custom_ops(model),
+                          error]))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        None, True, [], "cannot write TFLite metadata: no TFLite model schema (ai_edge_litert or tensorflow); "
+                        "pip install ai-edge-litert"]

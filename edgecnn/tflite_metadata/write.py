@@ -12,6 +12,7 @@ import io
 import zipfile
 from typing import Optional, Sequence
 
+from edgecnn.errors import BackendUnavailableError
 from edgecnn.tflite_metadata import (
     LABELS_FILE,
     METADATA_IDENTIFIER,
@@ -31,7 +32,10 @@ def add_entries(model: bytes, entries: dict[str, bytes], files: Optional[dict[st
     import flatbuffers
     import numpy as np
 
-    schema = model_schema()
+    try:
+        schema = model_schema()
+    except ImportError as exc:
+        raise BackendUnavailableError(f"cannot write TFLite metadata: {exc}") from None
     obj = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
     old = obj.metadata or []
     for entry in old:
