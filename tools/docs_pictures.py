@@ -5,7 +5,7 @@
 RUN_DIR is a flowers MobileNetV2 training run (`edgecnn train`), EXPORT_DIR its `edgecnn export` folder and VAL_DIR
 the labelled validation photos. Pictures (each made by edgecnn itself):
 
-    quickstart.svg          the table `edgecnn quickstart` prints (built-in digits), rendered by rich
+    quickstart.svg          `edgecnn quickstart` on the built-in digits: its step lines and table, rendered by rich
     flowers-history.png     RUN_DIR's history.png, drawn when it trained
     flowers-confusion.png   `edgecnn evaluate RUN_DIR --data VAL_DIR`'s confusion matrix
     benchmark.png           `edgecnn benchmark EXPORT_DIR --data VAL_DIR`
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import shutil
 import signal
 import socket
@@ -40,6 +41,7 @@ WINDOW = (820, 600)  # browser window for the preview screenshot: a 512 px wide 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars")
+QUICKSTART_STEP = re.compile(r"architecture: |\[\d/4\] | +validation accuracy|done in ")  # lines the picture keeps
 PREVIEW_FPS = 2  # frames a second from the photo folder: the preview stays up while the browser loads it
 
 
@@ -57,19 +59,24 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def edgecnn(*args: str, cwd: Path | None = None, timeout: float = 1800) -> str:
-    """Run ``edgecnn ARGS`` as a user would; its output (stderr, then stdout). Fails loudly with that output."""
+def edgecnn(*args: str, cwd: Path | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """Run ``edgecnn ARGS`` as a user would; fails loudly with its output."""
     proc = subprocess.run([sys.executable, "-m", "edgecnn", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"edgecnn {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def output(proc: subprocess.CompletedProcess) -> str:
+    """What a terminal shows: stderr (progress), then stdout (tables)."""
     return proc.stderr + proc.stdout
 
 
-def save_text(folder: Path | None, name: str, command: str, output: str) -> None:
+def save_text(folder: Path | None, name: str, command: str, body: str) -> None:
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(f"$ {command}\n{output}")
+        (folder / name).write_text(f"$ {command}\n{body}")
 
 
 def copy_png(source: Path, dest: Path) -> Path:
@@ -93,18 +100,21 @@ def shrink_png(path: Path) -> Path:
 # --- quickstart.svg ---------------------------------------------------------------------------------------------
 
 def quickstart_picture(dest: Path, work: Path, text: Path | None = None) -> Path:
-    """Run ``edgecnn quickstart`` on the built-in digits in ``work`` and render its terminal output with rich."""
+    """Run ``edgecnn quickstart`` on the built-in digits in ``work`` and render its steps and table with rich."""
     from rich.console import Console
     from rich.text import Text
 
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    output = edgecnn("quickstart", cwd=Path(tempfile.mkdtemp(dir=work)))  # as a new user types it
+    proc = edgecnn("quickstart", cwd=Path(tempfile.mkdtemp(dir=work)))  # as a new user types it
     seconds = time.perf_counter() - started
-    save_text(text, "quickstart.txt", "edgecnn quickstart", output + f"# {seconds:.0f} s wall clock\n")
+    save_text(text, "quickstart.txt", "edgecnn quickstart", output(proc) + f"# {seconds:.0f} s wall clock\n")
     console = Console(record=True, width=100, file=io.StringIO(), force_terminal=True)
     console.print(Text("$ edgecnn quickstart", style="bold green"))
-    console.print(Text(output.rstrip("\n")))
+    for line in proc.stderr.splitlines():
+        if QUICKSTART_STEP.match(line):
+            console.print(Text(line, style="dim" if line.startswith(" ") else ""))
+    console.print(Text(proc.stdout.rstrip("\n"), style="bold"))
     dest.parent.mkdir(parents=True, exist_ok=True)
     console.save_svg(str(dest), title="edgecnn quickstart")
     return dest
@@ -118,18 +128,18 @@ def history_picture(run: Path, dest: Path) -> Path:
 
 def confusion_picture(run: Path, val: Path, dest: Path, work: Path, text: Path | None = None) -> Path:
     out = work / "evaluate"
-    output = edgecnn("evaluate", str(run), "--data", str(val), "--out", str(out))
-    save_text(text, "evaluate.txt", f"edgecnn evaluate {run} --data {val}", output)
+    proc = edgecnn("evaluate", str(run), "--data", str(val), "--out", str(out))
+    save_text(text, "evaluate.txt", f"edgecnn evaluate {run} --data {val}", output(proc))
     return copy_png(out / "confusion_matrix.png", dest)
 
 
 def benchmark_picture(export: Path, val: Path, dest: Path, work: Path, text: Path | None = None) -> Path:
     out = work / "benchmark"
     started = time.perf_counter()
-    output = edgecnn("benchmark", str(export), "--data", str(val), "--out", str(out), "--force", "--plain")
+    proc = edgecnn("benchmark", str(export), "--data", str(val), "--out", str(out), "--force", "--plain")
     seconds = time.perf_counter() - started
-    save_text(text, "benchmark.txt", f"time edgecnn benchmark {export} --data {val}",
-              output + f"# {seconds:.0f} s wall clock\n")
+    save_text(text, "benchmark.txt", f"edgecnn benchmark {export} --data {val}",
+              output(proc) + f"# {seconds:.0f} s wall clock\n")
     return copy_png(out / "benchmark.png", dest)
 
 
