@@ -14,6 +14,9 @@ and reports:
 
 Usage: python benchmarks/bench_collect.py MODEL [--repeats 3] [--flowers 300] [--out benchmarks/results/X.json]
         [-- extra edgecnn camera options, e.g. --collect-rate 1000/min]
+       python benchmarks/bench_collect.py MODEL --screenshot docs/img/preview-drift.png
+         (the preview with its drift plots, by tools/docs_pictures.py's preview_screenshot: a paced video of
+         flowers5 photos, then non-flower photos, taken once the recent window departs from the baseline)
 """
 
 from __future__ import annotations
@@ -125,6 +128,33 @@ def enrichment(kept: list[dict], other: list[bool], hold: int) -> dict:
             "per_rule": {r: one([m for m in kept if m["rule"] == r]) for r in rules}}
 
 
+SHOT_FLOWERS, SHOT_OTHERS, SHOT_FPS, SHOT_WINDOW = 45, 600, 15, 20  # frames; departed from about 3.7 s to 7 s
+
+
+def screenshot(model: str, dest: Path, tries: int = 4) -> None:
+    """The preview with drift plots in ``dest``: retried until the page shows the departure (it depends on when
+    Chromium comes up: the paced video keeps it for a few seconds)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from docs_pictures import preview_screenshot, shrink_png
+
+    photos, other = build_stream(SHOT_FLOWERS + SHOT_OTHERS, 0.5, seed=1)
+    flowers = [p for p, o in zip(photos, other) if not o][:SHOT_FLOWERS]
+    others = [p for p, o in zip(photos, other) if o]
+    frames = flowers + [others[i // 3 % len(others)] for i in range(SHOT_OTHERS)]
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "drift.avi"
+        write_video(video, frames, hold=1)
+        options = ("--fps", str(SHOT_FPS), "--drift-window", str(SHOT_WINDOW), "--collect", str(Path(tmp) / "c"))
+        for attempt in range(1, tries + 1):
+            shot = preview_screenshot(Path(model), video, dest, options, window=(720, 1000))
+            if 'id="drift-text" class="warn"' in shot.page:
+                shrink_png(dest)
+                print(f"wrote {dest} (attempt {attempt})")
+                return
+            print(f"attempt {attempt}: the page did not show the departure yet; again", flush=True)
+    sys.exit(f"no screenshot with the departure in {tries} attempts")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("model")
@@ -134,8 +164,12 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="pairs of runs without/with --collect")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="results JSON")
+    p.add_argument("--screenshot", metavar="PNG", help="only take the preview screenshot with drift plots")
     args, extra = p.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
+    if args.screenshot:
+        screenshot(args.model, Path(args.screenshot))
+        return 0
 
     photos, other = build_stream(args.flowers, args.other_share, args.seed)
     with tempfile.TemporaryDirectory() as tmp:

@@ -37,8 +37,8 @@ body { font-family: sans-serif; background: #111; color: #eee; margin: 1em; }
 img { max-width: 100%; border: 1px solid #444; }
 #top li { margin: .2em 0; }
 .bar { display: inline-block; height: .8em; background: #4c4; margin-right: .5em; }
-#drift svg { background: #1b1b1b; margin-right: 1em; }
-.recent { fill: #4c4; } .base { fill: #58f; } .warn { color: #fa4; }
+#drift svg { background: #1b1b1b; margin: 0 .5em .5em 0; }
+.recent { fill: #4c4; color: #4c4; } .base { fill: #58f; color: #58f; } .warn { color: #fa4; }
 </style>
 </head>
 <body>
@@ -49,8 +49,8 @@ img { max-width: 100%; border: 1px solid #444; }
 <div id="drift" hidden>
 <h2>drift <small><span class="recent">&#9632;</span> recent window <span class="base">&#9632;</span>
 <span id="base-name">first hour</span></small></h2>
-<svg id="classes" width="360" height="170" role="img" aria-label="class shares"></svg>
-<svg id="scores" width="360" height="170" role="img" aria-label="top-1 score histogram"></svg>
+<svg id="classes" width="320" height="150" role="img" aria-label="class shares"></svg>
+<svg id="scores" width="320" height="150" role="img" aria-label="top-1 score histogram"></svg>
 <p id="drift-text"></p>
 </div>
 <script>
@@ -93,9 +93,9 @@ async function refreshDrift() {
          shown.map(i => base[i]), "class shares");
     const edges = d.score_bin_edges.slice(0, -1).map(e => e.toFixed(1));
     bars(document.getElementById("scores"), edges, shares(d.recent.score_bins), shares(d.run.score_bins),
-         "top-1 score histogram (vs whole run)");
+         "top-1 score histogram (blue: whole run)");
     const tv = d.distances.class_tv_vs_baseline;
-    const c = s.collect ? `; kept ${Object.values(s.collect.kept).reduce((a, b) => a + b, 0)} frames` : "";
+    const c = s.collect ? `; frames kept: ${Object.values(s.collect.kept).reduce((a, b) => a + b, 0)}` : "";
     const text = document.getElementById("drift-text");
     text.className = d.test.departed ? "warn" : "";
     text.textContent = `class share distance ${tv === null ? "-" : tv.toFixed(2)} (threshold ${d.test.threshold}` +
