@@ -143,7 +143,7 @@ def store_archive(archive: Path, out: Path, host: str) -> Stored:
             result.verified.append(stem)
             result.new += 1
     if result.new:
-        os.sync()  # the frames on disk before the index names them (one sync: 8x faster than an fsync per file)
+        os.sync()  # the frames on disk before the index names them (a sync per archive, not an fsync per file)
         try:
             _write_index(out, rows)
         except OSError as exc:
