@@ -184,7 +184,7 @@ def test_duplicates_are_kept_once(coral_model, tmp_path, capsys):
 
 
 def test_a_full_queue_drops_frames_without_waiting(coral_model, tmp_path):
-    """Big real frames (12 MP): the writer needs far longer per frame than the loop hands them over."""
+    """Big real frames (12 MP): the writer (JPEG encoding, 0.1 s) is slower than handing a frame over (a copy)."""
     path, labels = coral_model
     big = cv2.resize(photos(flowers=0)[1], (4000, 3000))
     result = FrameClassifier(Classifier(path, labels=labels))(big, 5)
@@ -192,16 +192,12 @@ def test_a_full_queue_drops_frames_without_waiting(coral_model, tmp_path):
     rules = Rules(RuleSettings(rules=("random",), random=1.0))
     collector = Collector(store, rules, Origin("m.tflite", "test"), RateLimit(10**6), queue_size=2)
     collector.duplicates.max_diff = -1  # every frame counts as new here: this test is about the queue
-    waits = []
     for i in range(20):
-        started = time.perf_counter()
         collector.handle(FrameEvent(i, time.time(), big, result, True, 0, 30.0))
-        waits.append(time.perf_counter() - started)
     collector.close()
     dropped = collector.skipped["queue-full"]
-    assert dropped > 0 and collector.queued["random"] + dropped == 20
+    assert dropped > 0 and collector.queued["random"] + dropped == 20  # a waiting put would never drop
     assert store.saved == collector.queued["random"] == len(complete(tmp_path / "c"))
-    assert max(waits) < 0.5, "handle never waits for the writer"
 
 
 def test_store_reads_only_complete_frames_and_cleans_up_after_a_kill(tmp_path):
