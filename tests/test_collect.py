@@ -312,3 +312,18 @@ def test_novelty_rule_keeps_the_frames_unlike_the_training_images(colour_export,
         assert k.meta["novelty"] == pytest.approx(n, abs=1e-3)
     assert sum(f >= 3 * len(colours) for f in expected) >= 10, "nearly every flower photo is novel"
     assert sum(f < 3 * len(colours) for f in expected) <= 1, "an unseen colour image is not"
+
+
+def test_human_summary_has_the_drift_and_collect_lines(coral_model, mixed_video, tmp_path, capsys):
+    path, labels = coral_model
+    folder = tmp_path / "c"
+    rc = cli.main(["camera", path, "--labels", labels, "--source", mixed_video, "--headless", "--collect",
+                   str(folder), "--collect-rules", "low-score", "--collect-rate", "100000/min", "--drift-window", "20"])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0
+    drift = next(line for line in out if line.startswith("  drift "))
+    collect = next(line for line in out if line.startswith("  collect "))
+    assert "recent 20 frames vs first hour: class share distance" in drift
+    kept = len(complete(folder))
+    assert f"kept {kept} (low-score {kept}); skipped: duplicate {2 * kept}; {kept} frames" in collect
+    assert str(folder) in collect
