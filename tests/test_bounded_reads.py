@@ -75,7 +75,6 @@ def run_with_peak_rss(*args, timeout: float = 120) -> tuple[subprocess.Completed
 
 
 # ------------------------------------------------------------------ item 3: files far larger than any image
-@pytest.mark.slow
 def test_a_multi_gb_file_is_refused_by_its_size_without_reading_it(tmp_path, model, red_png):
     huge = sparse_jpeg(tmp_path / "huge.jpg", 2_200_000_000)
     result, peak = run_with_peak_rss("predict", model, huge, red_png, *MODEL_ARGS, timeout=120)

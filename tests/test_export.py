@@ -219,7 +219,6 @@ def small_run(colour_data, tmp_path_factory):
     return _run_dir(tmp_path_factory.mktemp("small"), _trained(model, data), root)
 
 
-@pytest.mark.slow
 def test_tflite_int8_io_float32_and_existing_artifacts_need_force(small_run, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -236,7 +235,6 @@ def test_tflite_int8_io_float32_and_existing_artifacts_need_force(small_run, tmp
     export(small_run, "tflite-int8", out, force=True, validate=False, calib_samples=24)
 
 
-@pytest.mark.slow
 def test_synthetic_calibration_only_without_images_and_flagged_in_card(small_run, tmp_path, caplog):
     from edgecnn.export import export
 
@@ -250,7 +248,6 @@ def test_synthetic_calibration_only_without_images_and_flagged_in_card(small_run
     assert any("synthetic" in m for m in caplog.messages)
 
 
-@pytest.mark.slow
 def test_card_reader_is_tensorflow_free(small_run, tmp_path):
     import subprocess
     import sys
@@ -265,7 +262,6 @@ def test_card_reader_is_tensorflow_free(small_run, tmp_path):
     assert out.strip() == "int8 ['red', 'green', 'blue'] False"
 
 
-@pytest.mark.slow
 def test_validation_failure_is_typed_and_names_format(small_run, tmp_path, monkeypatch):
     import dataclasses
 
@@ -281,7 +277,6 @@ def test_validation_failure_is_typed_and_names_format(small_run, tmp_path, monke
     assert report["artifacts"][0]["validation"]["passed"] is False
 
 
-@pytest.mark.slow
 def test_unsupported_op_names_layer_and_format(colour_data, tmp_path):
     import tensorflow as tf
 
@@ -315,7 +310,6 @@ def test_bad_model_is_one_clear_error_and_nothing_written(make, error, text, tmp
     assert not out.exists()
 
 
-@pytest.mark.slow
 def test_model_without_labels_fails_before_writing(small_run, tmp_path):
     from edgecnn.export import export
 
@@ -326,7 +320,6 @@ def test_model_without_labels_fails_before_writing(small_run, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.slow
 def test_cli_export_and_errors(small_run, tmp_path, capsys):
     from edgecnn.cli import main
 
@@ -350,7 +343,6 @@ def test_cli_export_and_errors(small_run, tmp_path, capsys):
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
 
 
-@pytest.mark.slow
 def test_cli_strict_refuses_no_validate_before_writing(small_run, tmp_path, capsys):
     from edgecnn.cli import main
 
@@ -362,7 +354,6 @@ def test_cli_strict_refuses_no_validate_before_writing(small_run, tmp_path, caps
     assert not out.exists()
 
 
-@pytest.mark.slow
 def test_cli_strict_fails_an_accuracy_verdict_resting_on_agreement_alone(small_run, tmp_path, capsys):
     """1,000 images without class folders: fp16's accuracy is judged against Keras's own answers, so --strict
     refuses it even though it passes on enough images; fp32's exactness check needs no labels and stands."""

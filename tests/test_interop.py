@@ -65,7 +65,6 @@ def _gray(tmp_path, level: int):
     return path
 
 
-@pytest.mark.slow
 @pytest.mark.train
 def test_export_embedding_keeps_card_and_standard_metadata_and_label_zip(tf, tmp_path):
     from edgecnn.export.embed import embed_in_tflite
@@ -88,7 +87,6 @@ def test_export_embedding_keeps_card_and_standard_metadata_and_label_zip(tf, tmp
     assert clf.card == card and clf.sources["normalization"] == "edgecnn card"
 
 
-@pytest.mark.slow
 @pytest.mark.train
 def test_binary_sigmoid_export_labels_its_single_output_with_the_positive_class(tf, tmp_path):
     from edgecnn.export.embed import embed_in_tflite
@@ -99,7 +97,6 @@ def test_binary_sigmoid_export_labels_its_single_output_with_the_positive_class(
     assert Classifier(path).labels == ["cat", "dog"]  # edgecnn keeps both, from its card
 
 
-@pytest.mark.slow
 @pytest.mark.train
 def test_float_model_with_standard_normalization_0_255_is_fed_0_to_1(tf, tmp_path, capsys):
     """A model made elsewhere (no edgecnn card) whose metadata says mean 0 / std 255, as MediaPipe Model Maker's."""
@@ -127,7 +124,6 @@ def test_float_model_with_standard_normalization_0_255_is_fed_0_to_1(tf, tmp_pat
     assert Classifier(path, mean=127.5, std=127.5).sources["normalization"] == "options"
 
 
-@pytest.mark.slow
 @pytest.mark.train
 def test_float_model_without_metadata_still_falls_back_with_a_note(tf, tmp_path, caplog):
     path = tmp_path / "bare.tflite"

@@ -1,6 +1,6 @@
 """Runtime vs Keras on small real models converted here: TFLite fp32/int8, ONNX (tf2onnx), Keras itself.
 
-Needs the train extra (the ``train`` marker skips it without); builds and converts in ~15 s, so marked slow.
+Needs the train extra (the ``train`` marker skips it without); builds and converts in about 7 s of CPU time.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from edgecnn.card import ModelCard, Normalization
 from edgecnn.runtime import Classifier, softmax
 
-pytestmark = [pytest.mark.slow, pytest.mark.train]
+pytestmark = pytest.mark.train
 
 SIZE = 16
 LABELS = ["daisy", "rose", "tulip"]

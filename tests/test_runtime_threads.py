@@ -87,7 +87,6 @@ def keras_model(tmp_path_factory):
     return model, path
 
 
-@pytest.mark.slow  # converts a (tiny) Keras model
 @pytest.mark.train
 def test_litert_classifier_is_safe_to_share(keras_model, tmp_path):
     import tensorflow as tf
@@ -109,7 +108,6 @@ def test_keras_classifier_is_safe_to_share(keras_model):
         check(clf)
 
 
-@pytest.mark.slow
 @pytest.mark.train
 def test_predict_batch_and_preprocess_share_the_lock(tmp_path, keras_model):
     """predict_batch and preprocess from other threads do not disturb predict either."""

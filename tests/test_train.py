@@ -35,7 +35,6 @@ def _config(tmp_path, **changes) -> TrainConfig:
     return TrainConfig(**{**base, **changes})
 
 
-@pytest.mark.slow
 def test_train_cli_writes_the_run_directory(tmp_path, capsys):
     data = make_colour_folder(tmp_path / "data")
     (data / "red" / "junk.txt").write_text("not an image")
@@ -77,7 +76,6 @@ def test_train_cli_reports_an_empty_class_in_one_line(tmp_path, capsys):
     assert err.startswith("error: class folder") and "empty_class is empty" in err and "\n" not in err
 
 
-@pytest.mark.slow
 def test_messy_folder_without_the_empty_class_trains_and_lists_skipped(tmp_path):
     from test_data import make_messy_folder
 
@@ -88,7 +86,6 @@ def test_messy_folder_without_the_empty_class_trains_and_lists_skipped(tmp_path)
     assert sorted(p["path"].rsplit("/", 1)[-1] for p in report["skipped"]) == ["corrupt.jpg", "notes.txt"]
 
 
-@pytest.mark.slow
 def test_same_seed_gives_the_same_run(tmp_path):
     first = train(_config(tmp_path / "a", epochs=2, augment=["flip", "rotation"]))
     second = train(_config(tmp_path / "b", epochs=2, augment=["flip", "rotation"]))
@@ -98,7 +95,6 @@ def test_same_seed_gives_the_same_run(tmp_path):
     np.testing.assert_allclose(h1["val_loss"], h2["val_loss"], rtol=1e-5)
 
 
-@pytest.mark.slow
 def test_ctrl_c_keeps_the_best_epoch_and_writes_the_run(tmp_path):
     import keras
 
@@ -113,7 +109,6 @@ def test_ctrl_c_keeps_the_best_epoch_and_writes_the_run(tmp_path):
     assert metrics["interrupted"] is True and metrics["epochs_run"] == 2 and metrics["best_epoch"] in (1, 2)
 
 
-@pytest.mark.slow
 def test_ctrl_c_before_any_epoch_propagates(tmp_path):
     import keras
 
@@ -172,7 +167,6 @@ def test_two_phase_transfer_freezes_then_fine_tunes_with_batchnorm_frozen(tmp_pa
     assert card["normalization"]["in_model"] == "x / 127.5 - 1" and card["architecture"] == "mobilenet_v2"
 
 
-@pytest.mark.slow
 def test_binary_pet_cnn_trains_with_a_sigmoid_card(tmp_path):
     data = make_colour_folder(tmp_path / "data")
     import shutil
@@ -231,7 +225,6 @@ def test_a_root_mixing_split_and_class_folders_stops_train_in_one_line(tmp_path,
     assert err.startswith("error:") and "mixes split folders (train) with class folders (blue, green, red)" in err
 
 
-@pytest.mark.slow
 def test_train_on_a_split_root_uses_its_splits_and_evaluate_its_test(tmp_path, capsys):
     root = tmp_path / "root"
     for split, count in (("train", 6), ("val", 3), ("test", 2)):
@@ -283,7 +276,6 @@ def _frozen_conv_net(seed: int):
     return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(x))
 
 
-@pytest.mark.slow
 def test_head_trained_on_stored_features_matches_the_whole_network_trained_on_images(tmp_path):
     import keras
 
@@ -370,7 +362,6 @@ def test_two_workers_train_together_and_the_chiefs_model_exports_and_predicts(tm
     assert right / len(images) >= 0.3  # one epoch on digits: far above chance (0.1)
 
 
-@pytest.mark.slow
 def test_several_data_roots_train_as_one_and_the_run_records_them(tmp_path, capsys):
     """--data BASE --data MORE: merged by class name (MORE may lack classes); validation stays BASE's."""
     base = make_colour_folder(tmp_path / "base", per_class=5)
