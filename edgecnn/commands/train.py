@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run eagerly (no graph tracing): faster on tiny datasets, easier to debug")
     parser.add_argument("--augment-copies", type=non_negative_int, default=1, metavar="N",
                         help="augmented copies of each image whose frozen-layer activations fine-tuning reuses "
-                             "(default: 1; see README, Train)")
+                             "(default: 1; see docs/train.md)")
     parser.add_argument("--cluster", type=_address_list, metavar="HOST:PORT,...",
                         help="train on several machines: every worker's address, the same list on each "
                              "(or set TF_CONFIG); needs --worker-index")
