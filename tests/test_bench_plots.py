@@ -55,8 +55,8 @@ def test_agreement_from_the_exports_validation_has_no_interval_from_this_run():
     assert point.accuracy == pytest.approx(98.0) and point.low is None and point.high is None
 
 
-def test_write_plots_draws_both_files(tmp_path):
-    pytest.importorskip("matplotlib")
+@pytest.mark.train
+def test_write_plots_draws_both_files(tmp_path):  # matplotlib: the train extra
     files, note = write_plots(tmp_path, ROWS)
     assert note is None and [f.name for f in files] == ["benchmark.png", "latency_distribution.png"]
     assert all(f.stat().st_size > 5000 for f in files)

@@ -12,6 +12,8 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import docs_pictures  # noqa: E402
 
+pytestmark = pytest.mark.train  # Pillow reads the screenshot (the train extra); docs are made where it is installed
+
 
 @pytest.fixture(scope="module")
 def shot(tmp_path_factory):
