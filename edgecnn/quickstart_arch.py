@@ -89,7 +89,7 @@ def choose_arch(arch: str | None, weights: str | None, builtin: bool, home: Path
         return _transfer(str(path), f"ImageNet weights from {path}")
     found, how = imagenet_weights(home)
     if found is not None:
-        return _transfer(found, how)
+        return _transfer("imagenet", how)  # Keras loads its cached file itself, as for `edgecnn train`
     if weights == "imagenet":
         raise UsageError(f"--weights imagenet: {how}; pass --weights PATH to a MobileNetV2 backbone "
                          f".weights.h5 file, or --weights none")
