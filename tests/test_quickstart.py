@@ -133,3 +133,20 @@ def test_quickstart_missing_weights_file_is_one_error_line(tmp_path, capsys):
     assert code == 2 and error.splitlines() == [f"error: weights file not found: {tmp_path}/missing.weights.h5; "
                                                 f"pass --weights imagenet, none or an existing .weights.h5 file"]
     assert not (tmp_path / "qs" / "run").exists()  # nothing trained
+
+
+def test_weights_already_in_keras_cache_choose_mobilenet_v2_without_a_download(tmp_path, monkeypatch):
+    from conftest import shared_path
+
+    from edgecnn import quickstart_arch
+
+    def no_download(home):
+        raise AssertionError("downloaded although the file is in Keras' cache")
+
+    monkeypatch.setattr(quickstart_arch, "download_weights", no_download)
+    cached = tmp_path / "keras-home" / "models" / quickstart_arch.KERAS_WEIGHTS_FILE
+    cached.parent.mkdir(parents=True)
+    cached.symlink_to(shared_path("weights", "mobilenet_v2_1.0_imagenet_no_top.weights.h5"))  # a real weights file
+    choice = quickstart_arch.choose_arch(None, None, builtin=False, home=tmp_path / "keras-home")
+    assert (choice.arch, choice.weights, choice.img_size) == ("mobilenet_v2", "imagenet", 128)
+    assert choice.reason == f"mobilenet_v2 transfer (ImageNet weights in Keras' cache, {cached})"
