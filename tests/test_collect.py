@@ -14,7 +14,7 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_path
+from conftest import colour_folder, shared_path
 
 from edgecnn import cli
 from edgecnn.collect import store as s
@@ -118,9 +118,9 @@ def test_rare_rule_fires_only_after_the_warmup_on_classes_under_their_share(cora
 
 
 def test_disk_budget_holds_during_a_long_run_and_keeps_the_newest(coral_model, tmp_path, capsys):
-    many = [np.roll(p, shift, axis=1) for shift in range(0, 320, 40) for p in photos(flowers=25)]  # 240 distinct
+    many = [np.roll(p, shift, axis=1) for shift in range(0, 320, 80) for p in photos(flowers=25)]  # 120 distinct
     video = write_video(tmp_path / "long.avi", many)
-    folder, budget = tmp_path / "c", 300_000
+    folder, budget = tmp_path / "c", 200_000
     peak, done = [0], threading.Event()
 
     def watch():
@@ -139,7 +139,7 @@ def test_disk_budget_holds_during_a_long_run_and_keeps_the_newest(coral_model, t
         done.set()
         watcher.join()
     c = summary["collect"]
-    assert c["kept"]["random"] == c["saved"] > 100 and c["evicted"] > 50
+    assert c["kept"]["random"] == c["saved"] > 100 and c["evicted"] > 60
     assert c["bytes_on_disk"] <= budget and peak[0] <= budget, (c, peak)
     kept = complete(folder)
     assert len(kept) == c["frames_on_disk"] and kept[-1].meta["frame"] == len(many) - 1, "the newest stay"
@@ -274,22 +274,13 @@ def test_preview_serves_the_drift_report_and_plots(coral_model):
     assert 'id="classes"' in page and 'id="scores"' in page and "/drift.json" in page
 
 
-@pytest.fixture(scope="module")
-def colour_export(colour_run, tmp_path_factory):
-    """The session's colour-trained simple_cnn (conftest.py) as tflite-int8 with its features and their training
-    statistics (feature_stats.npz), and colour images it has not seen."""
-    from conftest import colour_folder
-
-    _, folder, _, _ = colour_run
-    unseen = colour_folder(tmp_path_factory.mktemp("colours") / "unseen", 4, seed=2)
-    return folder / "model_int8.tflite", sorted(unseen.glob("*/*.png"))
-
-
 @pytest.mark.train
-def test_novelty_rule_keeps_the_frames_unlike_the_training_images(colour_export, tmp_path, capsys):
-    """Unseen colour images and flowers5 photos, 3 frames each: novelty keeps (the first frame of) exactly the
-    photos that score above the export's threshold; they are flowers, not colours."""
-    model, unseen = colour_export
+def test_novelty_rule_keeps_the_frames_unlike_the_training_images(colour_run, tmp_path, capsys):
+    """Unseen colour images and flowers5 photos, 3 frames each, through the session's colour-trained int8 export:
+    novelty keeps (the first frame of) exactly the photos that score above the export's threshold; they are
+    flowers, not colours."""
+    model = colour_run[1] / "model_int8.tflite"
+    unseen = sorted(colour_folder(tmp_path / "unseen", 4, seed=2).glob("*/*.png"))
     colours = [cv2.resize(cv2.imread(str(p)), SIZE, interpolation=cv2.INTER_NEAREST) for p in unseen]
     pics = colours + photos(flowers=12)[5:]
     video = write_video(tmp_path / "colours.avi", [p for p in pics for _ in range(3)])
