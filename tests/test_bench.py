@@ -36,7 +36,8 @@ def _write_images(root: Path, per_class: int = 4) -> Path:
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory):
     """A tiny Keras run directory benchmarked in 4 formats at 1 thread on 12 labeled images."""
-    keras = pytest.importorskip("keras")
+    import keras
+
     from edgecnn.labels import write_labels
 
     tmp = tmp_path_factory.mktemp("bench")
@@ -58,6 +59,7 @@ def bench_run(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_every_format_is_measured_with_all_figures(bench_run):
     result, out, _ = bench_run
     assert [r.format for r in result.rows] == ["keras", "tflite-fp32", "tflite-dynamic", "tflite-int8"]
@@ -74,6 +76,7 @@ def test_every_format_is_measured_with_all_figures(bench_run):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_percentiles_are_ordered(bench_run):
     for row in bench_run[0].rows:
         lat = row.latency_ms
@@ -82,12 +85,14 @@ def test_percentiles_are_ordered(bench_run):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_batch_throughput_where_the_model_allows(bench_run):
     tflite = [r for r in bench_run[0].rows if r.backend == "litert"]
     assert all(r.batch == 4 and r.batch_throughput > 0 for r in tflite)
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_accuracy_equals_a_direct_classifier_run(bench_run):
     from edgecnn.data import load_folder
     from edgecnn.runtime import Classifier
@@ -103,6 +108,7 @@ def test_accuracy_equals_a_direct_classifier_run(bench_run):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_output_files_exist_and_parse(bench_run):
     result, out, _ = bench_run
     doc = json.loads((out / "results.json").read_text())
@@ -124,6 +130,7 @@ def test_output_files_exist_and_parse(bench_run):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_exported_files_are_measured_as_they_are(bench_run, tmp_path):
     """An export folder, no --data: synthetic images, no accuracy; a corrupt file is a failed row, not a crash."""
     result, out, _ = bench_run
@@ -188,6 +195,7 @@ def test_device_profiles_parse_and_name_known_formats(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_measure_files_on_in_memory_images_matches_the_benchmark(bench_run):
     from edgecnn.bench.run import measure_files
     from edgecnn.data import load_folder

@@ -221,7 +221,8 @@ def boards(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
     """A real tiny export (colour classifier, tflite-fp32 and tflite-int8) and a copy whose int8 model is broken."""
-    keras = pytest.importorskip("keras")
+    import keras
+
     from edgecnn.export import export
     from edgecnn.labels import write_labels
 
@@ -256,6 +257,7 @@ def current(boards) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_deploy_end_to_end_over_ssh(boards, exports):
     good, broken = exports
     first, host = deploy(boards, good, "--format", "tflite-int8")
@@ -302,6 +304,7 @@ def test_deploy_end_to_end_over_ssh(boards, exports):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_a_fleet_deploys_the_good_host_and_reports_each_bad_one_in_a_line(boards, exports):
     """One run, four hosts: the good one deployed; a 32-bit userland and a nearly full disk fail preflight and are
     left untouched; a host with no SSH server is unreachable. Exit status 1."""
@@ -326,6 +329,7 @@ def test_a_fleet_deploys_the_good_host_and_reports_each_bad_one_in_a_line(boards
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_a_host_key_that_does_not_match_is_refused(boards, exports, tmp_path):
     good, _ = exports
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
