@@ -107,8 +107,9 @@ def test_signal_stops_cleanly_with_summary_and_playable_video(signum, tiny_model
     model, labels = tiny_model
     out = tmp_path / "stopped.mp4"
     proc = subprocess.Popen(
+        # 10 fps: the 300 frames last 30 s, room for two busy cores to deliver the signal before the clip ends
         [sys.executable, "-m", "edgecnn", "camera", model, "--labels", labels, "--source", video300,
-         "--fps", "30", "--headless", "--json", "--save", str(out)],
+         "--fps", "10", "--headless", "--json", "--save", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )
     first = [proc.stdout.readline() for _ in range(10)]

@@ -159,13 +159,13 @@ def preview():
 
 
 def test_preview_serves_predictions_and_mjpeg(preview):
-    with urllib.request.urlopen(preview.url + "predictions.json", timeout=5) as r:
+    with urllib.request.urlopen(preview.url + "predictions.json", timeout=30) as r:
         assert json.load(r)["top"][0]["label"] == "sunflower"
-    with urllib.request.urlopen(preview.url + "stream.mjpg", timeout=5) as r:
+    with urllib.request.urlopen(preview.url + "stream.mjpg", timeout=30) as r:
         assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
         head = r.read(200)
     assert b"Content-Type: image/jpeg" in head and b"\xff\xd8" in head
-    with urllib.request.urlopen(preview.url, timeout=5) as r:
+    with urllib.request.urlopen(preview.url, timeout=30) as r:
         page = r.read().decode()
     assert '<img src="/stream.mjpg"' in page and "/predictions.json" in page
 
