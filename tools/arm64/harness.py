@@ -501,7 +501,9 @@ def parse_args(argv):
                    help="--export: only the first N images of each class (default: all; emulated float models take "
                         "about 1-2 s an image)")
     p.add_argument("--export-timeout", type=float, default=6 * 3600, help="seconds for --export per board")
-    p.add_argument("--tests", default="", help="pytest arguments selecting tests (default: the whole suite)")
+    p.add_argument("--tests", default="",
+                   help="pytest arguments selecting tests (default: a bare pytest, the fast set; the slow tests all "
+                        "need the train or deploy extra, which a board does not install)")
     p.add_argument("--test-timeout", type=float, default=3600, help="seconds for the test suite (default 3600)")
     p.add_argument("--out", type=Path, help="results root (default: devices/<board>/results/emulated-<date>)")
     p.add_argument("--x86-python", help="Python with edgecnn's device runtimes for the x86 reference "
