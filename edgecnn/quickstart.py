@@ -101,10 +101,14 @@ def train_defaults() -> dict:
     import argparse
 
     from edgecnn.commands.train import add_arguments
+    from edgecnn.train.config import TRANSFER_FINE_TUNE_EPOCHS
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    return {name: parser.get_default(name) for name in ("epochs", "fine_tune_epochs", "fine_tune_layers")}
+    defaults = {name: parser.get_default(name) for name in ("epochs", "fine_tune_epochs", "fine_tune_layers")}
+    if defaults["fine_tune_epochs"] is None:  # train's default depends on the architecture: a transfer one here
+        defaults["fine_tune_epochs"] = TRANSFER_FINE_TUNE_EPOCHS
+    return defaults
 
 
 def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | None = None, *, epochs: int | None = None,

@@ -19,6 +19,7 @@ def _address_list(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from edgecnn.train.augment import AUGMENTATIONS
+    from edgecnn.train.config import FINE_TUNE_LAYERS, TRANSFER_FINE_TUNE_EPOCHS
 
     parser.add_argument("--arch", required=True, metavar="NAME", help="architecture (see `edgecnn models`)")
     parser.add_argument("--data", required=True, action="append", metavar="DIR",
@@ -37,10 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", type=positive_float, default=1e-3, metavar="LR", help="default: 0.001")
     add_weights(parser)
     parser.add_argument("--alpha", type=positive_float, metavar="A", help="MobileNet width multiplier (default: 1.0)")
-    parser.add_argument("--fine-tune-epochs", type=non_negative_int, default=0, metavar="N",
-                        help="epochs fine-tuning the top backbone layers after the frozen phase (default: 0)")
-    parser.add_argument("--fine-tune-layers", type=positive_int, default=40, metavar="N",
-                        help="top backbone layers to unfreeze when fine-tuning; BatchNorm stays frozen (default: 40)")
+    parser.add_argument("--fine-tune-epochs", type=non_negative_int, metavar="N",
+                        help="epochs fine-tuning the top backbone layers after the frozen phase (default: "
+                             f"{TRANSFER_FINE_TUNE_EPOCHS} for mobilenet_*, 0 for the others)")
+    parser.add_argument("--fine-tune-layers", type=positive_int, default=FINE_TUNE_LAYERS, metavar="N",
+                        help="top backbone layers to unfreeze when fine-tuning; BatchNorm stays frozen "
+                             f"(default: {FINE_TUNE_LAYERS})")
     parser.add_argument("--fine-tune-lr", type=positive_float, metavar="LR",
                         help="fine-tuning learning rate (default: --learning-rate / 10)")
     parser.add_argument("--augment", type=_augment_list, default="flip,rotation,zoom,contrast", metavar="LIST",

@@ -10,6 +10,10 @@ from pathlib import Path
 from edgecnn.errors import UsageError
 
 CLASS_WEIGHTS = ("none", "auto")
+# Transfer architectures' fine-tuning defaults, chosen by benchmarks/sweep_train_defaults.py (3 seeds, every
+# validation image; benchmarks/README.md, "Training defaults").
+TRANSFER_FINE_TUNE_EPOCHS = 10
+FINE_TUNE_LAYERS = 80
 
 
 @dataclass
@@ -32,8 +36,8 @@ class TrainConfig:
     # Transfer architectures (mobilenet_*): backbone weights and the fine-tuning phase.
     weights: str | None = None  # "imagenet", "none" or a .weights.h5 file; None: imagenet for transfer archs
     alpha: float | None = None  # MobileNet width multiplier; None: 1.0
-    fine_tune_epochs: int = 0
-    fine_tune_layers: int = 40  # top backbone layers unfrozen in phase 2 (BatchNorm always stays frozen)
+    fine_tune_epochs: int | None = None  # None: TRANSFER_FINE_TUNE_EPOCHS for transfer archs, 0 for the others
+    fine_tune_layers: int = FINE_TUNE_LAYERS  # top backbone layers unfrozen in phase 2 (BatchNorm stays frozen)
     fine_tune_lr: float | None = None  # None: learning_rate / 10
     class_weights: str = "none"  # "auto": weight classes inversely to their frequency
     eager: bool = False  # run eagerly: no graph tracing (faster for tiny datasets, tests and debugging)
@@ -58,7 +62,7 @@ class TrainConfig:
             raise UsageError(f"--img-size must be at least 8; received {self.img_size}")
         if self.learning_rate <= 0:
             raise UsageError(f"--learning-rate must be positive; received {self.learning_rate}")
-        if self.fine_tune_epochs < 0:
+        if self.fine_tune_epochs is not None and self.fine_tune_epochs < 0:
             raise UsageError(f"--fine-tune-epochs must be 0 or more; received {self.fine_tune_epochs}")
         if self.fine_tune_layers < 1:
             raise UsageError(f"--fine-tune-layers must be at least 1; received {self.fine_tune_layers}")

@@ -24,7 +24,7 @@ from edgecnn.errors import DataError, UsageError
 from edgecnn.models import create_model, get_spec
 from edgecnn.rundir import MODEL_FILE, check_run_dir, new_run_dir, release_folder
 from edgecnn.train import report
-from edgecnn.train.config import TrainConfig
+from edgecnn.train.config import TRANSFER_FINE_TUNE_EPOCHS, TrainConfig
 from edgecnn.train.report import RunResult
 
 __all__ = ["MODEL_FILE", "RunResult", "TrainConfig", "train"]
@@ -85,6 +85,8 @@ def resolve(config: TrainConfig, writes: bool = True):
     if spec.transfer:
         config.weights = config.weights or "imagenet"
         config.alpha = config.alpha or 1.0
+        if config.fine_tune_epochs is None:
+            config.fine_tune_epochs = TRANSFER_FINE_TUNE_EPOCHS
     else:
         if config.weights not in (None, "none"):
             raise UsageError(f"{config.arch} has no pretrained backbone; drop --weights (transfer architectures: "
@@ -92,7 +94,7 @@ def resolve(config: TrainConfig, writes: bool = True):
         if config.fine_tune_epochs:
             raise UsageError(f"--fine-tune-epochs needs a transfer architecture (mobilenet_*); {config.arch} "
                              f"trains all its layers from the start: use --epochs")
-        config.weights, config.alpha = "none", None
+        config.weights, config.alpha, config.fine_tune_epochs = "none", None, 0
     return spec
 
 
