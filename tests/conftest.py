@@ -16,7 +16,7 @@ SHARED = Path(os.environ.get("EDGECNN_SHARED", REPO / ".." / "shared")).resolve(
 # What the train extra adds to a device install (tools/arm64 installs the device extra, pytest, Pillow and onnx).
 TRAIN_EXTRA = ("tensorflow", "keras", "tf2onnx", "sklearn", "scipy", "matplotlib")
 TRAIN_MISSING = [name for name in TRAIN_EXTRA if find_spec(name) is None]  # find_spec imports nothing
-TRAIN_STACK = not TRAIN_MISSING  # a train-side test file imports the stack at its top only when this holds
+TRAIN_SKIP = f"needs the train extra ({', '.join(TRAIN_MISSING)} not installed)"
 
 
 def skip_file_without_train_extra() -> None:
@@ -26,7 +26,7 @@ def skip_file_without_train_extra() -> None:
     one is a collection error, not a skip.
     """
     if TRAIN_MISSING:
-        pytest.skip(f"needs the train extra ({', '.join(TRAIN_MISSING)} not installed)", allow_module_level=True)
+        pytest.skip(TRAIN_SKIP, allow_module_level=True)
 
 
 def runs_the_fast_set(config) -> bool:
@@ -58,7 +58,7 @@ def pytest_collection_modifyitems(config, items):
             config.hook.pytest_deselected(items=slow)
             items[:] = [item for item in items if not item.get_closest_marker("slow")]
     if TRAIN_MISSING:
-        skip = pytest.mark.skip(reason=f"needs the train extra ({', '.join(TRAIN_MISSING)} not installed)")
+        skip = pytest.mark.skip(reason=TRAIN_SKIP)
         for item in items:
             if item.get_closest_marker("train"):
                 item.add_marker(skip)
