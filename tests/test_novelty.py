@@ -146,3 +146,16 @@ def test_plain_keras_file_exports_features_without_statistics(colour_run, tmp_pa
     assert sum("feature statistics skipped" in r.getMessage() for r in caplog.records) == 1
     with Classifier(tmp_path / "out" / "model.onnx") as clf:
         assert clf.backend.features_spec is not None and clf.feature_stats is None
+
+
+@pytest.mark.train
+def test_keras_model_file_gives_the_pooled_features_too(colour_run):
+    from edgecnn.export.features import predict_with_features
+
+    model, folder, val, _ = colour_run
+    _, reference = predict_with_features(model, val.images[:8])
+    # The run's model, in the keras backend; it has no card: raw pixels, as its export assumed.
+    with Classifier(folder.parent / "run" / "model.keras", mean=0.0, std=1.0) as clf:
+        features = np.stack([p.features for p in clf.predict_batch(list(val.images[:8]), order="RGB")])
+        assert clf.feature_stats is None  # statistics live in the export folder, not the run
+    np.testing.assert_allclose(features, reference, atol=1e-5, rtol=1e-5)

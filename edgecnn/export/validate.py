@@ -134,9 +134,10 @@ def compare_features(reference: np.ndarray, exported: np.ndarray | None) -> dict
     if exported is None or exported.shape != reference.shape:
         return {"present": exported is not None, "matches_keras_shape": False}
     diff = np.abs(exported.astype(np.float64) - reference)
+    varied = exported.std() > 0 and reference.std() > 0  # constant features have no correlation
     return {"present": True, "max_abs_diff": float(diff.max()),
             "max_abs_diff_over_range": float(diff.max() / max(float(np.abs(reference).max()), 1e-12)),
-            "correlation": float(np.corrcoef(exported.ravel(), reference.ravel())[0, 1])}
+            "correlation": float(np.corrcoef(exported.ravel(), reference.ravel())[0, 1]) if varied else None}
 
 
 def exact_onnx_int8(path: Path, images: np.ndarray) -> np.ndarray:
