@@ -148,6 +148,11 @@ def _features(source, run_dir, check_set, features, val_samples: int, seed: int,
             "novelty_threshold": None if stats is None else round(stats.threshold, 4)}
     source.card = source.card.replace(extra={**source.card.extra, "features": note})
     report.features = {**note, **({"summary": stats.summary()} if stats is not None else {})}
+    if stats is not None:
+        meta = stats.meta
+        log.info(f"novelty: threshold {stats.threshold:.2f} ({meta['threshold_percentile']:g}th percentile of the "
+                 f"scores of {meta['threshold_images']} held-out images), {meta['pca_dims']} of {meta['feature_dim']} "
+                 f"feature dimensions on principal axes; written to {FEATURE_STATS_FILE}")
     return stats
 
 
