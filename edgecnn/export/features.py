@@ -35,7 +35,7 @@ def with_features(model):
     if tensor is None:
         return None
     try:
-        return keras.Model(model.inputs, [model.outputs[0], tensor], name=f"{model.name}_with_features")
+        return keras.Model(model.inputs[0], [model.outputs[0], tensor], name=f"{model.name}_with_features")
     except (ValueError, TypeError):  # features not reachable from the inputs (a nested graph)
         return None
 
