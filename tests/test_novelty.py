@@ -159,3 +159,20 @@ def test_keras_model_file_gives_the_pooled_features_too(colour_run):
         features = np.stack([p.features for p in clf.predict_batch(list(val.images[:8]), order="RGB")])
         assert clf.feature_stats is None  # statistics live in the export folder, not the run
     np.testing.assert_allclose(features, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_feature_statistics_include_every_training_root(tmp_path):
+    """A run trained on several --data roots: the export's feature statistics (and int8 calibration) see the
+    added roots too, so frames just collected and retrained on no longer look novel."""
+    from test_train import make_colour_folder
+
+    from edgecnn.export.calibration import training_images
+
+    base = make_colour_folder(tmp_path / "base", per_class=4)
+    field = make_colour_folder(tmp_path / "field", per_class=3)
+    config = {"data": str(base), "val_split": 0.25, "seed": 0, "more_data": [str(field)]}
+    found = training_images(config, None, ["blue", "green", "red"], (24, 24, 3), 100)
+    assert len(found.images) == 3 * 3 + 3 * 3  # base minus its held-out quarter, plus every added image
+    assert str(field) in found.source and sorted(set(found.labels.tolist())) == [0, 1, 2]
+    alone = training_images({**config, "more_data": []}, None, ["blue", "green", "red"], (24, 24, 3), 100)
+    assert len(alone.images) == 9 and str(field) not in alone.source

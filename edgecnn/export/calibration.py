@@ -70,8 +70,28 @@ def training_images(run_config: dict, run_dir: Path | None, labels: list[str], s
     split = float(run_config.get("val_split") or 0)
     if _config_folder(run_config, "val", run_dir) is None and 0 < split < 1:
         data, _ = stratified_split(data, split, int(run_config.get("seed") or 0))
-    keep = stratified_sample(data.labels, count, seed)
-    return ImageSet(fit_channels(data.read(keep), shape[2]), data.labels[keep], str(folder))
+    parts = [data] + _more_training(run_config, run_dir, labels, shape)
+    part_of = np.concatenate([np.full(len(part), k) for k, part in enumerate(parts)])
+    index_in = np.concatenate([np.arange(len(part)) for part in parts])
+    all_labels = np.concatenate([part.labels for part in parts])
+    keep = stratified_sample(all_labels, count, seed)
+    images = [parts[k].read(index_in[keep][part_of[keep] == k]) for k in range(len(parts))]
+    sources = [str(folder)] + [str(part.root) for part in parts[1:]]
+    return ImageSet(fit_channels(np.concatenate(images), shape[2]),
+                    np.concatenate([all_labels[keep][part_of[keep] == k] for k in range(len(parts))]),
+                    " + ".join(sources))
+
+
+def _more_training(run_config: dict, run_dir: Path | None, labels: list[str], shape) -> list:
+    """The training folders a run added with more ``--data`` roots (``config.json`` ``more_data``)."""
+    found = []
+    for value in run_config.get("more_data") or []:
+        folder = _config_folder({"data": value}, "data", run_dir)
+        try:
+            found.append(open_folder(folder, shape[:2], class_names=labels)) if folder else None
+        except DataError:
+            continue
+    return found
 
 
 def _config_folder(run_config: dict, key: str, run_dir: Path | None) -> Path | None:
