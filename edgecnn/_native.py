@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import importlib.util
+import io
 import os
 import re
 import signal
@@ -120,6 +121,32 @@ def native_stderr() -> Iterator[None]:
         with captured_stderr() as captured:
             yield  # raising skips the write-back: the exception carries the message
         echo_native(captured.data)
+
+
+class GuardedStderr(io.TextIOBase):
+    """``sys.stderr`` as it is at each write, written only while no thread has fd 2 captured: another thread's log
+    line or progress bar waits for the capture to end instead of landing in it (and being read as the decoder's)."""
+
+    def write(self, text: str) -> int:
+        with _lock:
+            return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        with _lock:
+            sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+    def fileno(self) -> int:
+        return sys.stderr.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(sys.stderr, "encoding", None) or "utf-8"
+
+
+guarded_stderr = GuardedStderr()
 
 
 class Captured:

@@ -16,7 +16,7 @@ import importlib
 import logging
 import sys
 
-from edgecnn._native import quiet_environment, show_native_logs
+from edgecnn._native import guarded_stderr, quiet_environment, show_native_logs
 from edgecnn._version import __version__
 from edgecnn.errors import EdgeCNNError
 
@@ -71,11 +71,12 @@ def _add_common(parser: argparse.ArgumentParser, sub_command: bool = False) -> N
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes each message to whatever ``sys.stderr`` is at that moment (tests and pipes swap it)."""
+    """Writes each message to whatever ``sys.stderr`` is at that moment (tests and pipes swap it), never into a
+    native call's capture of fd 2 (:class:`~edgecnn._native.GuardedStderr`)."""
 
     @property
     def stream(self):
-        return sys.stderr
+        return guarded_stderr
 
     @stream.setter
     def stream(self, value):

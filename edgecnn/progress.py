@@ -100,6 +100,8 @@ def _progress(unit: str, scale: float, force: bool):
             TimeRemainingColumn,
         )
         from rich.text import Text
+
+        from edgecnn._native import guarded_stderr
     except ImportError:  # a device install without rich: no bar
         return None
 
@@ -110,4 +112,5 @@ def _progress(unit: str, scale: float, force: bool):
 
     return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), Rate(),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                    console=Console(stderr=True, force_terminal=force or None), transient=True, redirect_stdout=False)
+                    console=Console(file=guarded_stderr, force_terminal=force or None), transient=True,
+                    redirect_stdout=False)

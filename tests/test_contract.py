@@ -463,3 +463,23 @@ def test_systemd_unit_restarts_on_exit_3_and_not_on_exit_2():
     service = unit["Service"]
     assert service["Restart"] in ("on-failure", "always")  # exit 3 (source lost or never up) is a failure
     assert service["RestartPreventExitStatus"].split() == ["2"]
+
+
+def test_a_log_line_from_another_thread_waits_for_a_native_capture(capfd):
+    """While one thread has fd 2 captured around a native call (an image decode), another thread's log line is
+    neither swallowed by the capture nor reported as the decoder's message: it waits and then reaches stderr."""
+    import logging
+    import threading
+
+    from edgecnn import _native
+
+    cli.configure_logging()
+    thread = threading.Thread(target=lambda: logging.getLogger("edgecnn.test").warning("from another thread"))
+    with _native.captured_stderr() as captured:
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting for the capture to end
+        os.write(2, b"Corrupt JPEG data: 2 extraneous bytes\n")
+    thread.join(10)
+    assert b"from another thread" not in captured.data and b"Corrupt JPEG" in captured.data
+    assert "from another thread" in capfd.readouterr().err
