@@ -129,11 +129,11 @@ class GuardedStderr(io.TextIOBase):
 
     def write(self, text: str) -> int:
         with _lock:
-            return sys.stderr.write(text)
+            return _stderr().write(text)
 
     def flush(self) -> None:
         with _lock:
-            sys.stderr.flush()
+            _stderr().flush()
 
     def isatty(self) -> bool:
         return sys.stderr.isatty()
@@ -147,6 +147,11 @@ class GuardedStderr(io.TextIOBase):
 
 
 guarded_stderr = GuardedStderr()
+
+
+def _stderr():
+    """``sys.stderr``, or the stream under rich's redirect of it while a bar is live (else the bar writes to itself)."""
+    return getattr(sys.stderr, "rich_proxied_file", sys.stderr)
 
 
 class Captured:
