@@ -184,7 +184,8 @@ def test_duplicates_are_kept_once(coral_model, tmp_path, capsys):
 
 
 def test_a_full_queue_drops_frames_without_waiting(coral_model, tmp_path):
-    """Big real frames (12 MP): the writer (JPEG encoding, 0.1 s) is slower than handing a frame over (a copy)."""
+    """A writer slower than the loop (held here, as a 12 MP JPEG encode on a busy board would be): frames beyond the
+    queue are dropped and counted, the loop never waits, and every queued frame is saved."""
     path, labels = coral_model
     big = cv2.resize(photos(flowers=0)[1], (4000, 3000))
     result = FrameClassifier(Classifier(path, labels=labels))(big, 5)
@@ -192,8 +193,11 @@ def test_a_full_queue_drops_frames_without_waiting(coral_model, tmp_path):
     rules = Rules(RuleSettings(rules=("random",), random=1.0))
     collector = Collector(store, rules, Origin("m.tflite", "test"), RateLimit(10**6), queue_size=2)
     collector.duplicates.max_diff = -1  # every frame counts as new here: this test is about the queue
+    gate, save = threading.Event(), store.save
+    store.save = lambda *args: gate.wait(60) and save(*args)  # the writer is held until every frame was handed over
     for i in range(20):
         collector.handle(FrameEvent(i, time.time(), big, result, True, 0, 30.0))
+    gate.set()
     collector.close()
     dropped = collector.skipped["queue-full"]
     assert dropped > 0 and collector.queued["random"] + dropped == 20  # a waiting put would never drop
