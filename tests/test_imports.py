@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ast
+from importlib.util import find_spec
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "edgecnn"
+PACKAGE = Path(find_spec("edgecnn").origin).parent  # the checkout's, or the installed wheel's on a board
 
 
 def _module_name(path: Path) -> str:
