@@ -240,6 +240,8 @@ def test_collect_into_a_file_is_one_error_line(coral_model, mixed_video, tmp_pat
     assert err == [f"error: Received --collect {a_file}; that is a file, expected a folder (created when missing)"]
 
 
+@pytest.mark.slow  # 240 frames; its second episode departs by 0.35 against 0.30 on x86: scores of another CPU's
+# int8 kernels (an emulated arm64 board found one episode) can move it, so it runs where CI's slow set runs
 def test_drift_warns_once_per_episode_on_a_real_scene_change(coral_model, tmp_path, capsys, caplog):
     """Coral photos for 60 frames, flowers5 photos for 60, Coral again for 60, flowers again: two episodes."""
     pics = photos(flowers=5)
