@@ -7,15 +7,13 @@ import csv
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_deploy import _free_port, _make_user, boards, exports  # noqa: F401 (fixtures)
+from test_deploy import _free_port, _make_user, boards, exports, start_sshd  # noqa: F401 (fixtures)
 
 from edgecnn.collect import store
 from edgecnn.collect.sorted_folder import INDEX_FILE, SIDECARS, class_folder, host_name, store_archive
@@ -118,19 +116,7 @@ def board(tmp_path_factory):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / name)], check=True)
     user = "edgecnn-collect-a"
     home = _make_user(user, (tmp / "key.pub").read_text())
-    port = _free_port()
-    config = tmp / "sshd_config"
-    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp / 'hostkey'}\nPidFile {tmp / 'pid'}\n"
-                      f"PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nAllowUsers {user}\n")
-    Path("/run/sshd").mkdir(exist_ok=True)
-    sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(tmp / "sshd.log")])
-    known = tmp / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{port} {' '.join((tmp / 'hostkey.pub').read_text().split()[:2])}\n")
-    for _ in range(50):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
+    sshd, port, known = start_sshd(tmp, [user])
     yield {"host": f"{user}@127.0.0.1:{port}", "user": user, "home": home, "key": tmp / "key", "known_hosts": known}
     sshd.terminate()
     sshd.wait(timeout=10)

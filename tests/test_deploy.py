@@ -163,6 +163,26 @@ def _make_user(name: str, pubkey: str, fake_32_bit: bool = False) -> Path:
     return home
 
 
+def start_sshd(tmp: Path, users: list[str]):
+    """A throwaway sshd on 127.0.0.1 with ``tmp``'s host key, letting in ``users`` only: (process, port,
+    known_hosts file holding its key), once it accepts connections."""
+    port = _free_port()
+    config = tmp / "sshd_config"
+    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp / 'hostkey'}\nPidFile {tmp / 'pid'}\n"
+                      f"PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+                      f"AllowUsers {' '.join(users)}\n")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(tmp / "sshd.log")])
+    known = tmp / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {' '.join((tmp / 'hostkey.pub').read_text().split()[:2])}\n")
+    for _ in range(50):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    return sshd, port, known
+
+
 @pytest.fixture(scope="module")
 def boards(tmp_path_factory):
     """Two SSH "boards" on one sshd at 127.0.0.1: a good one and one whose userland says 32-bit."""
@@ -178,20 +198,7 @@ def boards(tmp_path_factory):
                                 capture_output=True).returncode == 0  # a board whose disk is nearly full
     if small_disk:
         _make_user(users["small"], (tmp / "key.pub").read_text())
-    port = _free_port()
-    config = tmp / "sshd_config"
-    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp / 'hostkey'}\nPidFile {tmp / 'pid'}\n"
-                      f"PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-                      f"AllowUsers {' '.join(users.values())}\n")
-    Path("/run/sshd").mkdir(exist_ok=True)
-    sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(tmp / "sshd.log")])
-    known = tmp / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{port} {' '.join((tmp / 'hostkey.pub').read_text().split()[:2])}\n")
-    for _ in range(50):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
+    sshd, port, known = start_sshd(tmp, list(users.values()))
     source = homes["good"] / "photos"  # the camera source on the board: a folder of images the service reads
     source.mkdir(exist_ok=True)
     for i, name in enumerate(CLASSES):
