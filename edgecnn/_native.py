@@ -125,15 +125,24 @@ def native_stderr() -> Iterator[None]:
 
 class GuardedStderr(io.TextIOBase):
     """``sys.stderr`` as it is at each write, written only while no thread has fd 2 captured: another thread's log
-    line or progress bar waits for the capture to end instead of landing in it (and being read as the decoder's)."""
+    line or progress bar waits for the capture to end instead of landing in it (and being read as the decoder's).
+    ``beneath_rich``: the stream under rich's redirect of ``sys.stderr`` while a bar is live (a bar's console
+    writing to the redirect would write to itself); log lines go through the redirect, printed above the bar."""
+
+    def __init__(self, beneath_rich: bool = False):
+        super().__init__()
+        self.beneath_rich = beneath_rich
+
+    def _stream(self):
+        return getattr(sys.stderr, "rich_proxied_file", sys.stderr) if self.beneath_rich else sys.stderr
 
     def write(self, text: str) -> int:
         with _lock:
-            return _stderr().write(text)
+            return self._stream().write(text)
 
     def flush(self) -> None:
         with _lock:
-            _stderr().flush()
+            self._stream().flush()
 
     def isatty(self) -> bool:
         return sys.stderr.isatty()
@@ -146,12 +155,8 @@ class GuardedStderr(io.TextIOBase):
         return getattr(sys.stderr, "encoding", None) or "utf-8"
 
 
-guarded_stderr = GuardedStderr()
-
-
-def _stderr():
-    """``sys.stderr``, or the stream under rich's redirect of it while a bar is live (else the bar writes to itself)."""
-    return getattr(sys.stderr, "rich_proxied_file", sys.stderr)
+guarded_stderr = GuardedStderr()  # edgecnn's log handler
+bar_stderr = GuardedStderr(beneath_rich=True)  # rich's progress console
 
 
 class Captured:

@@ -101,7 +101,7 @@ def _progress(unit: str, scale: float, force: bool):
         )
         from rich.text import Text
 
-        from edgecnn._native import guarded_stderr
+        from edgecnn._native import bar_stderr
     except ImportError:  # a device install without rich: no bar
         return None
 
@@ -112,5 +112,5 @@ def _progress(unit: str, scale: float, force: bool):
 
     return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), Rate(),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                    console=Console(file=guarded_stderr, force_terminal=force or None), transient=True,
+                    console=Console(file=bar_stderr, force_terminal=force or None), transient=True,
                     redirect_stdout=False)
