@@ -12,6 +12,7 @@ stratified by class is taken.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -87,10 +88,10 @@ def _more_training(run_config: dict, run_dir: Path | None, labels: list[str], sh
     found = []
     for value in run_config.get("more_data") or []:
         folder = _config_folder({"data": value}, "data", run_dir)
-        try:
-            found.append(open_folder(folder, shape[:2], class_names=labels)) if folder else None
-        except DataError:
+        if folder is None:
             continue
+        with contextlib.suppress(DataError):
+            found.append(open_folder(folder, shape[:2], class_names=labels))
     return found
 
 
