@@ -58,7 +58,7 @@ def write_video(path: Path, frames: int) -> Path:
 
 
 def bench_unthrottled(classifier: Classifier, frames: int) -> bool:
-    from edgecnn.video.sources import open_source
+    from edgecnn.video.frame_sources import open_source
 
     with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as devnull:
         video = write_video(Path(tmp) / "bench.avi", frames)

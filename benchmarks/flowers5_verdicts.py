@@ -41,10 +41,10 @@ def unfused_onnx_int8(run: Path) -> dict:
     """onnx-int8's validation figures and verdict with QDQ left unfused, on the images export validated on."""
     from edgecnn.export import validate
     from edgecnn.export.calibration import validation_images
-    from edgecnn.export.source import load_source
+    from edgecnn.export.model_to_export import load_model_to_export
     from edgecnn.formats import FORMATS as ALL
 
-    source = load_source(run, None)
+    source = load_model_to_export(run, None)
     check = validation_images(source.run_config, run, None, source.card.labels, source.input_shape, 1000, 0)
     reference = source.model.predict(check.images.astype("float32"), batch_size=32, verbose=0)
     outputs = validate.exact_onnx_int8(run / "export" / "model_int8.onnx", check.images)

@@ -39,9 +39,9 @@ def test_live_loop_on_video(benchmark, video, name):
     from edgecnn.runtime import Classifier
     from edgecnn.video.capture import LatestFrameCapture
     from edgecnn.video.classify import FrameClassifier
+    from edgecnn.video.frame_sources import open_source
     from edgecnn.video.loop import LoopOptions, run_loop
     from edgecnn.video.sinks import JsonLines
-    from edgecnn.video.sources import open_source
 
     clf = Classifier(mobilenet_224(name), threads=2)
     classify = FrameClassifier(clf)

@@ -16,9 +16,9 @@ import importlib
 import logging
 import sys
 
-from edgecnn._native import guarded_stderr, quiet_environment, show_native_logs
 from edgecnn._version import __version__
 from edgecnn.errors import EdgeCNNError
+from edgecnn.native_logs import guarded_stderr, quiet_environment, show_native_logs
 
 # Order is the order shown by `edgecnn --help`.
 COMMANDS = [
@@ -72,7 +72,7 @@ def _add_common(parser: argparse.ArgumentParser, sub_command: bool = False) -> N
 
 class _StderrHandler(logging.StreamHandler):
     """Writes each message to whatever ``sys.stderr`` is at that moment (tests and pipes swap it), never into a
-    native call's capture of fd 2 (:class:`~edgecnn._native.GuardedStderr`)."""
+    native call's capture of fd 2 (:class:`~edgecnn.native_logs.GuardedStderr`)."""
 
     @property
     def stream(self):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import logging
 
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import PrivateAPIError
 from edgecnn.machine import dist_version
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,6 @@ MULTI_WORKER_NEEDS = {  # attribute of keras.src.backend.tensorflow.trainer -> t
     "TensorFlowTrainer._maybe_symbolic_build": ("self", "iterator", "data_batch"),
     "TensorFlowTrainer._symbolic_build": ("data_batch",),
 }
-
-
-class PrivateAPIError(EdgeCNNError):
-    """A private TensorFlow/Keras API edgecnn relies on is missing or changed in the installed version."""
 
 
 def installed(package: str) -> str:

@@ -49,6 +49,10 @@ class ClusterError(EdgeCNNError):
     """A worker of a multi-worker training cluster stopped or cannot be reached."""
 
 
+class PrivateAPIError(EdgeCNNError):
+    """A private TensorFlow/Keras API edgecnn relies on is missing or changed in the installed version."""
+
+
 class OutputError(EdgeCNNError):
     """An output file that could not be written whole (a full disk, an I/O error)."""
 

@@ -101,7 +101,7 @@ def _progress(unit: str, scale: float, force: bool):
         )
         from rich.text import Text
 
-        from edgecnn._native import bar_stderr
+        from edgecnn.native_logs import bar_stderr
     except ImportError:  # a device install without rich: no bar
         return None
 

@@ -209,7 +209,7 @@ def test_measure_files_on_in_memory_images_matches_the_benchmark(bench_run):
 
 
 def test_an_export_folder_holding_model_keras_is_not_exported_again(tmp_path):
-    from edgecnn.bench.sources import is_keras_source
+    from edgecnn.bench.candidates import is_keras_source
 
     run = tmp_path / "run"
     run.mkdir()

@@ -167,7 +167,7 @@ def test_a_decoder_assertion_is_one_error_line_and_the_next_input_goes_on(tmp_pa
 
 
 def test_a_camera_folder_source_skips_a_file_the_decoder_asserts_on(tmp_path, red_png, caplog):
-    from edgecnn.video.sources import open_source
+    from edgecnn.video.frame_sources import open_source
 
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -184,7 +184,7 @@ def test_a_camera_folder_source_skips_a_file_the_decoder_asserts_on(tmp_path, re
 
 # ------------------------------------------------------------------ item 10: an image file as camera source
 def test_camera_image_file_source_is_checked_against_the_pixel_budget_before_decoding(tmp_path, red_png, capsys):
-    from edgecnn.video.sources import open_source
+    from edgecnn.video.frame_sources import open_source
 
     big = png_bomb(tmp_path / "big.png", 3000, 2000)  # 6 MP
     source = open_source(str(big), max_pixels=5_000_000)

@@ -17,9 +17,9 @@ import pytest
 
 from edgecnn import cli
 from edgecnn.errors import SourceError
-from edgecnn.video import sources
+from edgecnn.video import frame_sources
+from edgecnn.video.frame_sources import SourceReadError
 from edgecnn.video.server import PreviewServer
-from edgecnn.video.sources import SourceReadError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RED_BGR = (30, 40, 220)
@@ -163,7 +163,7 @@ class FailingCamera:
 
 def test_failing_source_reconnects_then_exits_with_summary(tiny_model, monkeypatch, capsys):
     model, labels = tiny_model
-    monkeypatch.setattr(sources, "open_source", lambda *a, **k: FailingCamera())
+    monkeypatch.setattr(frame_sources, "open_source", lambda *a, **k: FailingCamera())
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     rc = cli.main(["camera", model, "--labels", labels, "--source", "0", "--reconnect", "3",

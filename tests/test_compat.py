@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgecnn import compat
-from edgecnn.compat import PrivateAPIError
+from edgecnn.errors import PrivateAPIError
 
 pytestmark = pytest.mark.train  # skipped without the train extra (conftest.py)
 

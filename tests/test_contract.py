@@ -119,7 +119,7 @@ def test_library_that_is_not_a_delegate_is_one_line_and_nothing_after(coral_dir)
 
 # ------------------------------------------------------------------ native log lines
 def test_native_stderr_drops_noise_keeps_real_lines_and_drops_all_when_raising(capfd):
-    from edgecnn._native import native_stderr
+    from edgecnn.native_logs import native_stderr
 
     with native_stderr():
         os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
@@ -146,7 +146,8 @@ def test_the_first_import_of_a_noisy_native_package_is_quiet(tmp_path):
         "os.write(2, b'I0000 00:00:1796579025.073252   10419 port.cc:153] oneDNN custom operations are on.\\n')\n"
         "os.write(2, b'a real problem\\n')\n"
         "VALUE = 42\n")
-    code = ("import sys; from edgecnn import _native; sys.meta_path.insert(0, _native._QuietImport('noisy_native')); "
+    code = ("import sys; from edgecnn import native_logs; "
+            "sys.meta_path.insert(0, native_logs._QuietImport('noisy_native')); "
             "import noisy_native, noisy_native as again; assert noisy_native.VALUE == 42; "
             "print(noisy_native.__loader__)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parents[1])])}
@@ -159,7 +160,7 @@ def test_the_first_import_of_a_noisy_native_package_is_quiet(tmp_path):
 
 @pytest.mark.train
 def test_importing_tensorflow_after_quiet_environment_prints_nothing():
-    code = "from edgecnn._native import quiet_environment; quiet_environment(); import keras, tensorflow"
+    code = "from edgecnn.native_logs import quiet_environment; quiet_environment(); import keras, tensorflow"
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "EDGECNN_NATIVE_LOGS")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
@@ -167,7 +168,7 @@ def test_importing_tensorflow_after_quiet_environment_prints_nothing():
 
 def test_opencv_warnings_stay_off_the_terminal_unless_verbose(tmp_path):
     missing = tmp_path / "missing.png"
-    code = (f"import cv2; from edgecnn._native import quiet_environment; quiet_environment(); "
+    code = (f"import cv2; from edgecnn.native_logs import quiet_environment; quiet_environment(); "
             f"cv2.imread({str(missing)!r})")
     env = {k: v for k, v in os.environ.items() if k not in ("OPENCV_LOG_LEVEL", "EDGECNN_NATIVE_LOGS")}
     quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
@@ -471,11 +472,11 @@ def test_a_log_line_from_another_thread_waits_for_a_native_capture(capfd):
     import logging
     import threading
 
-    from edgecnn import _native
+    from edgecnn import native_logs
 
     cli.configure_logging()
     thread = threading.Thread(target=lambda: logging.getLogger("edgecnn.test").warning("from another thread"))
-    with _native.captured_stderr() as captured:
+    with native_logs.captured_stderr() as captured:
         thread.start()
         thread.join(0.5)
         assert thread.is_alive()  # waiting for the capture to end

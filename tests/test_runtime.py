@@ -18,7 +18,7 @@ import pytest
 from edgecnn.card import ModelCard, Normalization
 from edgecnn.errors import BackendUnavailableError, LabelsError, ModelError, UsageError
 from edgecnn.runtime import Classifier, TensorSpec, confidence_feedback, probe_backends
-from edgecnn.runtime import litert as litert_mod
+from edgecnn.runtime import litert_backend as litert_mod
 from edgecnn.runtime.preprocess import Preprocessor, as_uint8_color, build_lut, center_crop_box, read_image
 
 onnx = pytest.importorskip("onnx")
@@ -571,7 +571,7 @@ def test_tflite_runtime_that_imports_under_numpy2_is_still_reported_broken(tmp_p
 
 def test_failed_batch_resize_leaves_the_interpreter_usable(coral_dir):
     from edgecnn.errors import ModelError
-    from edgecnn.runtime.litert import LiteRTBackend
+    from edgecnn.runtime.litert_backend import LiteRTBackend
 
     backend = LiteRTBackend(coral_dir / "mobilenet_v2_1.0_224_quant.tflite")
     one = np.zeros((1, 224, 224, 3), np.uint8)

@@ -307,7 +307,7 @@ def test_the_api_refuses_a_thread_count_out_of_range(tiny_model, coral_dir, thre
     from edgecnn.bench.run import BenchConfig
     from edgecnn.errors import UsageError
     from edgecnn.runtime import Classifier
-    from edgecnn.runtime.litert import LiteRTBackend
+    from edgecnn.runtime.litert_backend import LiteRTBackend
     from edgecnn.runtime.onnx_backend import OnnxBackend
 
     for make in (lambda: Classifier(tiny_model[0], threads=threads),

@@ -16,8 +16,8 @@ import pytest
 
 from edgecnn import cli
 from edgecnn.video import recorder as recorder_module
+from edgecnn.video.frame_sources import open_source
 from edgecnn.video.server import PreviewServer
-from edgecnn.video.sources import open_source
 from tests.test_contract import one_error_line, tiny_onnx
 
 MODEL_ARGS = ("--mean", "0", "--std", "255")

@@ -78,7 +78,7 @@ def test_decoding_without_the_cache_names_a_corrupt_jpeg_too(tmp_path, capfd, ca
 
 
 def test_other_lines_on_fd2_while_decoding_are_written_back_and_v_shows_libjpeg(tmp_path, capfd):
-    from edgecnn import _native
+    from edgecnn import native_logs
     from edgecnn.data.decode import decode_rgb, decoder_warnings
 
     corrupt = _jpegs(tmp_path / "data", per_class=1) / "daisy" / "corrupt.jpg"
@@ -86,12 +86,12 @@ def test_other_lines_on_fd2_while_decoding_are_written_back_and_v_shows_libjpeg(
         decode_rgb(corrupt)
         os.write(2, b"a real problem\n")
     assert damaged == [corrupt] and capfd.readouterr().err == "a real problem\n"
-    _native.show_native_logs(True)
+    native_logs.show_native_logs(True)
     try:
         with decoder_warnings() as damaged:
             decode_rgb(corrupt)
     finally:
-        _native.show_native_logs(False)
+        native_logs.show_native_logs(False)
     assert damaged == [corrupt] and "Corrupt JPEG data" in capfd.readouterr().err
 
 

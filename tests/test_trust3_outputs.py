@@ -161,7 +161,7 @@ def test_one_unit_read_as_sigmoid_only_when_something_says_so(tmp_path, caplog):
 
 
 def test_litert_sees_the_op_that_ends_the_graph(coral_dir):
-    from edgecnn.runtime.litert import LiteRTBackend
+    from edgecnn.runtime.litert_backend import LiteRTBackend
 
     backend = LiteRTBackend(coral_dir / CORAL_MODEL)
     assert backend.final_op() == "softmax"  # SOFTMAX, then nothing that changes values

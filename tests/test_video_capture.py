@@ -12,8 +12,8 @@ from edgecnn.errors import SourceError, SourceLostError
 from edgecnn.runtime import ClassScore
 from edgecnn.video.capture import LatestFrameCapture, Reconnect
 from edgecnn.video.classify import FrameResult
+from edgecnn.video.frame_sources import SourceReadError
 from edgecnn.video.loop import LoopOptions, run_loop
-from edgecnn.video.sources import SourceReadError
 
 FAST = Reconnect(attempts=2, initial_s=0.01, max_s=0.02)
 HANG_S = 60  # a guard against a hang, not a speed: two busy cores can stall a thread for seconds

@@ -18,11 +18,11 @@ import pytest
 from edgecnn.errors import SourceError, UsageError
 from edgecnn.runtime import ClassScore
 from edgecnn.video.classify import FrameResult
+from edgecnn.video.frame_sources import FolderSource, OpenCVSource, Picamera2Source, open_source
 from edgecnn.video.overlay import draw_overlay
 from edgecnn.video.recorder import VideoRecorder
 from edgecnn.video.server import PreviewServer, parse_address
 from edgecnn.video.sinks import FrameEvent, JsonLines
-from edgecnn.video.sources import FolderSource, OpenCVSource, Picamera2Source, open_source
 from edgecnn.video.summary import RunStats, format_summary
 
 TOP = [ClassScore("sunflower", 3, 0.93), ClassScore("daisy", 0, 0.05)]

@@ -20,8 +20,8 @@ import numpy as np
 from edgecnn import progress
 from edgecnn.bench import findings as findings_mod
 from edgecnn.bench import images as images_mod
+from edgecnn.bench.candidates import Candidate, resolve
 from edgecnn.bench.result import FAILED, Row, WorkerResult
-from edgecnn.bench.sources import Candidate, resolve
 from edgecnn.bench.worker import TOP_K
 from edgecnn.errors import EdgeCNNError, ModelError, UsageError
 from edgecnn.formats import parse_formats
@@ -155,7 +155,7 @@ def measure_files(paths: list[str | Path], images, labels=None, threads: Optiona
     The one measuring path for callers that hold their images already (e.g. quickstart):
     each file runs in its own worker subprocess, as in ``edgecnn benchmark``.
     """
-    from edgecnn.bench.sources import model_file
+    from edgecnn.bench.candidates import model_file
 
     config = BenchConfig(models=[str(p) for p in paths], runs=runs, warmup=warmup)
     config.check()

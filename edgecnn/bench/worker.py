@@ -31,7 +31,7 @@ TOP_K = 5
 
 def _preimport(backend: str) -> None:
     """Import the interpreter outside the load timing (load_ms is the model, not the library)."""
-    from edgecnn.runtime.litert import import_interpreter
+    from edgecnn.runtime.litert_backend import import_interpreter
     from edgecnn.runtime.onnx_backend import import_onnxruntime
 
     importer = {"litert": import_interpreter, "onnx": import_onnxruntime}.get(backend)

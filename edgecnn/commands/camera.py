@@ -95,10 +95,10 @@ def run(args: argparse.Namespace) -> int:
     from edgecnn.runtime import Classifier
     from edgecnn.video.capture import DEFAULT_FPS, LatestFrameCapture, Reconnect
     from edgecnn.video.classify import FrameClassifier
+    from edgecnn.video.frame_sources import open_source
     from edgecnn.video.loop import LoopOptions, run_loop
     from edgecnn.video.recorder import check_video_path
     from edgecnn.video.server import parse_address
-    from edgecnn.video.sources import open_source
     from edgecnn.video.summary import format_summary
 
     # Check everything cheap before loading the model or opening the camera.

@@ -19,9 +19,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from edgecnn._native import captured_stderr, echo_native, showing
 from edgecnn.data.folder import _under
 from edgecnn.errors import DataError, first_line
+from edgecnn.native_logs import captured_stderr, echo_native, showing
 from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS, is_jpeg, pixel_budget_problem
 from edgecnn.runtime.preprocess import decode_image_bytes, image_file_bytes
 

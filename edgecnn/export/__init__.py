@@ -23,17 +23,17 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edgecnn._io import atomic_path, write_json
-from edgecnn._native import kept_interrupts
 from edgecnn.data.imageset import synthetic_images
 from edgecnn.errors import CardError, UsageError, ValidationError
 from edgecnn.export.calibration import MIN_CALIBRATION_IMAGES, calibration_images, validation_images
 from edgecnn.export.features import predict_with_features
 from edgecnn.export.job import INT8_IO, INT8_ROUNDING, ExportJob
+from edgecnn.export.model_to_export import load_model_to_export
 from edgecnn.export.report import ArtifactReport, ExportReport, file_facts, versions
-from edgecnn.export.source import load_source
 from edgecnn.export.stats import MAX_VALIDATION_IMAGES, MIN_VERDICT_IMAGES
 from edgecnn.formats import Format, parse_formats
 from edgecnn.labels import write_labels
+from edgecnn.native_logs import kept_interrupts
 from edgecnn.rundir import EXPORT_REPORT_FILE, FEATURE_STATS_FILE, LABELS_FILE, claim_folder, release_folder
 from edgecnn.runtime.base import FEATURES_OUTPUT
 
@@ -82,8 +82,8 @@ def export(
 def _export(model, fmts: list[Format], out: Path, labels, calib_data, calib_samples: int, int8_io: str,
             int8_rounding: str, int8_float_layers: str | None, output_kind: str | None, opset: int, force: bool,
             validate: bool, val_samples: int, allow_tf_ops: bool, seed: int) -> ExportReport:
-    _check_existing(out, fmts, force)  # before load_source, which imports TensorFlow (seconds)
-    source = load_source(model, labels)
+    _check_existing(out, fmts, force)  # before load_model_to_export, which imports TensorFlow (seconds)
+    source = load_model_to_export(model, labels)
     run_dir = source.path.parent if source.run_config and source.path else None
     report = ExportReport(model=str(source.path or getattr(source.model, "name", "model")), out=str(out),
                           versions=versions())

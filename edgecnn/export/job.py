@@ -8,7 +8,7 @@ from typing import Any
 
 from edgecnn.card import ModelCard
 from edgecnn.data.imageset import ImageSet
-from edgecnn.export.source import ExportSource
+from edgecnn.export.model_to_export import ModelToExport
 from edgecnn.formats import Format
 
 INT8_IO = ("uint8", "int8", "float32")
@@ -17,7 +17,7 @@ INT8_ROUNDING = ("optimal", "nearest")
 
 @dataclass
 class ExportJob:
-    source: ExportSource
+    source: ModelToExport
     workdir: Path  # scratch folder for intermediates, removed after export
     int8_io: str = "uint8"
     opset: int = 17

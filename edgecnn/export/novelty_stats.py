@@ -16,7 +16,7 @@ import numpy as np
 from edgecnn.data.imageset import ImageSet
 from edgecnn.export.calibration import training_images, validation_images
 from edgecnn.export.features import predict_with_features
-from edgecnn.export.source import ExportSource
+from edgecnn.export.model_to_export import ModelToExport
 from edgecnn.runtime.novelty import FeatureStats
 
 log = logging.getLogger("edgecnn.export")
@@ -24,7 +24,7 @@ log = logging.getLogger("edgecnn.export")
 MAX_TRAINING_IMAGES = 2000
 
 
-def feature_stats(source: ExportSource, run_dir: Path | None, held_out: ImageSet | None,
+def feature_stats(source: ModelToExport, run_dir: Path | None, held_out: ImageSet | None,
                   held_features: np.ndarray | None, count: int, seed: int) -> FeatureStats | None:
     """Statistics of the training images' features, threshold from ``held_out`` (their ``held_features``, None:
     computed here); None, with one info line, when there are no training images."""

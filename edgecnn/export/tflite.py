@@ -7,7 +7,6 @@ import io
 import re
 from pathlib import Path
 
-from edgecnn._native import native_stderr
 from edgecnn.card import ModelCard
 from edgecnn.errors import ExportError, first_line
 from edgecnn.export.embed import embed_in_tflite
@@ -15,6 +14,7 @@ from edgecnn.export.job import ExportJob
 from edgecnn.export.keras_formats import scratch_saved_model
 from edgecnn.export.trace import offending_layers
 from edgecnn.formats import Format
+from edgecnn.native_logs import native_stderr
 
 
 def export_fp32(job: ExportJob, fmt: Format, dest: Path) -> ModelCard:

@@ -17,8 +17,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from edgecnn._native import native_stderr
 from edgecnn.compat import calibrate_only, mlir_quantize
+from edgecnn.native_logs import native_stderr
 from edgecnn.tflite_metadata import model_schema
 
 

@@ -16,7 +16,7 @@ from edgecnn.runtime.base import Backend, check_model_file, check_threads
 
 # name -> "module:class", imported only when a model of that kind is loaded.
 BACKENDS: dict[str, str] = {
-    "litert": "edgecnn.runtime.litert:LiteRTBackend",
+    "litert": "edgecnn.runtime.litert_backend:LiteRTBackend",
     "onnx": "edgecnn.runtime.onnx_backend:OnnxBackend",
     "keras": "edgecnn.runtime.keras_backend:KerasBackend",
 }
@@ -79,7 +79,7 @@ def probe_backends(import_tensorflow: bool = False) -> list[BackendStatus]:
     as tflite_runtime under numpy 2, is found) and onnxruntime. TensorFlow is
     only looked up, not imported, unless ``import_tensorflow`` (it takes seconds).
     """
-    from edgecnn.runtime.litert import INTERPRETER_SOURCES, probe_interpreter
+    from edgecnn.runtime.litert_backend import INTERPRETER_SOURCES, probe_interpreter
 
     out: list[BackendStatus] = []
     for module, name in INTERPRETER_SOURCES:

@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 
 from edgecnn._io import special_file
-from edgecnn._native import captured_stderr, echo_native, showing
 from edgecnn.errors import DataError, UsageError
+from edgecnn.native_logs import captured_stderr, echo_native, showing
 from edgecnn.runtime.base import TensorSpec
 from edgecnn.runtime.imageinfo import (
     DEFAULT_MAX_PIXELS,

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn._native import native_stderr
 from edgecnn.data.cache import cpu_workers
 from edgecnn.data.records import RecordFile
 from edgecnn.errors import first_line
+from edgecnn.native_logs import native_stderr
 
 log = logging.getLogger("edgecnn.train")
 
@@ -122,7 +122,7 @@ class LiteBottom:
         import tensorflow as tf
 
         from edgecnn.compat import freeze_variables
-        from edgecnn.runtime.litert import import_interpreter
+        from edgecnn.runtime.litert_backend import import_interpreter
 
         started = time.perf_counter()
         keys = [f"out{i}" for i in range(len(net.outputs))]

@@ -28,7 +28,7 @@ from typing import Optional
 import numpy as np
 
 from edgecnn.errors import SourceError, SourceLostError
-from edgecnn.video.sources import Source, SourceReadError
+from edgecnn.video.frame_sources import Source, SourceReadError
 
 log = logging.getLogger("edgecnn.video")
 

@@ -238,7 +238,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the boards are stopped on the way out
-    from edgecnn._native import quiet_environment
+    from edgecnn.native_logs import quiet_environment
 
     quiet_environment()  # the tiny export imports TensorFlow here: its native log lines stay off the terminal
     if args.out is None and not args.quick:

@@ -19,7 +19,7 @@ from edgecnn.rundir import LABELS_FILE, load_keras, model_file, run_config
 
 
 @dataclass
-class ExportSource:
+class ModelToExport:
     model: Any  # keras.Model
     card: ModelCard
     path: Path | None = None  # the .keras file, when loaded from disk
@@ -31,8 +31,8 @@ class ExportSource:
         return tuple(self.model.input_shape[1:])
 
 
-def load_source(model, labels: str | os.PathLike | list[str] | None = None) -> ExportSource:
-    """Resolve ``model`` (run dir, .keras file or keras.Model) and its labels into an ExportSource."""
+def load_model_to_export(model, labels: str | os.PathLike | list[str] | None = None) -> ModelToExport:
+    """Resolve ``model`` (run dir, .keras file or keras.Model) and its labels into an ModelToExport."""
     if isinstance(model, (str, os.PathLike)):
         path, run_dir = model_file(model)
         keras_model = load_keras(path)
@@ -44,7 +44,7 @@ def load_source(model, labels: str | os.PathLike | list[str] | None = None) -> E
     _check_classifier(keras_model, path)
     assumed = card is None
     card = _card(keras_model, card, labels, run_labels, source=str(path or "the model"))
-    return ExportSource(keras_model, card, path, config, card_assumed=assumed)
+    return ModelToExport(keras_model, card, path, config, card_assumed=assumed)
 
 
 def _check_classifier(model, path: Path | None) -> None:

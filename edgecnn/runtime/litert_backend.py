@@ -15,11 +15,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from edgecnn._native import native_stderr
 from edgecnn.card import EMBEDDED_CARD_KEY, EMBEDDED_LABELS_KEY
 from edgecnn.errors import BackendUnavailableError, ModelError, first_line
 from edgecnn.labels import label_lines
 from edgecnn.machine import dist_version
+from edgecnn.native_logs import native_stderr
 from edgecnn.runtime.base import (
     TensorSpec,
     check_model_file,
