@@ -170,9 +170,9 @@ def train(config: TrainConfig, callbacks: list | None = None) -> RunResult:
         log.log(level, f"worker {cluster.rank}: done; the chief writes the run directory")
         result = RunResult(None, None, None, run.metrics(data_seconds), val_data, run.interrupted)
     else:
-        result = report.write_run(run_dir, model, config, spec, train_data, val_data, run.history, run.best,
-                                  timing=run.metrics(data_seconds), interrupted=run.interrupted, val_probs=probs,
-                                  level=level)
+        outcome = report.TrainOutcome(model, config, spec, train_data, val_data, run.history, run.best,
+                                      timing=run.metrics(data_seconds), interrupted=run.interrupted, val_probs=probs)
+        result = report.write_run(run_dir, outcome, level)
         release_folder(run_dir)  # claimed by new_run_dir for the run
     if cluster.multi_worker:
         with worker_failures(cluster):

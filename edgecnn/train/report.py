@@ -55,18 +55,50 @@ class RunResult:
     interrupted: bool = False
 
 
-def write_run(run_dir: Path, model, config, spec, train_data, val_data, history: dict, best, *, timing: dict,
-              interrupted: bool, val_probs: np.ndarray, level: int = logging.INFO) -> RunResult:
+@dataclass
+class TrainOutcome:
+    """What one training run produced, for :func:`write_run` to save: the model, its data and its record."""
+
+    model: object  # the trained keras.Model
+    config: object  # the TrainConfig it ran with
+    spec: object  # the resolved architecture (edgecnn.models.registry)
+    train_data: object
+    val_data: object
+    history: dict  # per-epoch figures, "phase" and "seconds" included
+    best: object  # the BestWeights callback: best_epoch
+    timing: dict  # seconds per stage, merged into metrics.json
+    interrupted: bool
+    val_probs: np.ndarray  # the model's probabilities on val_data, in its order
+
+
+def write_run(run_dir: Path, outcome: TrainOutcome, level: int = logging.INFO) -> RunResult:
     """Save the model and every report into ``run_dir``."""
-    from edgecnn.train.metrics import classification_metrics
     from edgecnn.train.plots import plot_history
 
-    class_names = train_data.class_names
     model_path = run_dir / MODEL_FILE
+    card = _save_model(model_path, outcome)
+    class_names = outcome.train_data.class_names
+    write_labels(run_dir / LABELS_FILE, class_names)
+    write_json(run_dir / CONFIG_FILE, outcome.config.to_dict())
+    write_json(run_dir / "history.json", outcome.history)
+    phases = outcome.history.get("phase", [])
+    fine_tune_start = phases.index("fine-tune") + 1 if "fine-tune" in phases else None
+    plot_history(outcome.history, run_dir / "history.png", fine_tune_start)
+    metrics = _metrics(outcome)
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "data_report.json", _data_report(outcome))
+    log.log(level, f"val_accuracy {metrics['val_accuracy']:.4f} (best epoch {outcome.best.best_epoch}); "
+            f"saved {model_path}")
+    return RunResult(run_dir, model_path, card, metrics, outcome.val_data, outcome.interrupted)
+
+
+def _save_model(model_path: Path, outcome: TrainOutcome) -> ModelCard:
+    """``model.keras`` and its card beside it; returns the card."""
+    config, spec = outcome.config, outcome.spec
     with atomic_path(model_path) as tmp:
-        model.save(tmp)
+        outcome.model.save(tmp)
     card = ModelCard(
-        labels=class_names,
+        labels=outcome.train_data.class_names,
         input_height=config.img_size,
         input_width=config.img_size,
         normalization=Normalization.raw(spec.in_model_normalization),
@@ -75,30 +107,37 @@ def write_run(run_dir: Path, model, config, spec, train_data, val_data, history:
         architecture=config.arch,
     )
     card.save(model_path)
-    write_labels(run_dir / LABELS_FILE, class_names)
-    write_json(run_dir / CONFIG_FILE, config.to_dict())
-    write_json(run_dir / "history.json", history)
-    phases = history.get("phase", [])
-    fine_tune_start = phases.index("fine-tune") + 1 if "fine-tune" in phases else None
-    plot_history(history, run_dir / "history.png", fine_tune_start)
+    return card
 
-    val_metrics = classification_metrics(val_data.labels, val_probs, class_names)
+
+def _metrics(outcome: TrainOutcome) -> dict:
+    """metrics.json: validation figures, the best epoch, image counts and timings."""
+    from edgecnn.train.metrics import classification_metrics
+
+    history = outcome.history
+    val_metrics = classification_metrics(outcome.val_data.labels, outcome.val_probs, outcome.train_data.class_names)
     metrics = {
         "val_accuracy": val_metrics["accuracy"],
-        "best_epoch": best.best_epoch,
+        "best_epoch": outcome.best.best_epoch,
         "epochs_run": len(history.get("phase", [])),
-        "interrupted": interrupted,
-        "train_images": len(train_data),
-        "val_images": len(val_data),
-        **timing,
+        "interrupted": outcome.interrupted,
+        "train_images": len(outcome.train_data),
+        "val_images": len(outcome.val_data),
+        **outcome.timing,
     }
     for phase in ("frozen", "fine-tune"):
         value = _phase_best(history, phase)
         if value is not None:
             metrics[f"{phase.replace('-', '_')}_best_val_accuracy"] = value
     metrics["val"] = val_metrics
-    write_json(run_dir / "metrics.json", metrics)
-    write_json(run_dir / "data_report.json", {
+    return metrics
+
+
+def _data_report(outcome: TrainOutcome) -> dict:
+    """data_report.json: where the images came from, per-class counts, skipped files, caches."""
+    config, train_data, val_data = outcome.config, outcome.train_data, outcome.val_data
+    class_names = train_data.class_names
+    return {
         "train": str(config.data),
         "val": str(config.val) if config.val else f"{config.val_split:g} split of {config.data} (seed {config.seed})",
         "test": config.test,  # a split root's test/: used by `edgecnn evaluate RUN`, never in training
@@ -108,6 +147,4 @@ def write_run(run_dir: Path, model, config, spec, train_data, val_data, history:
         **skipped_summary(skipped_files(train_data, val_data)),  # skipped_count, skipped_reasons, a few skipped
         "cache": sorted({str(getattr(d, "cache", "")) for d in (train_data, val_data)} - {""}),
         **({"roots": train_data.roots} if getattr(train_data, "roots", None) else {}),  # --data repeated
-    })
-    log.log(level, f"val_accuracy {metrics['val_accuracy']:.4f} (best epoch {best.best_epoch}); saved {model_path}")
-    return RunResult(run_dir, model_path, card, metrics, val_data, interrupted)
+    }
