@@ -83,7 +83,7 @@ def test_litert_runs_the_mobilenet_bottom_like_tensorflow(tmp_path):
     unfreeze_top(model, 16)
     lower = features.find_cut(model)
     bottom = features.bottom_model(model, [head, lower])
-    net = features.LiteBottom(bottom, 2)
+    net = features.LiteBottom.convert(bottom, 2)
     x = np.asarray(data.read(np.arange(len(data))), np.float32)
     for lite, ref in zip(net(x), bottom(x, training=False)):
         ref = np.asarray(ref)

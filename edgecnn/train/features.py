@@ -20,6 +20,7 @@ import io
 import logging
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -114,52 +115,70 @@ def _inference(net, eager: bool):
     return call if eager else tf.function(call, autograph=False, reduce_retracing=True)
 
 
+@dataclass(frozen=True)
+class ConvertedBottom:
+    """A network converted to a LiteRT fp32 flatbuffer: its outputs' tensor names and shapes, in Keras' order."""
+
+    flatbuffer: bytes
+    tensors: tuple[str, ...]  # the frozen graph's name of each output, in the order of ``net.outputs``
+    shapes: tuple[tuple, ...]  # each output's shape without the batch
+
+
+def convert_bottom(net) -> ConvertedBottom:
+    """``net`` (one image input) frozen and converted to LiteRT fp32, builtin ops only (fails rather than add TF
+    ops)."""
+    import tensorflow as tf
+
+    from edgecnn.compat import freeze_variables
+
+    keys = [f"out{i}" for i in range(len(net.outputs))]
+    spec = tf.TensorSpec((None, *net.inputs[0].shape[1:]), tf.float32, name="image")
+
+    def call(image):
+        out = net(image, training=False)
+        return dict(zip(keys, out if isinstance(out, (list, tuple)) else [out]))
+
+    function = tf.function(call, input_signature=[spec], autograph=False).get_concrete_function()
+    # The weights frozen into constants, then the converter's graph path: faster than from_keras_model (a
+    # SavedModel round trip; benchmarks/README.md). (from_concrete_functions with a Keras 3 model as
+    # trackable_obj is as slow and leaves resource variables that LiteRT reads uninitialised: NaN under XNNPACK.)
+    frozen = freeze_variables(function)
+    names = {t.name for t in frozen.outputs}
+    tensors = tuple(function.structured_outputs[key].name for key in keys)
+    if not set(tensors) <= names:
+        raise ValueError(f"outputs {list(tensors)} are not among the frozen graph's {sorted(names)}")
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)  # "Please consider providing the trackable_obj argument..."
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no TF ops: fail instead
+        with contextlib.redirect_stdout(io.StringIO()), native_stderr():
+            flatbuffer = converter.convert()
+    finally:
+        absl.setLevel(level)
+    return ConvertedBottom(flatbuffer, tensors, tuple(tuple(out.shape[1:]) for out in net.outputs))
+
+
 class LiteBottom:
-    """``net`` converted to a LiteRT fp32 model, called like it on a batch: a list of arrays in the order of
-    ``net.outputs`` (each found by its tensor's name and checked by shape, never by the flatbuffer's order)."""
+    """A :class:`ConvertedBottom` in a LiteRT interpreter, called like the Keras network on a batch: a list of
+    arrays in the order of ``net.outputs`` (each found by its tensor's name and checked by shape, never by the
+    flatbuffer's order). :meth:`convert` makes one from a network."""
 
-    def __init__(self, net, threads: int):
-        import tensorflow as tf
-
-        from edgecnn.compat import freeze_variables
+    def __init__(self, converted: ConvertedBottom, threads: int, seconds: float = 0.0):
         from edgecnn.runtime.litert_backend import import_interpreter
 
-        started = time.perf_counter()
-        keys = [f"out{i}" for i in range(len(net.outputs))]
-        self.shapes = [tuple(out.shape[1:]) for out in net.outputs]
-        spec = tf.TensorSpec((None, *net.inputs[0].shape[1:]), tf.float32, name="image")
-
-        def call(image):
-            out = net(image, training=False)
-            return dict(zip(keys, out if isinstance(out, (list, tuple)) else [out]))
-
-        function = tf.function(call, input_signature=[spec], autograph=False).get_concrete_function()
-        # The weights frozen into constants, then the converter's graph path: faster than from_keras_model (a
-        # SavedModel round trip; benchmarks/README.md). (from_concrete_functions with a Keras 3 model as
-        # trackable_obj is as slow and leaves resource variables that LiteRT reads uninitialised: NaN under XNNPACK.)
-        frozen = freeze_variables(function)
-        names = {t.name for t in frozen.outputs}
-        tensors = [function.structured_outputs[key].name for key in keys]
-        if not set(tensors) <= names:
-            raise ValueError(f"outputs {tensors} are not among the frozen graph's {sorted(names)}")
-        absl = logging.getLogger("absl")
-        level = absl.level
-        absl.setLevel(logging.ERROR)  # "Please consider providing the trackable_obj argument..."
-        try:
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no TF ops: fail instead
-            with contextlib.redirect_stdout(io.StringIO()), native_stderr():
-                flatbuffer = converter.convert()
-                self.interpreter = import_interpreter().interpreter(model_content=flatbuffer, num_threads=threads)
-        finally:
-            absl.setLevel(level)
+        with native_stderr():
+            self.interpreter = import_interpreter().interpreter(model_content=converted.flatbuffer,
+                                                                num_threads=threads)
         inputs = self.interpreter.get_input_details()
         outputs = {d["name"]: d for d in self.interpreter.get_output_details()}
-        if len(inputs) != 1 or len(outputs) != len(keys):
+        if len(inputs) != 1 or len(outputs) != len(converted.tensors):
             raise ValueError(f"the converted model has {len(inputs)} inputs and {len(outputs)} outputs, "
-                             f"expected 1 and {len(keys)}")
+                             f"expected 1 and {len(converted.tensors)}")
+        self.shapes = list(converted.shapes)
         self.outputs = []
-        for tensor, shape in zip(tensors, self.shapes):
+        for tensor, shape in zip(converted.tensors, converted.shapes):
             found = outputs.get(tensor.split(":")[0])
             if found is None:
                 raise ValueError(f"the converted model has no output {tensor} (it has {sorted(outputs)})")
@@ -170,7 +189,16 @@ class LiteBottom:
         self.input, self.dtype = inputs[0]["index"], inputs[0]["dtype"]
         self.batch_shape = None
         self.threads = threads
-        self.seconds = time.perf_counter() - started
+        self.seconds = seconds  # the conversion's, for the log
+
+    @classmethod
+    def convert(cls, net, threads: int) -> "LiteBottom":
+        """``net`` converted (:func:`convert_bottom`) and loaded, with the seconds both took."""
+        started = time.perf_counter()
+        converted = convert_bottom(net)
+        bottom = cls(converted, threads)
+        bottom.seconds = time.perf_counter() - started
+        return bottom
 
     def __call__(self, x) -> list[np.ndarray]:
         x = np.asarray(x, dtype=self.dtype)
@@ -207,7 +235,7 @@ def _engine(net, engine: str, eager: bool, first_batch):
     fresh = lite is False
     if fresh:
         try:
-            lite = LiteBottom(net, cpu_workers())
+            lite = LiteBottom.convert(net, cpu_workers())
         except Exception as exc:  # noqa: BLE001  (converter and interpreter errors come as several types)
             log.info(f"features: frozen layers run on the TensorFlow graph (no LiteRT conversion: "
                      f"{first_line(exc, 120)})")
