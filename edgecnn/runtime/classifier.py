@@ -28,31 +28,21 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from edgecnn.card import OUTPUT_KINDS, ModelCard, find_card
-from edgecnn.errors import LabelsError, ModelError, UsageError
-from edgecnn.labels import align_labels, read_labels
-from edgecnn.runtime.base import (
-    INDEX_OPS,
-    LAYOUTS,
-    Backend,
-    TensorSpec,
-    guess_layout,
-    input_size_problem,
-    not_a_classifier,
-    score_shape_problem,
-)
+from edgecnn.card import OUTPUT_KINDS, ModelCard
+from edgecnn.errors import ModelError, UsageError
+from edgecnn.runtime.base import Backend, not_a_classifier, score_shape_problem
+from edgecnn.runtime.contract import DEFAULT_FLOAT_MEAN as DEFAULT_FLOAT_MEAN  # kept importable from here
+from edgecnn.runtime.contract import DEFAULT_FLOAT_STD as DEFAULT_FLOAT_STD
+from edgecnn.runtime.contract import InputContract, find_model_card, resolve_contract
 from edgecnn.runtime.cpu import warn_int8_kernels
 from edgecnn.runtime.feedback import confidence_feedback
 from edgecnn.runtime.imageinfo import DEFAULT_MAX_PIXELS
 from edgecnn.runtime.load import load_backend
 from edgecnn.runtime.novelty import FeatureStats
 from edgecnn.runtime.postprocess import to_probabilities
-from edgecnn.runtime.preprocess import CROPS, ImageLike, Preprocessor, load_image
+from edgecnn.runtime.preprocess import CROPS, ImageLike, load_image
 
 log = logging.getLogger("edgecnn.runtime")
-
-DEFAULT_FLOAT_MEAN = 127.5
-DEFAULT_FLOAT_STD = 127.5
 
 
 @dataclass(frozen=True)
@@ -146,7 +136,8 @@ class Classifier:
 
     ``sources`` says where the normalization, labels and colour order came from: ``options``,
     ``edgecnn card``, ``TFLite metadata``, ``input quantization``, ``embedded labels``,
-    ``assumed`` or ``class indices`` (``-v`` output, benchmark results).
+    ``assumed`` or ``class indices`` (``-v`` output, benchmark results); ``contract``: the
+    :class:`~edgecnn.runtime.contract.InputContract` all these come from.
     """
 
     def __init__(
@@ -173,36 +164,39 @@ class Classifier:
             raise UsageError(f"Received crop={crop!r}; expected one of: {', '.join(CROPS)}")
         self.backend: Backend = load_backend(self.path, backend=backend, threads=threads, delegate=delegate,
                                              providers=providers)
+        self.threads = threads
+        try:
+            self._set_up(card, labels, mean=mean, std=std, crop=crop, output_kind=output_kind)
+        except BaseException:
+            self.backend.close()  # a model that cannot be run here is not left loaded
+            raise
+
+    # ----------------------------------------------------------------- setup
+    def _set_up(self, card: Optional[ModelCard], labels, *, mean, std, crop, output_kind) -> None:
+        """Everything after loading: the card, the input contract, the preprocessing buffers, the feature stats."""
         problem = classifier_problem(self.backend)
         if problem:
-            self.backend.close()
             raise not_a_classifier(self.path, problem)
-        self.threads = threads
-        self.card = card if card is not None else self._find_card()
+        self.card = card if card is not None else find_model_card(self.path, self.backend)
         warn_int8_kernels(self.path, self.card, self.backend.name)
         # A model nobody here made: its standard TFLite metadata comes before any assumption.
         self.standard = self.backend.standard_metadata() if self.card is None else None
-        self.sources: dict[str, str] = {}
-        self.input_spec = self._resolve_input_spec(self.backend.input_spec)
-        self.output_kind = output_kind or (self.card.output_kind if self.card else None)
-
-        h, w = self._input_size()
-        self.mean, self.std = self._normalization(mean, std)
-        crop = crop or (self.card.resize if self.card and self.card.resize in CROPS else "stretch")
-        order = self._channel_order()
-        self.preprocessor = Preprocessor(self.input_spec, h, w, self.mean, self.std, channel_order=order, crop=crop)
+        self.contract: InputContract = resolve_contract(
+            self.path, self.backend, self.card, self.standard, labels=labels, mean=mean, std=std, crop=crop,
+            output_kind=output_kind)
+        self.sources: dict[str, str] = dict(self.contract.sources)
+        self.input_spec = self.contract.input_spec
+        self.output_kind = self.contract.output_kind
+        self.mean, self.std = self.contract.mean, self.contract.std
+        self.preprocessor = self.contract.preprocessor()
         # One image, padded with zeros to the model's batch when that is fixed (an ONNX model cannot take another).
-        self._batch1 = np.zeros((self._fixed_batch(),) + self.preprocessor.sample_shape, self.input_spec.dtype)
+        self._batch1 = np.zeros((self.contract.batch,) + self.preprocessor.sample_shape, self.input_spec.dtype)
         # Guards the stateful part: the preprocessor's buffers, _batch1 and the backend's interpreter.
         self._lock = threading.Lock()
-
-        self.num_outputs = self._num_outputs()
-        if self.num_outputs == 1:
-            self._check_single_unit()
-        self.labels = self._resolve_labels(labels)
+        self.num_outputs = self.contract.num_outputs
+        self.labels = list(self.contract.labels)
         self.feature_stats = self._find_feature_stats()
 
-    # ----------------------------------------------------------------- setup
     def _find_feature_stats(self) -> Optional[FeatureStats]:
         spec = self.backend.features_spec
         stats = FeatureStats.load(self.path) if spec is not None else None
@@ -212,174 +206,6 @@ class Classifier:
                         stats.feature_dim)
             return None
         return stats
-
-    def _find_card(self) -> Optional[ModelCard]:
-        card = find_card(self.path)
-        if card is not None:
-            return card
-        text = self.backend.embedded_card()
-        if text:
-            return ModelCard.from_json(text, source=f"model card embedded in {self.path}")
-        return None
-
-    def _resolve_input_spec(self, spec: TensorSpec) -> TensorSpec:
-        if not spec.is_image:
-            raise ModelError(
-                f"{self.path} input {spec.describe()} is not a 4-D image tensor; "
-                f"edgecnn runs image classifiers with an NHWC or NCHW input"
-            )
-        layout = guess_layout(spec.shape, default="")
-        if not layout:
-            layout = self.card.layout if self.card and self.card.layout in LAYOUTS else "NHWC"
-        too_large = input_size_problem(spec.shape, layout)
-        if too_large:
-            raise ModelError(f"{self.path}: {too_large}")
-        if not (np.issubdtype(spec.dtype, np.floating) or spec.dtype in (np.uint8, np.int8)):
-            raise ModelError(
-                f"{self.path} input {spec.describe()} has dtype {spec.dtype}; expected float32, uint8 or int8"
-            )
-        return spec.with_layout(layout)
-
-    def _input_size(self) -> tuple[int, int]:
-        spec = self.input_spec
-        h, w = spec.height, spec.width
-        if self.card and (h is None or w is None):
-            h, w = h or self.card.input_height, w or self.card.input_width
-            too_large = input_size_problem((1, h, w, 3), "NHWC")
-            if too_large:
-                raise ModelError(f"{self.path}: the size in its model card is too large: {too_large}")
-        if h is None or w is None:
-            raise ModelError(
-                f"{self.path} has a dynamic input size ({spec.describe()}) and no model card says which size "
-                f"to feed; export it with a fixed input size or add a card ({self.path.name}.card.json)"
-            )
-        if self.card and (self.card.input_height, self.card.input_width) != (h, w):
-            log.warning("note: %s card says %dx%d input but the model takes %dx%d; using the model's",
-                        self.path.name, self.card.input_width, self.card.input_height, w, h)
-        return int(h), int(w)
-
-    def _normalization(self, mean, std) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        spec = self.input_spec
-        if mean is not None or std is not None:
-            mean = DEFAULT_FLOAT_MEAN if mean is None else mean
-            std = DEFAULT_FLOAT_STD if std is None else std
-            self.sources["normalization"] = "options"
-            return _as_tuple(mean), _as_tuple(std)
-        if self.card is not None:
-            self.sources["normalization"] = "edgecnn card"
-            return tuple(self.card.normalization.mean), tuple(self.card.normalization.std)
-        offset = 128.0 if spec.dtype == np.int8 else 0.0
-        if np.issubdtype(spec.dtype, np.integer):
-            # Raw pixels in (uint8: q = pixel; int8: q = pixel - 128), through the input quantization when there
-            # is one. Standard metadata's NormalizationOptions describe the float model the quantization encodes.
-            self.sources["normalization"] = "input quantization" if spec.is_quantized else "assumed"
-            return ((offset + spec.zero_point,), (1.0 / spec.scale,)) if spec.is_quantized else ((offset,), (1.0,))
-        found = self._standard_normalization()
-        if found is not None:
-            self.sources["normalization"] = "TFLite metadata"
-            return found
-        log.warning(
-            "note: %s has a float input and no model card or standard TFLite metadata: feeding (pixel - %g) / %g, "
-            "i.e. 0..255 -> -1..1 (pass --mean/--std if the model expects something else)",
-            self.path.name, DEFAULT_FLOAT_MEAN, DEFAULT_FLOAT_STD,
-        )
-        self.sources["normalization"] = "assumed"
-        return (DEFAULT_FLOAT_MEAN,), (DEFAULT_FLOAT_STD,)
-
-    def _standard_normalization(self) -> Optional[tuple[tuple[float, ...], tuple[float, ...]]]:
-        """The NormalizationOptions of the model's standard TFLite metadata, when usable for this input."""
-        meta = self.standard
-        if meta is None or not meta.mean or not meta.std:
-            return None
-        channels = self.input_spec.channels or 3
-        if not meta.has_normalization or any(len(v) not in (1, channels) for v in (meta.mean, meta.std)):
-            log.warning("note: %s: ignoring the TFLite metadata's NormalizationOptions (mean %s, std %s): they do not "
-                        "fit a %d-channel input", self.path.name, list(meta.mean), list(meta.std), channels)
-            return None
-        return tuple(meta.mean), tuple(meta.std)
-
-    def _channel_order(self) -> str:
-        if self.card is not None:
-            self.sources["color"] = "edgecnn card"
-            return self.card.channel_order or "RGB"
-        space = self.standard.color_space if self.standard else None
-        channels = self.input_spec.channels or 3
-        if space == "RGB" or (space == "GRAYSCALE" and channels == 1):
-            self.sources["color"] = "TFLite metadata"
-        else:
-            if space == "GRAYSCALE":
-                log.warning("note: %s: the TFLite metadata says grayscale but the input has %d channels; "
-                            "feeding RGB", self.path.name, channels)
-            self.sources["color"] = "assumed"
-        return "RGB"
-
-    def _fixed_batch(self) -> int:
-        """The batch every model call takes: 1, or the model's fixed batch (one image, then padding)."""
-        batch = self.input_spec.batch or 1
-        if batch > 1:
-            log.warning("note: %s takes a fixed batch of %d: each single image runs padded to %d (export it with "
-                        "batch 1 or a dynamic batch to save the work)", self.path.name, batch, batch)
-        return batch
-
-    def _check_single_unit(self) -> None:
-        """One output unit reads as a binary sigmoid: refuse one that cannot be, warn when nothing says it is one."""
-        op = self.backend.final_op()
-        if op == "softmax" or op in INDEX_OPS:
-            self.backend.close()
-            if op == "softmax":
-                raise ModelError(f"{self.path} ends in a softmax over one unit, which is always 1.0: every image "
-                                 f"would score 100%; re-export the model with one sigmoid unit (binary) or a softmax "
-                                 f"over 2 or more classes")
-            raise ModelError(f"{self.path} outputs a class index (its graph ends in {op}), not scores; export the "
-                             f"model without its final {op}: edgecnn needs the score vector")
-        if self.output_kind in ("sigmoid", "logits") or op == "sigmoid":
-            return
-        said = ("its card says softmax, which over one unit is always 1.0" if self.output_kind == "softmax"
-                else "no card or output kind says it is a sigmoid")
-        ends = f"its graph ends in {op}" if op else "edgecnn cannot see the op that makes it"
-        log.warning("warning: %s has one output unit, %s, and %s: reading it as a binary sigmoid (values outside "
-                    "0..1 as a logit); pass --output-kind sigmoid or logits (output_kind=) if that is right",
-                    self.path.name, said, ends)
-
-    def _num_outputs(self) -> int:
-        dims = self.backend.output_spec.shape[1:]
-        if dims and all(d is not None for d in dims):
-            return int(np.prod(dims))
-        # Dynamic output shape: ask the model once.
-        return int(self.backend.run(self._batch1).shape[1])
-
-    def _resolve_labels(self, labels) -> list[str]:
-        n = self.num_outputs
-        if labels is not None:
-            self.sources["labels"] = "options"
-            if isinstance(labels, (str, os.PathLike)):
-                source = f"labels file {labels}"
-                labels = read_labels(labels)
-            else:
-                source = "labels"
-                labels = [str(x) for x in labels]
-        elif self.card is not None:
-            labels, source = list(self.card.labels), f"model card of {self.path.name}"
-            self.sources["labels"] = "edgecnn card"
-        elif self.standard is not None and self.standard.labels:
-            labels = list(self.standard.labels)
-            source = f"label file {self.standard.labels_file} of the TFLite metadata of {self.path.name}"
-            self.sources["labels"] = "TFLite metadata"
-        else:
-            labels, source = self.backend.embedded_labels(), f"labels embedded in {self.path.name}"
-            self.sources["labels"] = "embedded labels"
-            if labels is None:
-                count = 2 if n == 1 else n
-                log.warning("note: %s has no labels (no model card); showing class indices; pass --labels FILE",
-                            self.path.name)
-                self.sources["labels"] = "class indices"
-                return [f"class_{i}" for i in range(count)]
-        if n == 1 and len(labels) != 2:
-            raise LabelsError(
-                f"{source} has {len(labels)} label(s) but {self.path.name} has one sigmoid output (binary); "
-                f"pass 2 labels: the negative class first, then the positive"
-            )
-        return align_labels(labels, n, source=source)
 
     # ------------------------------------------------------------- inference
     @property
@@ -522,11 +348,3 @@ def classifier_problem(backend: Backend) -> Optional[str]:
         return f"output {dims} is {dtype.name}, not scores: this looks like a class-index or segmentation map"
     return None
 
-
-def _as_tuple(value) -> tuple[float, ...]:
-    if isinstance(value, (int, float, np.floating, np.integer)):
-        return (float(value),)
-    try:
-        return tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise UsageError(f"Received mean/std {value!r}; expected a number or one number per channel") from None
