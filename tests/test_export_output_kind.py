@@ -17,6 +17,7 @@ import keras  # noqa: E402
 from edgecnn.card import ModelCard  # noqa: E402
 from edgecnn.errors import CardError  # noqa: E402
 from edgecnn.export import output_kind  # noqa: E402
+from edgecnn.runtime.keras_graph import final_activation  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 CORAL = SHARED / "data" / "coral"
@@ -47,9 +48,9 @@ def test_observed_kinds():
 
 
 def test_structure_is_read_through_nested_models():
-    assert output_kind.declared(_nested()) == "softmax"
-    assert output_kind.declared(_nested(activation="sigmoid")) == "sigmoid"
-    assert output_kind.declared(_nested(activation=None)) == "linear"
+    assert final_activation(_nested()) == "softmax"
+    assert final_activation(_nested(activation="sigmoid")) == "sigmoid"
+    assert final_activation(_nested(activation=None)) == "linear"
     assert _nested().layers[-1].__class__.__name__ == "Functional"  # the outer model's last layer hides it
 
 

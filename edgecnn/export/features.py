@@ -10,34 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from edgecnn.runtime.base import FEATURES_OUTPUT
+from edgecnn.runtime.keras_graph import with_features
 
 CLASS_OUTPUT = "class_scores"  # the class output's name in an export's signature (sorts before "features": first)
 BATCH = 32
-
-
-def features_tensor(model):
-    """The symbolic input of ``model``'s final Dense layer (the pooled features), or None when it has none."""
-    dense = [layer for layer in model.layers if type(layer).__name__ == "Dense"]
-    if not dense or len(model.outputs) != 1:
-        return None
-    try:
-        tensor = dense[-1].input
-    except (AttributeError, ValueError):  # a layer called more than once, or never on the model's graph
-        return None
-    return tensor if len(tensor.shape) == 2 else None
-
-
-def with_features(model):
-    """``model`` with its pooled features as a second output (class scores first), or None when it has none."""
-    import keras
-
-    tensor = features_tensor(model)
-    if tensor is None:
-        return None
-    try:
-        return keras.Model(model.inputs[0], [model.outputs[0], tensor], name=f"{model.name}_with_features")
-    except (ValueError, TypeError):  # features not reachable from the inputs (a nested graph)
-        return None
 
 
 def serving_outputs(model):

@@ -88,9 +88,9 @@ def _card(model, card: ModelCard | None, labels, run_labels: Path | None, source
 
 def _output_kind(model) -> str:
     """A first guess from the structure (nested models included); export settles it from the model's outputs."""
-    from edgecnn.export.output_kind import declared
+    from edgecnn.runtime.keras_graph import final_activation
 
-    kind = declared(model)
+    kind = final_activation(model)
     if kind in ("softmax", "sigmoid"):
         return kind
     return "sigmoid" if model.output_shape[-1] == 1 else "logits"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgecnn.errors import CardError, ExportError
+from edgecnn.runtime.keras_graph import final_activation
 
 ROW_SUM_TOLERANCE = 1e-3
 RANGE_TOLERANCE = 1e-4
@@ -45,34 +46,6 @@ def observed(outputs: np.ndarray) -> str:
     return "probabilities"
 
 
-def declared(model) -> str | None:
-    """The final activation the model's structure shows, looking into nested models; None when it cannot tell."""
-    layer = model
-    for _ in range(100):  # nested models: follow the layer that makes the output
-        inner = getattr(layer, "layers", None)
-        if not inner:
-            break
-        layer = _output_layer(layer)
-    activation = getattr(layer, "activation", None)
-    name = getattr(activation, "__name__", None) or (activation if isinstance(activation, str) else None)
-    if type(layer).__name__ == "Softmax":
-        return "softmax"
-    if name in ("softmax", "sigmoid"):
-        return name
-    if name == "linear":
-        return "linear"
-    return None
-
-
-def _output_layer(model):
-    """The layer that produces ``model``'s (single) output."""
-    try:
-        history = model.outputs[0]._keras_history  # noqa: SLF001  (Keras' own record of the producing layer)
-        return history.operation if hasattr(history, "operation") else history[0]
-    except (AttributeError, IndexError, TypeError):
-        return model.layers[-1]
-
-
 def infer(model, outputs: np.ndarray, source: str) -> OutputKind:
     """Decide the output kind of ``model`` from its ``outputs`` on images from ``source``."""
     seen = observed(outputs)
@@ -83,7 +56,7 @@ def infer(model, outputs: np.ndarray, source: str) -> OutputKind:
         return OutputKind("softmax", f"rows in [0, 1] summing to 1 on {n} images from {source}")
     if seen == "logits":
         return OutputKind("logits", f"values outside [0, 1] on {n} images from {source}")
-    structure = declared(model)
+    structure = final_activation(model)
     if np.asarray(outputs).reshape(n, -1).shape[1] == 1 or structure != "linear":
         return OutputKind("sigmoid", f"values in [0, 1] not summing to 1 on {n} images from {source}")
     return OutputKind("logits", f"values in [0, 1] on {n} images from {source}, but the final layer is linear")
@@ -92,7 +65,7 @@ def infer(model, outputs: np.ndarray, source: str) -> OutputKind:
 def check_single_unit(model, outputs: np.ndarray) -> None:
     """ExportError for a one-unit output that cannot be a sigmoid or a logit: a softmax over one unit (always 1.0),
     or whole numbers past 1 from a final layer that is neither a sigmoid nor linear (a class index as float)."""
-    structure = declared(model)
+    structure = final_activation(model)
     values = np.asarray(outputs, dtype=np.float64)
     if structure == "softmax":
         raise ExportError("the model ends in a softmax over one unit, which is always 1.0: every image would score "

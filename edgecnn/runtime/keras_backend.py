@@ -25,6 +25,7 @@ from edgecnn.runtime.base import (
     inference_error,
     score_rows,
 )
+from edgecnn.runtime.keras_graph import final_activation, with_features
 
 
 def _import_keras():
@@ -87,7 +88,7 @@ class KerasBackend:
                 in_name = self._model.inputs[0].name
                 out_shape, out_dtype = tuple(self._model.outputs[0].shape), self._model.outputs[0].dtype
                 outputs = len(self._model.outputs)
-                self._both = _with_features(self._model)
+                self._both = with_features(self._model)
                 if self._both is not None:
                     features_shape = tuple(self._both.outputs[1].shape)
         except ModelError:
@@ -138,9 +139,7 @@ class KerasBackend:
         """The final activation a Keras model's structure shows (nested models included); None for a SavedModel."""
         if self._model is None:
             return None
-        from edgecnn.export.output_kind import declared
-
-        return declared(self._model)
+        return final_activation(self._model)
 
     def embedded_card(self) -> Optional[str]:
         """A SavedModel folder's ``edgecnn.card.json`` (written there by edgecnn's exporter), if any."""
@@ -162,13 +161,6 @@ class KerasBackend:
         self._closed = True
         self._model = self._both = None
         self._signature = None
-
-
-def _with_features(model):
-    """The model with its pooled features as a second output (see :mod:`edgecnn.export.features`), or None."""
-    from edgecnn.export.features import with_features
-
-    return with_features(model)
 
 
 def _numpy_dtype(dtype) -> np.dtype:
