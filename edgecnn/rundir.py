@@ -24,6 +24,7 @@ LABELS_FILE = "labels.txt"
 CONFIG_FILE = "config.json"
 EXPORT_REPORT_FILE = "export_report.json"
 FEATURE_STATS_FILE = "feature_stats.npz"  # an export's training-feature statistics (runtime/novelty.py)
+RELEASE_FILE = "release.json"  # a release folder of `edgecnn deploy` on a board: which model it runs
 
 
 def model_file(path: str | os.PathLike) -> tuple[Path, Path | None]:

@@ -134,7 +134,7 @@ def release_name(model_arg: str) -> Optional[str]:
     """The release folder's name when the camera runs a release of edgecnn deploy (``current`` resolved)."""
     from pathlib import Path
 
-    from edgecnn.deploy.release import RELEASE_FILE
+    from edgecnn.rundir import RELEASE_FILE
 
     path = Path(model_arg)
     return path.resolve().name if (path / RELEASE_FILE).is_file() else None

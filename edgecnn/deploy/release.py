@@ -17,9 +17,8 @@ from pathlib import Path
 from edgecnn.card import CARD_SUFFIX
 from edgecnn.errors import ModelError, UsageError
 from edgecnn.formats import FORMATS
-from edgecnn.rundir import EXPORT_REPORT_FILE, FEATURE_STATS_FILE, LABELS_FILE
+from edgecnn.rundir import EXPORT_REPORT_FILE, FEATURE_STATS_FILE, LABELS_FILE, RELEASE_FILE
 
-RELEASE_FILE = "release.json"
 AUTO = "auto"  # --format auto: the board's own benchmark picks among the formats that passed
 
 
