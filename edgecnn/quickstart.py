@@ -97,18 +97,12 @@ def _check_out(out: Path, exist_ok: bool) -> None:
 
 
 def train_defaults() -> dict:
-    """`edgecnn train`'s defaults for the options a quickstart passes on (epochs, fine-tuning)."""
-    import argparse
+    """`edgecnn train`'s defaults for the options a quickstart passes on (epochs, fine-tuning), for a transfer
+    architecture."""
+    from edgecnn.train.config import TRANSFER_FINE_TUNE_EPOCHS, default
 
-    from edgecnn.commands.train import add_arguments
-    from edgecnn.train.config import TRANSFER_FINE_TUNE_EPOCHS
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    defaults = {name: parser.get_default(name) for name in ("epochs", "fine_tune_epochs", "fine_tune_layers")}
-    if defaults["fine_tune_epochs"] is None:  # train's default depends on the architecture: a transfer one here
-        defaults["fine_tune_epochs"] = TRANSFER_FINE_TUNE_EPOCHS
-    return defaults
+    return {"epochs": default("epochs"), "fine_tune_epochs": TRANSFER_FINE_TUNE_EPOCHS,
+            "fine_tune_layers": default("fine_tune_layers")}
 
 
 def run_quickstart(out: str | Path = "edgecnn-quickstart", data: str | Path | None = None, *, epochs: int | None = None,

@@ -19,7 +19,7 @@ def _address_list(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from edgecnn.train.augment import AUGMENTATIONS
-    from edgecnn.train.config import FINE_TUNE_LAYERS, TRANSFER_FINE_TUNE_EPOCHS
+    from edgecnn.train.config import CLASS_WEIGHTS, TRANSFER_FINE_TUNE_EPOCHS, default
 
     parser.add_argument("--arch", required=True, metavar="NAME", help="architecture (see `edgecnn models`)")
     parser.add_argument("--data", required=True, action="append", metavar="DIR",
@@ -28,33 +28,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "roots, e.g. a folder from `edgecnn collect pull`: merged by class name, they add "
                              "training images; the first root's classes are the model's and it alone validates")
     parser.add_argument("--val", metavar="DIR", help="validation images (same class folders); default: split --data")
-    parser.add_argument("--val-split", type=fraction, default=0.2, metavar="F",
-                        help="fraction of --data held out for validation when --val is absent (default: 0.2)")
+    parser.add_argument("--val-split", type=fraction, default=default("val_split"), metavar="F",
+                        help="fraction of --data held out for validation when --val is absent (default: %(default)s)")
     parser.add_argument("--img-size", type=int_at_least(8), metavar="N",
                         help="square input size (default: the architecture's)")
-    parser.add_argument("--epochs", type=positive_int, default=10, metavar="N",
-                        help="epochs (the frozen-backbone phase for transfer architectures; default: 10)")
-    parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="default: 32")
-    parser.add_argument("--learning-rate", type=positive_float, default=1e-3, metavar="LR", help="default: 0.001")
+    parser.add_argument("--epochs", type=positive_int, default=default("epochs"), metavar="N",
+                        help="epochs (the frozen-backbone phase for transfer architectures; default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=default("batch_size"), metavar="N",
+                        help="default: %(default)s")
+    parser.add_argument("--learning-rate", type=positive_float, default=default("learning_rate"), metavar="LR",
+                        help="default: %(default)s")
     add_weights(parser)
     parser.add_argument("--alpha", type=positive_float, metavar="A", help="MobileNet width multiplier (default: 1.0)")
     parser.add_argument("--fine-tune-epochs", type=non_negative_int, metavar="N",
                         help="epochs fine-tuning the top backbone layers after the frozen phase (default: "
                              f"{TRANSFER_FINE_TUNE_EPOCHS} for mobilenet_*, 0 for the others)")
-    parser.add_argument("--fine-tune-layers", type=positive_int, default=FINE_TUNE_LAYERS, metavar="N",
+    parser.add_argument("--fine-tune-layers", type=positive_int, default=default("fine_tune_layers"), metavar="N",
                         help="top backbone layers to unfreeze when fine-tuning; BatchNorm stays frozen "
-                             f"(default: {FINE_TUNE_LAYERS})")
+                             "(default: %(default)s)")
     parser.add_argument("--fine-tune-lr", type=positive_float, metavar="LR",
                         help="fine-tuning learning rate (default: --learning-rate / 10)")
-    parser.add_argument("--augment", type=_augment_list, default="flip,rotation,zoom,contrast", metavar="LIST",
+    parser.add_argument("--augment", type=_augment_list, default=",".join(default("augment")), metavar="LIST",
                         help=f"comma-separated training augmentations from {','.join(AUGMENTATIONS)}, "
-                             f"or none (default: flip,rotation,zoom,contrast)")
-    parser.add_argument("--class-weights", choices=("none", "auto"), default="none",
+                             "or none (default: %(default)s)")
+    parser.add_argument("--class-weights", choices=CLASS_WEIGHTS, default=default("class_weights"),
                         help="auto: weight classes inversely to their frequency (imbalanced data)")
-    parser.add_argument("--patience", type=non_negative_int, default=5, metavar="N",
-                        help="early stopping: epochs without val_accuracy gain (default: 5)")
-    parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="random seed for split, shuffling and init (default: 0)")
+    parser.add_argument("--patience", type=non_negative_int, default=default("patience"), metavar="N",
+                        help="early stopping: epochs without val_accuracy gain (default: %(default)s)")
+    parser.add_argument("--seed", type=non_negative_int, default=default("seed"),
+                        help="random seed for split, shuffling and init (default: %(default)s)")
     parser.add_argument("--out", metavar="RUN_DIR",
                         help="run directory (default: runs/train, then runs/train2, runs/train3, ...); "
                              "an existing, non-empty one needs --exist-ok")
@@ -62,9 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write into an existing --out (the run files there are replaced)")
     parser.add_argument("--eager", action="store_true",
                         help="run eagerly (no graph tracing): faster on tiny datasets, easier to debug")
-    parser.add_argument("--augment-copies", type=non_negative_int, default=1, metavar="N",
+    parser.add_argument("--augment-copies", type=non_negative_int, default=default("augment_copies"), metavar="N",
                         help="augmented copies of each image whose frozen-layer activations fine-tuning reuses "
-                             "(default: 1; see docs/train.md)")
+                             "(default: %(default)s; see docs/train.md)")
     parser.add_argument("--cluster", type=_address_list, metavar="HOST:PORT,...",
                         help="train on several machines: every worker's address, the same list on each "
                              "(or set TF_CONFIG); needs --worker-index")

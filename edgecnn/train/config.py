@@ -84,3 +84,11 @@ class TrainConfig:
         data = json.loads(Path(path).read_text())
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def default(name: str):
+    """TrainConfig's default for field ``name``: the one place `edgecnn train` and the quickstart read it from."""
+    found = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
+    if found.default_factory is not dataclasses.MISSING:
+        return found.default_factory()
+    return found.default
