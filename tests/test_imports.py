@@ -92,3 +92,44 @@ def test_a_cycle_is_found_and_a_package_reexport_is_not_one():
     assert _cycle_from("a", {"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle_from("a", {"a": {"b"}, "b": set()}) == []
     assert _is_own_package("pkg", "pkg.mod") and not _is_own_package("pkg.a", "pkg.b")
+
+
+def _layer(module: str) -> str:
+    """The part of edgecnn a module belongs to: its sub-package, or the top-level module itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def layer_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Which parts of edgecnn import which others (runtime, export, train, deploy, collect, commands, ...)."""
+    layers: dict[str, set[str]] = {}
+    for importer, imported in graph.items():
+        layers.setdefault(_layer(importer), set()).update(_layer(m) for m in imported if _layer(m) != _layer(importer))
+    return layers
+
+
+def test_the_parts_of_edgecnn_are_layered():
+    """No two parts import each other, through any path: the device runtime never reaches up into export or
+    training, collection never into deploy, a library module never into the commands."""
+    layers = layer_graph(import_graph())
+    cycles = sorted(" -> ".join(cycle) for name in layers if (cycle := _cycle_from(name, layers)))
+    assert not cycles, "parts of edgecnn that import each other:\n" + "\n".join(cycles)
+    assert not _reach("runtime", layers) & {"export", "train", "deploy", "collect", "commands", "bench", "video"}
+
+
+def _reach(start: str, graph: dict[str, set[str]]) -> set[str]:
+    seen, stack = set(), [start]
+    while stack:
+        for nxt in graph.get(stack.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def test_a_layer_cycle_is_found():
+    graph = {"edgecnn.runtime.a": {"edgecnn.export.b"}, "edgecnn.export.b": {"edgecnn.runtime.c"},
+             "edgecnn.runtime.c": set()}
+    layers = layer_graph(graph)
+    assert layers == {"runtime": {"export"}, "export": {"runtime"}}
+    assert _cycle_from("runtime", layers) == ["runtime", "export", "runtime"]
