@@ -1,4 +1,5 @@
-"""The tutorial's confidence feedback, defined once (CLI, camera overlay and evaluation import it)."""
+"""The Keras CNN image-classification tutorial's confidence feedback, defined once (CLI, camera overlay and
+evaluation import it)."""
 
 from __future__ import annotations
 
