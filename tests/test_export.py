@@ -415,6 +415,8 @@ def test_int8_report_names_worst_layers_and_float_layers_are_recorded(small_run,
     worst = details["largest_errors"]["layers"]
     assert worst and all(e["rmse_over_scale"] >= 0 for e in worst)
     assert worst == sorted(worst, key=lambda e: -e["rmse_over_scale"])
+    outputs = {e["layer"] for e in worst if e["tensor"].startswith("StatefulPartitionedCall")}
+    assert outputs <= {"class_scores output", "features output"}  # the converter's names, translated
     assert details["weight_rounding"]["method"] == "optimal" and details["weight_rounding"]["layers"]
     card = ModelCard.load(tmp_path / "int8" / "model_int8.tflite")
     assert card.extra["full_integer"] is True and "float_layers" not in card.extra

@@ -86,16 +86,31 @@ def layer_errors(calibrated: bytes, images: np.ndarray, layer_names: Iterable[st
     import csv
 
     names = sorted(set(layer_names), key=len, reverse=True)
+    outputs = signature_outputs(debug_model)
     rows = []
     for row in csv.DictReader(text):
         scale = float(row["scale"])
         mse = float(row["mean_squared_error"])
         tensor = row["tensor_name"]
-        rows.append(LayerError(tensor, _layer_of(tensor, names), row["op_name"],
+        rows.append(LayerError(tensor, outputs.get(tensor) or _layer_of(tensor, names), row["op_name"],
                                float(np.sqrt(mse) / scale) if scale > 0 else float("nan"),
                                float(row["max_abs_error"]), scale))
     rows.sort(key=lambda e: -np.nan_to_num(e.rmse_over_scale, nan=-1))
     return rows
+
+
+def signature_outputs(flatbuffer: bytes) -> dict[str, str]:
+    """Tensor name -> ``"<output> output"`` for the outputs of the model's one signature (``class_scores``,
+    ``features``): the converter names those tensors ``StatefulPartitionedCall:N``, which says nothing."""
+    import tensorflow as tf
+
+    with warnings.catch_warnings(), native_stderr():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter announces its deprecation
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+        if len(interpreter.get_signature_list()) != 1:
+            return {}
+        details = interpreter.get_signature_runner().get_output_details()
+    return {d["name"]: f"{key} output" for key, d in details.items()}
 
 
 def _layer_of(tensor: str, names: list[str]) -> str:
