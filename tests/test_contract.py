@@ -399,7 +399,7 @@ def test_ctrl_c_swallowed_inside_a_conversion_still_stops_the_export(tmp_path, m
     import signal
     from types import SimpleNamespace
 
-    import edgecnn.export as export_mod
+    import edgecnn.export.writer as export_mod
     from edgecnn.card import ModelCard
     from edgecnn.errors import ExportError
     from edgecnn.formats import get_format

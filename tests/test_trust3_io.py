@@ -150,6 +150,7 @@ def test_a_rerun_after_an_interrupted_export_succeeds_without_force(tmp_path, mo
 
     from edgecnn import export as export_module
     from edgecnn.card import ModelCard, Normalization
+    from edgecnn.export import writer
     from edgecnn.formats import FORMATS
 
     run = tmp_path / "run"
@@ -159,7 +160,7 @@ def test_a_rerun_after_an_interrupted_export_succeeds_without_force(tmp_path, mo
     model.save(run / "model.keras")
     ModelCard(labels=["a", "b"], input_height=SIZE, input_width=SIZE, architecture="test", output_kind="softmax",
               normalization=Normalization.raw("x / 255")).save(run / "model.keras")
-    out, real = tmp_path / "out", export_module._exporter
+    out, real = tmp_path / "out", writer._exporter
 
     def interrupted(fmt):
         if fmt.name != "tflite-fp32":
@@ -171,12 +172,12 @@ def test_a_rerun_after_an_interrupted_export_succeeds_without_force(tmp_path, mo
 
         return convert
 
-    monkeypatch.setattr(export_module, "_exporter", interrupted)
+    monkeypatch.setattr(writer, "_exporter", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export_module.export(run, "keras,tflite-fp32", out, validate=False)
     assert (out / "model.keras").is_file() and not (out / "model_fp32.tflite").exists()
     (out / ".model_fp32.tflite.x1y2z3.tflite").write_bytes(b"what a kill -9 leaves")  # atomic_path's temporary
-    monkeypatch.setattr(export_module, "_exporter", real)
+    monkeypatch.setattr(writer, "_exporter", real)
 
     report = export_module.export(run, "keras,tflite-fp32", out, validate=False)  # the same command again
     assert [a.format for a in report.artifacts] == ["keras", "tflite-fp32"]
