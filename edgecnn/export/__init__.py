@@ -4,7 +4,7 @@ Each artifact is written atomically with its card embedded (where the format
 allows) and beside it as ``<artifact>.card.json``, then validated against the
 Keras model on real images. Heavy libraries are imported only by the exporters.
 The output folder is claimed for the export (:func:`~edgecnn.rundir.claim_folder`);
-while it is written, a note in it (:data:`UNFINISHED_FILE`) lists the files the
+while it is written, a note in it (:data:`~edgecnn.export.out_folder.UNFINISHED_FILE`) lists the files the
 export may leave half-done, so that a re-run after an interrupted export (Ctrl-C,
 a kill) replaces them without ``--force``.
 
@@ -18,12 +18,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgecnn.export.out_folder import UNFINISHED_FILE as UNFINISHED_FILE  # importable from here, as before
 from edgecnn.export.out_folder import claimed
 from edgecnn.export.plan import ExportOptions, plan_export
 from edgecnn.export.report import ExportReport
 from edgecnn.export.stats import MAX_VALIDATION_IMAGES
-from edgecnn.export.writer import summary as summary  # importable from here, as before
 from edgecnn.export.writer import write_export
 from edgecnn.formats import parse_formats
 

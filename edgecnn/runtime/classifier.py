@@ -31,8 +31,6 @@ import numpy as np
 from edgecnn.card import OUTPUT_KINDS, ModelCard
 from edgecnn.errors import ModelError, UsageError
 from edgecnn.runtime.base import Backend, not_a_classifier, score_shape_problem
-from edgecnn.runtime.contract import DEFAULT_FLOAT_MEAN as DEFAULT_FLOAT_MEAN  # kept importable from here
-from edgecnn.runtime.contract import DEFAULT_FLOAT_STD as DEFAULT_FLOAT_STD
 from edgecnn.runtime.contract import InputContract, find_model_card, resolve_contract
 from edgecnn.runtime.cpu import warn_int8_kernels
 from edgecnn.runtime.feedback import confidence_feedback
