@@ -117,6 +117,7 @@ def test_rare_rule_fires_only_after_the_warmup_on_classes_under_their_share(cora
     assert rules.decide(tops[0], None).rule is None, "the frequent class is not rare"
 
 
+@pytest.mark.many_frames
 def test_disk_budget_holds_during_a_long_run_and_keeps_the_newest(coral_model, tmp_path, capsys):
     many = [np.roll(p, shift, axis=1) for shift in range(0, 320, 80) for p in photos(flowers=25)]  # 120 distinct
     video = write_video(tmp_path / "long.avi", many)
@@ -153,6 +154,7 @@ def _size(path) -> int:
         return 0
 
 
+@pytest.mark.many_frames
 def test_rate_limit_keeps_a_burst_then_the_rate(coral_model, mixed_video, tmp_path, capsys):
     clock = [0.0]
     limit = RateLimit(60, clock=lambda: clock[0])  # 1 a second, bursts of 10
@@ -171,6 +173,7 @@ def test_rate_limit_keeps_a_burst_then_the_rate(coral_model, mixed_video, tmp_pa
     assert len(complete(folder)) == c["saved"] == c["kept"]["random"]
 
 
+@pytest.mark.many_frames
 def test_duplicates_are_kept_once(coral_model, tmp_path, capsys):
     bird, cat = photos(flowers=0)[:2]
     noisy = np.random.default_rng(0)
@@ -311,6 +314,7 @@ def test_novelty_rule_keeps_the_frames_unlike_the_training_images(colour_run, tm
     assert sum(f < 3 * len(colours) for f in expected) <= 1, "an unseen colour image is not"
 
 
+@pytest.mark.many_frames
 def test_human_summary_has_the_drift_and_collect_lines(coral_model, mixed_video, tmp_path, capsys):
     path, labels = coral_model
     folder = tmp_path / "c"
