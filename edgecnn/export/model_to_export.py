@@ -32,7 +32,7 @@ class ModelToExport:
 
 
 def load_model_to_export(model, labels: str | os.PathLike | list[str] | None = None) -> ModelToExport:
-    """Resolve ``model`` (run dir, .keras file or keras.Model) and its labels into an ModelToExport."""
+    """Resolve ``model`` (run dir, .keras file or keras.Model) and its labels into a ModelToExport."""
     if isinstance(model, (str, os.PathLike)):
         path, run_dir = model_file(model)
         keras_model = load_keras(path)

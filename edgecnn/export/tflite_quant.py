@@ -104,13 +104,14 @@ def signature_outputs(flatbuffer: bytes) -> dict[str, str]:
     ``features``): the converter names those tensors ``StatefulPartitionedCall:N``, which says nothing."""
     import tensorflow as tf
 
+    from edgecnn.runtime.litert_backend import signature_output_names
+
     with warnings.catch_warnings(), native_stderr():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter announces its deprecation
         interpreter = tf.lite.Interpreter(model_content=flatbuffer)
-        if len(interpreter.get_signature_list()) != 1:
-            return {}
-        details = interpreter.get_signature_runner().get_output_details()
-    return {d["name"]: f"{key} output" for key, d in details.items()}
+    outputs = interpreter.get_output_details()
+    names = signature_output_names(interpreter, outputs)
+    return {o["name"]: f"{name} output" for o, name in zip(outputs, names) if name != o["name"]}
 
 
 def _layer_of(tensor: str, names: list[str]) -> str:

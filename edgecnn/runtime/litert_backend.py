@@ -204,7 +204,7 @@ class LiteRTBackend:
             )
         if not outputs:
             raise ModelError(f"{self.path} has no outputs; it is not a classifier")
-        position = features_position(_output_names(self._interp, outputs))
+        position = features_position(signature_output_names(self._interp, outputs))
         features = outputs.pop(position) if position is not None else None
         self.features_spec = _spec(features) if features is not None else None
         self._features_index = features["index"] if features is not None else None
@@ -359,8 +359,9 @@ def _ops(interp) -> list[tuple[str, list[int], list[int]]]:
         return []
 
 
-def _output_names(interp, outputs: list[dict]) -> list[str]:
-    """Each output's name in the model's one signature (edgecnn's exports name theirs), else its tensor's name."""
+def signature_output_names(interp, outputs: list[dict]) -> list[str]:
+    """Each of ``outputs``' name in the model's one signature (edgecnn's exports name theirs: ``class_scores``,
+    ``features``), else its tensor's name. ``interp``: a LiteRT, tflite_runtime or tf.lite interpreter."""
     try:
         signatures = interp._get_full_signature_list()  # noqa: SLF001  (the names a signature runner reads)
     except Exception:  # noqa: BLE001  an interpreter without it: tensor names only

@@ -165,7 +165,7 @@ class LiteBottom:
     arrays in the order of ``net.outputs`` (each found by its tensor's name and checked by shape, never by the
     flatbuffer's order). :meth:`convert` makes one from a network."""
 
-    def __init__(self, converted: ConvertedBottom, threads: int, seconds: float = 0.0):
+    def __init__(self, converted: ConvertedBottom, threads: int):
         from edgecnn.runtime.litert_backend import import_interpreter
 
         with native_stderr():
@@ -189,7 +189,7 @@ class LiteBottom:
         self.input, self.dtype = inputs[0]["index"], inputs[0]["dtype"]
         self.batch_shape = None
         self.threads = threads
-        self.seconds = seconds  # the conversion's, for the log
+        self.seconds = 0.0  # the conversion's and the load's, set by convert(), for the log
 
     @classmethod
     def convert(cls, net, threads: int) -> "LiteBottom":
