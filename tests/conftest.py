@@ -72,6 +72,9 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+CORAL_MODEL = "mobilenet_v2_1.0_224_quant.tflite"  # coral_dir's quantized MobileNetV2 (ImageNet, standard metadata)
+
+
 @pytest.fixture
 def coral_dir() -> Path:
     return shared_path("data", "coral")

@@ -14,6 +14,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from conftest import CORAL_MODEL
 
 from edgecnn import cli
 from edgecnn.errors import SourceError
@@ -218,7 +219,7 @@ def test_bad_arguments_are_one_line_errors(tiny_model, video300, capsys):
 
 
 def test_real_pretrained_model_classifies_a_video_and_a_folder_of_a_cat(coral_dir, tmp_path, capsys):
-    model = coral_dir / "mobilenet_v2_1.0_224_quant.tflite"
+    model = coral_dir / CORAL_MODEL
     labels = coral_dir / "imagenet_labels.txt"
     cat = cv2.imread(str(coral_dir / "cat.bmp"))
     folder = tmp_path / "frames"

@@ -14,7 +14,7 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
-from conftest import colour_folder, shared_path
+from conftest import CORAL_MODEL, colour_folder, shared_path
 
 from edgecnn import cli
 from edgecnn.collect import store as s
@@ -50,7 +50,7 @@ def write_video(path, frames: list[np.ndarray]) -> str:
 @pytest.fixture(scope="module")
 def coral_model():
     coral = shared_path("data", "coral")
-    return str(coral / "mobilenet_v2_1.0_224_quant.tflite"), str(coral / "imagenet_labels.txt")
+    return str(coral / CORAL_MODEL), str(coral / "imagenet_labels.txt")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_kept_frames_are_the_first_of_each_photo_that_a_rule_fires_on(coral_mode
     for k in kept:
         meta = k.meta
         assert set(meta) == set(s.FIELDS) and meta["novelty"] is None and meta["release"] is None
-        assert (meta["width"], meta["height"]) == SIZE and meta["model"] == "mobilenet_v2_1.0_224_quant.tflite"
+        assert (meta["width"], meta["height"]) == SIZE and meta["model"] == CORAL_MODEL
         assert meta["predicted"] == meta["top"][0]["label"] and len(meta["top"]) == 5
         assert meta["rule"] == rule_of(meta["top"])
         assert cv2.imread(str(k.image)).shape == (SIZE[1], SIZE[0], 3), "the frame as captured, not the model's"

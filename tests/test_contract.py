@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CORAL_MODEL
 
 from edgecnn import cli
 from edgecnn.errors import ModelError, UsageError
@@ -24,7 +25,6 @@ from edgecnn.runtime import Classifier
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
-CORAL_MODEL = "mobilenet_v2_1.0_224_quant.tflite"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

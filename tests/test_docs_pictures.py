@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, shared_path
+from conftest import CORAL_MODEL, REPO, shared_path
 
 sys.path.insert(0, str(REPO / "tools"))
 
@@ -22,7 +22,7 @@ def shot(tmp_path_factory):
     coral = shared_path("data", "coral")
     work = tmp_path_factory.mktemp("preview")
     source = docs_pictures.photo_folder(coral / "sunflower.bmp", work / "source", copies=60)
-    return docs_pictures.preview_screenshot(coral / "mobilenet_v2_1.0_224_quant.tflite", source,
+    return docs_pictures.preview_screenshot(coral / CORAL_MODEL, source,
                                             work / "preview.png",
                                             ("--labels", str(coral / "imagenet_labels.txt"), "--fps", "2"))
 

@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import CORAL_MODEL
 
 from edgecnn.card import ModelCard, Normalization
 from edgecnn.errors import LabelsError, ModelError, UsageError
@@ -19,23 +20,17 @@ from edgecnn.runtime.load import load_backend
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
-CORAL_MODEL = "mobilenet_v2_1.0_224_quant.tflite"
+from tests.test_trust3_outputs import save_onnx  # noqa: E402
 
 
 def small_onnx(path, *, units: int = 3, batch=1, head: str = "Softmax", dynamic_output: bool = False):
     """Mean colour -> MatMul -> ``head`` over ``units`` outputs; an 8x8 NCHW float input of ``batch`` images."""
     nodes = [helper.make_node("ReduceMean", ["image"], ["mean"], axes=[2, 3], keepdims=0),
              helper.make_node("MatMul", ["mean", "w"], ["logits"]),
-             helper.make_node(head, ["logits"], ["scores"], **({"axis": 1} if head == "Softmax" else {}))]
-    out_shape = [batch, "K"] if dynamic_output else [batch, units]
-    graph = helper.make_graph(
-        nodes, "small", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, 8, 8])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, out_shape)],
-        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [3, units], np.ones(3 * units).tolist())])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+             helper.make_node(head, ["logits"], ["y"], **({"axis": 1} if head == "Softmax" else {}))]
+    weights = helper.make_tensor("w", TensorProto.FLOAT, [3, units], np.ones(3 * units).tolist())
+    return save_onnx(path, nodes, [batch, "K"] if dynamic_output else [batch, units], in_shape=(batch, 3, 8, 8),
+                     inits=[weights])
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
+from conftest import CORAL_MODEL
 
 from edgecnn.card import ModelCard, Normalization
 from edgecnn.runtime import Classifier
@@ -135,7 +136,7 @@ def test_float_model_without_metadata_still_falls_back_with_a_note(tf, tmp_path,
 
 def test_coral_model_reads_as_before_with_its_metadata_named(coral_dir):
     """The Coral model (uint8 input) keeps raw pixels through its quantization, whatever its metadata says."""
-    clf = Classifier(coral_dir / "mobilenet_v2_1.0_224_quant.tflite")
+    clf = Classifier(coral_dir / CORAL_MODEL)
     assert clf.standard.mean == (127.5,) and clf.standard.labels_file == "imagenet_labels.txt"
     assert clf.sources == {"normalization": "input quantization", "color": "TFLite metadata",
                            "labels": "TFLite metadata"}
@@ -146,7 +147,7 @@ def test_coral_model_reads_as_before_with_its_metadata_named(coral_dir):
 
 
 def test_malformed_standard_metadata_is_ignored(coral_dir, tmp_path):
-    data = bytearray((coral_dir / "mobilenet_v2_1.0_224_quant.tflite").read_bytes())
+    data = bytearray((coral_dir / CORAL_MODEL).read_bytes())
     start = data.find(b"M001") + 4
     data[start:start + 200] = b"\xff" * 200  # garble the metadata flatbuffer after its identifier
     path = tmp_path / "garbled.tflite"

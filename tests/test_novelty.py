@@ -8,7 +8,7 @@ import tarfile
 
 import numpy as np
 import pytest
-from conftest import COLOUR_SIZE, COLOURS  # colour_run: the session's tiny trained export (conftest.py)
+from conftest import COLOUR_SIZE, COLOURS, CORAL_MODEL  # colour_run: the session's tiny trained export (conftest.py)
 
 from edgecnn.runtime import Classifier
 from edgecnn.runtime.novelty import FeatureStats
@@ -115,7 +115,7 @@ def test_unreadable_feature_stats_are_one_warning_and_none(tmp_path, caplog):
 
 
 def test_model_without_features_gives_none(coral_dir):
-    with Classifier(coral_dir / "mobilenet_v2_1.0_224_quant.tflite") as clf:
+    with Classifier(coral_dir / CORAL_MODEL) as clf:
         assert clf.backend.features_spec is None and clf.feature_stats is None
         prediction = clf.predict(coral_dir / "cat.bmp")
         assert prediction.features is None and prediction.label  # classifies as before

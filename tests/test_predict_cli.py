@@ -10,10 +10,10 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from conftest import CORAL_MODEL
 
 from edgecnn.cli import main
 
-CORAL_MODEL = "mobilenet_v2_1.0_224_quant.tflite"
 FEEDBACK = ("Super confident!", "Pretty sure!", "Hmm, I think...", "Not very sure...")
 
 

@@ -14,6 +14,7 @@ import textwrap
 import cv2
 import numpy as np
 import pytest
+from conftest import CORAL_MODEL
 
 from edgecnn.card import ModelCard, Normalization
 from edgecnn.errors import BackendUnavailableError, LabelsError, ModelError, UsageError
@@ -23,8 +24,6 @@ from edgecnn.runtime.preprocess import Preprocessor, as_uint8_color, build_lut, 
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
-
-CORAL_MODEL = "mobilenet_v2_1.0_224_quant.tflite"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -573,7 +572,7 @@ def test_failed_batch_resize_leaves_the_interpreter_usable(coral_dir):
     from edgecnn.errors import ModelError
     from edgecnn.runtime.litert_backend import LiteRTBackend
 
-    backend = LiteRTBackend(coral_dir / "mobilenet_v2_1.0_224_quant.tflite")
+    backend = LiteRTBackend(coral_dir / CORAL_MODEL)
     one = np.zeros((1, 224, 224, 3), np.uint8)
     expected = backend.run(one)
     try:

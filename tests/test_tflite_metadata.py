@@ -8,13 +8,13 @@ import subprocess
 import sys
 import textwrap
 
+from conftest import CORAL_MODEL
+
 from edgecnn.card import ModelCard, Normalization
 from edgecnn.labels import label_lines
 from edgecnn.runtime import Classifier
 from edgecnn.tflite_metadata.read import custom_ops, read_metadata, read_standard_metadata
 from edgecnn.tflite_metadata.write import add_entries
-
-CORAL_MODEL = "mobilenet_v2_1.0_224_quant.tflite"
 
 
 def _coral_card(coral_dir) -> ModelCard:

@@ -282,7 +282,8 @@ def test_a_utf16_card_is_one_error_line(tiny_model):
 
 @pytest.mark.parametrize("model", ["onnx", "tflite"])
 def test_predict_with_100000_threads_is_one_error_line(tiny_model, coral_dir, model):
-    from test_contract import CORAL_MODEL, edgecnn, one_error_line
+    from conftest import CORAL_MODEL
+    from test_contract import edgecnn, one_error_line
 
     from edgecnn.runtime.base import MAX_THREADS
 
@@ -302,7 +303,7 @@ def test_benchmark_with_100000_threads_is_one_error_line(tiny_model, tmp_path):
 
 @pytest.mark.parametrize("threads", [100_000, 0, True, 2.0])
 def test_the_api_refuses_a_thread_count_out_of_range(tiny_model, coral_dir, threads):
-    from test_contract import CORAL_MODEL
+    from conftest import CORAL_MODEL
 
     from edgecnn.bench.run import BenchConfig
     from edgecnn.errors import UsageError

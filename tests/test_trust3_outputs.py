@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import CORAL_MODEL
 
 from edgecnn.errors import ExportError, ModelError, UsageError
 from edgecnn.runtime import Classifier
@@ -17,7 +18,6 @@ from edgecnn.runtime import Classifier
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
-CORAL_MODEL = "mobilenet_v2_1.0_224_quant.tflite"
 IMAGE = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
 
 
